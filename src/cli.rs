@@ -1,0 +1,175 @@
+//! Command-line flags, as clap parses them. Only raw values live here: turning them into typed,
+//! validated settings (and merging them with the environment and the config file) is
+//! `config::Settings::resolve`'s job.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+const AFTER_HELP: &str = "\
+The default policy removes only dangling (untagged) images created at least 24h ago that no
+container uses (in any state) and that have no child images, and only when every gate is open:
+  disk      the data root's filesystem is at least 80 % full (as df computes Use%)
+  workload  no configured app deploy is live (stacks, labels, container names, lock files)
+  swarm     no swarm service is updating or has tasks still starting
+  quiet     no image pull/load/import/tag or container create in the last 10m
+Tagged images, volumes, containers, networks and build cache are never touched.
+
+Exit status: 0 finished (pruned, nothing to do, or skipped because a gate is closed),
+1 runtime failure (daemon unreachable, another run holds the lock; doctor: a check failed),
+2 usage or configuration error, 3 some planned deletions failed.
+
+Start with `pruneguard doctor`, then `pruneguard plan` to see what a run would do.";
+
+/// Gated, conservative Docker image pruning: only dangling images, only under disk pressure,
+/// never while a deploy is live.
+#[derive(Debug, Parser)]
+#[command(name = "pruneguard", version, about, after_help = AFTER_HELP)]
+pub struct Cli {
+    /// More log output on stderr (-v: debug, -vv: trace). `RUST_LOG` overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Gather, decide, act and report: the oneshot a timer runs.
+    Run(RunArgs),
+    /// Show what `run` would do and why, without deleting anything (= `run --dry-run`).
+    Plan(RunArgs),
+    /// Check the host: daemon, data root persistence, registry auth, conflicting prune timers.
+    Doctor(RunArgs),
+    /// Print the effective configuration (defaults < file < environment < flags) as TOML.
+    Config(RunArgs),
+    /// Summarise the last run recorded in the state directory.
+    Status(StatusArgs),
+    /// Print a shell completion script.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) to stdout.
+    Man,
+}
+
+/// Flags shared by `run`, `plan`, `doctor` and `config`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct RunArgs {
+    /// Config file (TOML). Default: /etc/pruneguard/config.toml, used only if it exists.
+    #[arg(long, value_name = "PATH", env = "PRUNEGUARD_CONFIG")]
+    pub config: Option<PathBuf>,
+
+    /// Ignore every config file; use defaults, environment and flags only.
+    #[arg(long)]
+    pub no_config: bool,
+
+    /// Docker daemon to talk to (<unix:///var/run/docker.sock>, <tcp://host:2375>).
+    #[arg(short = 'H', long, value_name = "URL", env = "DOCKER_HOST")]
+    pub host: Option<String>,
+
+    /// Report format on stdout.
+    #[arg(long, value_enum, value_name = "FORMAT", env = "PRUNEGUARD_OUTPUT")]
+    pub output: Option<OutputFormat>,
+
+    /// Where the run lock and the last run's report live [default: /var/lib/pruneguard].
+    #[arg(long, value_name = "PATH", env = "PRUNEGUARD_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+
+    /// Decide and report, but delete nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Only images created at least this long ago are candidates [default: 24h].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, env = "PRUNEGUARD_MIN_AGE")]
+    pub min_age: Option<Duration>,
+
+    /// The disk gate opens at this Use% of the data root's filesystem [default: 80].
+    #[arg(long, value_name = "PERCENT", value_parser = clap::value_parser!(u8).range(0..=100),
+          env = "PRUNEGUARD_DISK_THRESHOLD")]
+    pub disk_threshold: Option<u8>,
+
+    /// Measure this path's filesystem instead of the daemon's data root.
+    #[arg(long, value_name = "PATH", env = "PRUNEGUARD_DISK_PATH")]
+    pub disk_path: Option<PathBuf>,
+
+    /// The quiet gate stays closed this long after a pull/load/import/tag or container
+    /// create; 0 disables it [default: 10m].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, env = "PRUNEGUARD_QUIET_PERIOD")]
+    pub quiet_period: Option<Duration>,
+
+    /// A stack or compose project glob whose live containers (or services) close the
+    /// workload gate. Repeatable; replaces the config file's list.
+    #[arg(long = "workload-stack", value_name = "GLOB")]
+    pub workload_stacks: Vec<String>,
+
+    /// A `key` or `key=value` label selector on containers and services. Repeatable.
+    #[arg(long = "workload-label", value_name = "SELECTOR")]
+    pub workload_labels: Vec<String>,
+
+    /// A container name glob. Repeatable.
+    #[arg(long = "workload-container", value_name = "GLOB")]
+    pub workload_containers: Vec<String>,
+
+    /// A lock file; while it exists the workload gate is closed. Repeatable.
+    #[arg(long = "workload-lock-file", value_name = "PATH")]
+    pub workload_lock_files: Vec<PathBuf>,
+
+    /// Do not evaluate the swarm gate (reported as disabled).
+    #[arg(long)]
+    pub no_swarm_gate: bool,
+
+    /// A swarm service or task converging longer than this counts as stuck and no longer
+    /// blocks pruning [default: 30m].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub swarm_stuck_after: Option<Duration>,
+
+    /// While the disk gate is open but another gate is closed, re-check for up to this long
+    /// instead of skipping [default: 0s, no wait].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, env = "PRUNEGUARD_WAIT_FOR_GATES")]
+    pub wait_for_gates: Option<Duration>,
+
+    /// How often to re-check the gates while waiting [default: 30s].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub wait_interval: Option<Duration>,
+
+    /// Give up on a Docker API request after this long [default: 30s].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, env = "PRUNEGUARD_API_TIMEOUT")]
+    pub api_timeout: Option<Duration>,
+
+    /// Write `node_exporter` textfile metrics here after a run (atomically).
+    #[arg(long, value_name = "PATH", env = "PRUNEGUARD_METRICS_FILE")]
+    pub metrics_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct StatusArgs {
+    /// Where the last run's report lives [default: /var/lib/pruneguard].
+    #[arg(long, value_name = "PATH", env = "PRUNEGUARD_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+
+    /// Summary format on stdout.
+    #[arg(long, value_enum, value_name = "FORMAT", default_value = "text")]
+    pub output: OutputFormat,
+}
+
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum OutputFormat {
+    /// A summary for people.
+    #[default]
+    Text,
+    /// One JSON document (see docs/report-schema.md).
+    Json,
+}
+
+/// Parses a humantime duration such as `24h`, `90m` or `0s`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text.trim())
+        .map_err(|error| format!("{error}; write a duration such as 24h, 90m or 0s"))
+}

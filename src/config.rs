@@ -1,0 +1,782 @@
+//! Settings: the config file, the environment and the flags, resolved in one place
+//! ([`Settings::resolve`]) into typed, validated values. Precedence: flag > environment >
+//! file > default (clap has already merged flags with their environment variables).
+//!
+//! Any problem here is a [`ConfigError`] (exit status 2) that names the key, the file and the
+//! line, and how to fix it. Nothing is contacted and nothing is deleted on a bad config.
+
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use globset::{Glob, GlobMatcher};
+use serde::{Deserialize, Serialize};
+use toml::Spanned;
+
+use crate::cli::{OutputFormat, RunArgs};
+
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/pruneguard/config.toml";
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/pruneguard";
+pub const DEFAULT_MIN_AGE: Duration = Duration::from_secs(24 * 3600);
+pub const DEFAULT_DISK_THRESHOLD: u8 = 80;
+pub const DEFAULT_QUIET_PERIOD: Duration = Duration::from_secs(10 * 60);
+pub const DEFAULT_STALE_LOCK_AFTER: Duration = Duration::from_secs(6 * 3600);
+pub const DEFAULT_STUCK_AFTER: Duration = Duration::from_secs(30 * 60);
+pub const DEFAULT_WAIT_INTERVAL: Duration = Duration::from_secs(30);
+pub const DEFAULT_API_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A configuration problem: exit status 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+impl ConfigError {
+    fn at(origin: &Origin<'_>, key: &str, span: Option<Range<usize>>, problem: &str) -> Self {
+        Self(format!("{}: {problem}", origin.locate(key, span)))
+    }
+}
+
+/// The resolved settings of one invocation.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The Docker host URL; `None` means the default local socket.
+    pub host: Option<String>,
+    /// The config file that was read, if any.
+    pub config_file: Option<PathBuf>,
+    pub policy: Policy,
+    pub state_dir: PathBuf,
+    pub metrics_file: Option<PathBuf>,
+    pub output: OutputFormat,
+    pub dry_run: bool,
+    /// Per-request timeout for the Docker API.
+    pub api_timeout: Duration,
+}
+
+/// What may be removed and when: everything the pure core needs.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub min_age: Duration,
+    pub gates: GatePolicy,
+}
+
+#[derive(Debug, Clone)]
+pub struct GatePolicy {
+    pub wait: Duration,
+    pub wait_interval: Duration,
+    pub disk: DiskGate,
+    pub quiet: QuietGate,
+    pub workload: WorkloadGate,
+    pub swarm: SwarmGate,
+}
+
+#[derive(Debug, Clone)]
+pub struct DiskGate {
+    /// `None` is `auto`: the daemon's data root.
+    pub path: Option<PathBuf>,
+    pub threshold_percent: u8,
+    pub inode_threshold_percent: Option<u8>,
+}
+
+#[derive(Debug, Clone)]
+pub struct QuietGate {
+    /// Zero disables the gate.
+    pub period: Duration,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct WorkloadGate {
+    pub stacks: Vec<Pattern>,
+    pub labels: Vec<LabelSelector>,
+    pub containers: Vec<Pattern>,
+    pub lock_files: Vec<PathBuf>,
+    pub stale_lock_after: Duration,
+}
+
+impl WorkloadGate {
+    pub fn has_selectors(&self) -> bool {
+        !(self.stacks.is_empty()
+            && self.labels.is_empty()
+            && self.containers.is_empty()
+            && self.lock_files.is_empty())
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct SwarmGate {
+    pub enabled: bool,
+    pub stuck_after: Duration,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self {
+            min_age: DEFAULT_MIN_AGE,
+            gates: GatePolicy {
+                wait: Duration::ZERO,
+                wait_interval: DEFAULT_WAIT_INTERVAL,
+                disk: DiskGate {
+                    path: None,
+                    threshold_percent: DEFAULT_DISK_THRESHOLD,
+                    inode_threshold_percent: None,
+                },
+                quiet: QuietGate {
+                    period: DEFAULT_QUIET_PERIOD,
+                },
+                workload: WorkloadGate {
+                    stale_lock_after: DEFAULT_STALE_LOCK_AFTER,
+                    ..WorkloadGate::default()
+                },
+                swarm: SwarmGate {
+                    enabled: true,
+                    stuck_after: DEFAULT_STUCK_AFTER,
+                },
+            },
+        }
+    }
+}
+
+/// A glob with the text it came from, so reports can say which pattern matched.
+#[derive(Debug, Clone)]
+pub struct Pattern {
+    pub text: String,
+    matcher: GlobMatcher,
+}
+
+impl Pattern {
+    pub fn new(text: &str) -> Result<Self, String> {
+        if text.trim().is_empty() {
+            return Err(
+                "an empty glob matches nothing; remove it or write a pattern such as \"run-app*\""
+                    .into(),
+            );
+        }
+        let glob = Glob::new(text).map_err(|error| format!("invalid glob {text:?}: {error}"))?;
+        Ok(Self {
+            text: text.to_string(),
+            matcher: glob.compile_matcher(),
+        })
+    }
+
+    pub fn is_match(&self, candidate: &str) -> bool {
+        self.matcher.is_match(candidate)
+    }
+}
+
+impl fmt::Display for Pattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+/// `key` (the label is present) or `key=value` (present with exactly that value).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LabelSelector {
+    pub key: String,
+    pub value: Option<String>,
+}
+
+impl LabelSelector {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let (key, value) = match text.split_once('=') {
+            Some((key, value)) => (key.trim(), Some(value.to_string())),
+            None => (text.trim(), None),
+        };
+        if key.is_empty() || key.chars().any(char::is_whitespace) {
+            return Err(format!(
+                "invalid label selector {text:?}; write `key` or `key=value`, e.g. ci.role=run-app"
+            ));
+        }
+        Ok(Self {
+            key: key.to_string(),
+            value,
+        })
+    }
+
+    pub fn matches(&self, labels: &std::collections::BTreeMap<String, String>) -> bool {
+        match (labels.get(&self.key), &self.value) {
+            (Some(actual), Some(wanted)) => actual == wanted,
+            (Some(_), None) => true,
+            (None, _) => false,
+        }
+    }
+}
+
+impl fmt::Display for LabelSelector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.value {
+            Some(value) => write!(f, "{}={value}", self.key),
+            None => f.write_str(&self.key),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The config file as written. Spans let validation errors name the line.
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct FileConfig {
+    policy: FilePolicy,
+    gates: FileGates,
+    state: FileState,
+    output: FileOutput,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct FilePolicy {
+    min_age: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct FileGates {
+    wait: Option<Spanned<String>>,
+    wait_interval: Option<Spanned<String>>,
+    disk: FileDisk,
+    quiet: FileQuiet,
+    workload: FileWorkload,
+    swarm: FileSwarm,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct FileDisk {
+    path: Option<Spanned<String>>,
+    threshold_percent: Option<Spanned<i64>>,
+    inode_threshold_percent: Option<Spanned<i64>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct FileQuiet {
+    period: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct FileWorkload {
+    stacks: Option<Vec<Spanned<String>>>,
+    labels: Option<Vec<Spanned<String>>>,
+    containers: Option<Vec<Spanned<String>>>,
+    lock_files: Option<Vec<Spanned<String>>>,
+    stale_lock_after: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct FileSwarm {
+    enabled: Option<bool>,
+    stuck_after: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct FileState {
+    dir: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct FileOutput {
+    metrics_file: Option<Spanned<String>>,
+}
+
+/// Where a value came from, for error messages.
+struct Origin<'a> {
+    file: Option<(&'a Path, &'a str)>,
+}
+
+impl Origin<'_> {
+    fn locate(&self, key: &str, span: Option<Range<usize>>) -> String {
+        match (self.file, span) {
+            (Some((path, text)), Some(span)) => {
+                let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+                format!("{}:{line}: `{key}`", path.display())
+            }
+            (Some((path, _)), None) => format!("{}: `{key}`", path.display()),
+            (None, _) => format!("`{key}`"),
+        }
+    }
+}
+
+/// Reads and parses a config file. Unknown keys and type errors name the line.
+fn read_file(path: &Path) -> Result<(String, FileConfig), ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|error| {
+        ConfigError(format!(
+            "cannot read the config file {}: {error}. Fix the path given with --config or \
+             PRUNEGUARD_CONFIG, or pass --no-config to run on defaults.",
+            path.display()
+        ))
+    })?;
+    let parsed = parse_file(&text).map_err(|error| {
+        ConfigError(format!(
+            "the config file {} is not valid: {error}\nSee `pruneguard config --no-config` for \
+             every key with its default.",
+            path.display()
+        ))
+    })?;
+    Ok((text, parsed))
+}
+
+fn parse_file(text: &str) -> Result<FileConfig, toml::de::Error> {
+    toml::from_str(text)
+}
+
+/// Checks a config text without resolving it (for `doctor`): `Ok` or the error sentence.
+pub fn check_file(path: &Path) -> Result<(), ConfigError> {
+    Settings::resolve(&RunArgs {
+        config: Some(path.to_path_buf()),
+        ..RunArgs::default()
+    })
+    .map(drop)
+}
+
+impl Settings {
+    /// Resolves flags (with their environment variables) over the config file over defaults.
+    pub fn resolve(args: &RunArgs) -> Result<Self, ConfigError> {
+        let config_path = if args.no_config {
+            None
+        } else if let Some(path) = &args.config {
+            Some(path.clone())
+        } else {
+            let default = PathBuf::from(DEFAULT_CONFIG_PATH);
+            default.exists().then_some(default)
+        };
+        let (text, file) = match &config_path {
+            Some(path) => {
+                let (text, file) = read_file(path)?;
+                (Some(text), file)
+            }
+            None => (None, FileConfig::default()),
+        };
+        let origin = Origin {
+            file: config_path.as_deref().zip(text.as_deref()),
+        };
+        Self::merge(args, file, &origin, config_path.clone())
+    }
+
+    #[allow(clippy::too_many_lines)] // one flat list of keys reads better than helpers per table
+    fn merge(
+        args: &RunArgs,
+        file: FileConfig,
+        origin: &Origin<'_>,
+        config_file: Option<PathBuf>,
+    ) -> Result<Self, ConfigError> {
+        let duration =
+            |key: &str, value: Option<Spanned<String>>| -> Result<Option<Duration>, ConfigError> {
+                value
+                    .map(|spanned| {
+                        let span = spanned.span();
+                        crate::cli::parse_duration(spanned.get_ref())
+                            .map_err(|problem| ConfigError::at(origin, key, Some(span), &problem))
+                    })
+                    .transpose()
+            };
+        let percent = |key: &str, value: Option<Spanned<i64>>| -> Result<Option<u8>, ConfigError> {
+            value
+                .map(|spanned| {
+                    let span = spanned.span();
+                    u8::try_from(*spanned.get_ref())
+                        .ok()
+                        .filter(|percent| *percent <= 100)
+                        .ok_or_else(|| {
+                            ConfigError::at(
+                                origin,
+                                key,
+                                Some(span),
+                                &format!(
+                                    "{} is not a percentage; use a whole number from 0 to 100",
+                                    spanned.get_ref()
+                                ),
+                            )
+                        })
+                })
+                .transpose()
+        };
+        let absolute_path = |key: &str, value: Spanned<String>| -> Result<PathBuf, ConfigError> {
+            let span = value.span();
+            let path = PathBuf::from(value.into_inner());
+            if path.is_absolute() {
+                Ok(path)
+            } else {
+                Err(ConfigError::at(
+                    origin,
+                    key,
+                    Some(span),
+                    &format!(
+                        "{} is not an absolute path; write it from /",
+                        path.display()
+                    ),
+                ))
+            }
+        };
+        let list = |key: &str,
+                    flags: &[String],
+                    file: Option<Vec<Spanned<String>>>|
+         -> Vec<(String, Option<Range<usize>>)> {
+            let _ = key;
+            if flags.is_empty() {
+                file.unwrap_or_default()
+                    .into_iter()
+                    .map(|item| {
+                        let span = item.span();
+                        (item.into_inner(), Some(span))
+                    })
+                    .collect()
+            } else {
+                flags.iter().map(|item| (item.clone(), None)).collect()
+            }
+        };
+        let flag_origin = Origin { file: None };
+        let item_origin =
+            |span: &Option<Range<usize>>| if span.is_some() { origin } else { &flag_origin };
+
+        let defaults = Policy::default();
+        let min_age = args
+            .min_age
+            .or(duration("policy.min_age", file.policy.min_age)?)
+            .unwrap_or(defaults.min_age);
+
+        let disk_path = match (&args.disk_path, file.gates.disk.path) {
+            (Some(path), _) => Some(path.clone()),
+            (None, Some(value)) if value.get_ref() == "auto" => None,
+            (None, Some(value)) => Some(absolute_path("gates.disk.path", value)?),
+            (None, None) => None,
+        };
+        let threshold_percent = args
+            .disk_threshold
+            .or(percent(
+                "gates.disk.threshold_percent",
+                file.gates.disk.threshold_percent,
+            )?)
+            .unwrap_or(DEFAULT_DISK_THRESHOLD);
+        let inode_threshold_percent = percent(
+            "gates.disk.inode_threshold_percent",
+            file.gates.disk.inode_threshold_percent,
+        )?;
+
+        let quiet_period = args
+            .quiet_period
+            .or(duration("gates.quiet.period", file.gates.quiet.period)?)
+            .unwrap_or(DEFAULT_QUIET_PERIOD);
+
+        let workload_file = file.gates.workload;
+        let stacks = list(
+            "gates.workload.stacks",
+            &args.workload_stacks,
+            workload_file.stacks,
+        )
+        .into_iter()
+        .map(|(text, span)| {
+            Pattern::new(&text).map_err(|problem| {
+                ConfigError::at(
+                    item_origin(&span),
+                    "gates.workload.stacks (--workload-stack)",
+                    span,
+                    &problem,
+                )
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+        let containers = list(
+            "gates.workload.containers",
+            &args.workload_containers,
+            workload_file.containers,
+        )
+        .into_iter()
+        .map(|(text, span)| {
+            Pattern::new(&text).map_err(|problem| {
+                ConfigError::at(
+                    item_origin(&span),
+                    "gates.workload.containers (--workload-container)",
+                    span,
+                    &problem,
+                )
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+        let labels = list(
+            "gates.workload.labels",
+            &args.workload_labels,
+            workload_file.labels,
+        )
+        .into_iter()
+        .map(|(text, span)| {
+            LabelSelector::parse(&text).map_err(|problem| {
+                ConfigError::at(
+                    item_origin(&span),
+                    "gates.workload.labels (--workload-label)",
+                    span,
+                    &problem,
+                )
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+        let flag_lock_files: Vec<String> = args
+            .workload_lock_files
+            .iter()
+            .map(|path| path.display().to_string())
+            .collect();
+        let lock_files = list(
+            "gates.workload.lock_files",
+            &flag_lock_files,
+            workload_file.lock_files,
+        )
+        .into_iter()
+        .map(|(text, span)| {
+            if text.trim().is_empty() {
+                return Err(ConfigError::at(
+                    item_origin(&span),
+                    "gates.workload.lock_files (--workload-lock-file)",
+                    span,
+                    "an empty path; remove it or name the lock file",
+                ));
+            }
+            Ok(PathBuf::from(text))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+        let stale_lock_after = duration(
+            "gates.workload.stale_lock_after",
+            workload_file.stale_lock_after,
+        )?
+        .unwrap_or(DEFAULT_STALE_LOCK_AFTER);
+
+        let swarm_enabled = !args.no_swarm_gate && file.gates.swarm.enabled.unwrap_or(true);
+        let stuck_after = args
+            .swarm_stuck_after
+            .or(duration(
+                "gates.swarm.stuck_after",
+                file.gates.swarm.stuck_after,
+            )?)
+            .unwrap_or(DEFAULT_STUCK_AFTER);
+
+        let wait = args
+            .wait_for_gates
+            .or(duration("gates.wait", file.gates.wait)?)
+            .unwrap_or(Duration::ZERO);
+        let wait_interval = args
+            .wait_interval
+            .or(duration("gates.wait_interval", file.gates.wait_interval)?)
+            .unwrap_or(DEFAULT_WAIT_INTERVAL);
+        if wait_interval.is_zero() {
+            return Err(ConfigError("`gates.wait_interval` (--wait-interval) must be longer than 0s; the default is 30s.".into()));
+        }
+
+        let state_dir = match (&args.state_dir, file.state.dir) {
+            (Some(dir), _) => dir.clone(),
+            (None, Some(value)) => absolute_path("state.dir", value)?,
+            (None, None) => PathBuf::from(DEFAULT_STATE_DIR),
+        };
+        let metrics_file = match (&args.metrics_file, file.output.metrics_file) {
+            (Some(path), _) => Some(path.clone()),
+            (None, Some(value)) => Some(absolute_path("output.metrics_file", value)?),
+            (None, None) => None,
+        };
+        if let Some(path) = &metrics_file {
+            check_metrics_dir(path)?;
+        }
+
+        Ok(Self {
+            host: args.host.clone().filter(|host| !host.trim().is_empty()),
+            config_file,
+            policy: Policy {
+                min_age,
+                gates: GatePolicy {
+                    wait,
+                    wait_interval,
+                    disk: DiskGate {
+                        path: disk_path,
+                        threshold_percent,
+                        inode_threshold_percent,
+                    },
+                    quiet: QuietGate {
+                        period: quiet_period,
+                    },
+                    workload: WorkloadGate {
+                        stacks,
+                        labels,
+                        containers,
+                        lock_files,
+                        stale_lock_after,
+                    },
+                    swarm: SwarmGate {
+                        enabled: swarm_enabled,
+                        stuck_after,
+                    },
+                },
+            },
+            state_dir,
+            metrics_file,
+            output: args.output.unwrap_or_default(),
+            dry_run: args.dry_run,
+            api_timeout: args
+                .api_timeout
+                .unwrap_or(DEFAULT_API_TIMEOUT)
+                .max(Duration::from_secs(1)),
+        })
+    }
+
+    /// The effective configuration in the config file's own layout, for `pruneguard config`.
+    pub fn to_toml(&self) -> String {
+        let gates = &self.policy.gates;
+        let human = |duration: Duration| humantime::format_duration(duration).to_string();
+        let effective = EffectiveConfig {
+            policy: EffectivePolicy {
+                min_age: human(self.policy.min_age),
+            },
+            gates: EffectiveGates {
+                wait: human(gates.wait),
+                wait_interval: human(gates.wait_interval),
+                disk: EffectiveDisk {
+                    path: gates
+                        .disk
+                        .path
+                        .as_ref()
+                        .map_or_else(|| "auto".to_string(), |path| path.display().to_string()),
+                    threshold_percent: gates.disk.threshold_percent,
+                    inode_threshold_percent: gates.disk.inode_threshold_percent,
+                },
+                quiet: EffectiveQuiet {
+                    period: human(gates.quiet.period),
+                },
+                workload: EffectiveWorkload {
+                    stacks: gates
+                        .workload
+                        .stacks
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect(),
+                    labels: gates
+                        .workload
+                        .labels
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect(),
+                    containers: gates
+                        .workload
+                        .containers
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect(),
+                    lock_files: gates
+                        .workload
+                        .lock_files
+                        .iter()
+                        .map(|path| path.display().to_string())
+                        .collect(),
+                    stale_lock_after: human(gates.workload.stale_lock_after),
+                },
+                swarm: EffectiveSwarm {
+                    enabled: gates.swarm.enabled,
+                    stuck_after: human(gates.swarm.stuck_after),
+                },
+            },
+            state: EffectiveState {
+                dir: self.state_dir.display().to_string(),
+            },
+            output: EffectiveOutput {
+                metrics_file: self
+                    .metrics_file
+                    .as_ref()
+                    .map(|path| path.display().to_string()),
+            },
+        };
+        let source = match &self.config_file {
+            Some(path) => format!(
+                "# Effective configuration (defaults < {} < environment < flags).\n",
+                path.display()
+            ),
+            None => {
+                "# Effective configuration (defaults < environment < flags; no config file read).\n"
+                    .to_string()
+            }
+        };
+        // Serialising plain strings, numbers and lists cannot fail.
+        let body = toml::to_string_pretty(&effective)
+            .unwrap_or_else(|error| format!("# cannot render: {error}\n"));
+        format!("{source}{body}")
+    }
+}
+
+/// A metrics file in a directory that does not exist is a configuration mistake best caught
+/// before anything runs (`node_exporter`'s textfile directory is created by its own package).
+fn check_metrics_dir(path: &Path) -> Result<(), ConfigError> {
+    let dir = path
+        .parent()
+        .filter(|dir| !dir.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if dir.is_dir() {
+        Ok(())
+    } else {
+        Err(ConfigError(format!(
+            "the metrics file {} is in a directory that does not exist ({}). Create it (node_exporter's \
+             textfile directory, e.g. /var/lib/prometheus/node-exporter) or fix `output.metrics_file` / --metrics-file.",
+            path.display(),
+            dir.display()
+        )))
+    }
+}
+
+#[derive(Serialize)]
+struct EffectiveConfig {
+    policy: EffectivePolicy,
+    gates: EffectiveGates,
+    state: EffectiveState,
+    output: EffectiveOutput,
+}
+
+#[derive(Serialize)]
+struct EffectivePolicy {
+    min_age: String,
+}
+
+#[derive(Serialize)]
+struct EffectiveGates {
+    wait: String,
+    wait_interval: String,
+    disk: EffectiveDisk,
+    quiet: EffectiveQuiet,
+    workload: EffectiveWorkload,
+    swarm: EffectiveSwarm,
+}
+
+#[derive(Serialize)]
+struct EffectiveDisk {
+    path: String,
+    threshold_percent: u8,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    inode_threshold_percent: Option<u8>,
+}
+
+#[derive(Serialize)]
+struct EffectiveQuiet {
+    period: String,
+}
+
+#[derive(Serialize)]
+struct EffectiveWorkload {
+    stacks: Vec<String>,
+    labels: Vec<String>,
+    containers: Vec<String>,
+    lock_files: Vec<String>,
+    stale_lock_after: String,
+}
+
+#[derive(Serialize)]
+struct EffectiveSwarm {
+    enabled: bool,
+    stuck_after: String,
+}
+
+#[derive(Serialize)]
+struct EffectiveState {
+    dir: String,
+}
+
+#[derive(Serialize)]
+struct EffectiveOutput {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    metrics_file: Option<String>,
+}

@@ -1,0 +1,344 @@
+//! [`Engine`] on bollard, over a unix socket or TCP. The API version is negotiated with the
+//! daemon (dockerd 20.10 speaks 1.41), every request has a timeout, and bollard's types are
+//! turned into the snapshot's plain data here, so nothing above this file sees bollard.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use bollard::Docker;
+use bollard::errors::Error as BollardError;
+use bollard::query_parameters::{
+    EventsOptionsBuilder, ListContainersOptionsBuilder, ListImagesOptionsBuilder,
+    ListServicesOptionsBuilder, ListTasksOptions, RemoveImageOptionsBuilder,
+};
+use chrono::{DateTime, Utc};
+use futures_util::StreamExt as _;
+
+use super::{Engine, EngineError, EventWindow, RemoveOutcome};
+use crate::snapshot::{
+    Container, DaemonInfo, Event, Image, Service, SwarmCluster, SwarmNode, Task, unix_time,
+};
+
+pub const DEFAULT_HOST: &str = "unix:///var/run/docker.sock";
+
+/// The Docker Engine over bollard.
+pub struct DockerEngine {
+    docker: Docker,
+    endpoint: String,
+    timeout: Duration,
+}
+
+impl DockerEngine {
+    /// Connects to `host` (default: the local socket) and negotiates the API version.
+    pub async fn connect(host: Option<&str>, timeout: Duration) -> Result<Self, EngineError> {
+        let endpoint = host.unwrap_or(DEFAULT_HOST).to_string();
+        let timeout_secs = timeout.as_secs().max(1);
+        let version = bollard::API_DEFAULT_VERSION;
+        let connected = if let Some(path) = endpoint.strip_prefix("unix://") {
+            Docker::connect_with_unix(path, timeout_secs, version)
+        } else if endpoint.starts_with("tcp://") || endpoint.starts_with("http://") {
+            Docker::connect_with_http(&endpoint, timeout_secs, version)
+        } else {
+            return Err(EngineError::BadHost {
+                host: endpoint,
+                reason: "only unix:// and tcp:// hosts are supported".into(),
+            });
+        };
+        let docker = connected.map_err(|error| map_error(&endpoint, "connect", timeout, error))?;
+        let docker = docker
+            .negotiate_version()
+            .await
+            .map_err(|error| map_error(&endpoint, "GET /version", timeout, error))?;
+        Ok(Self {
+            docker,
+            endpoint,
+            timeout,
+        })
+    }
+
+    fn fail(&self, operation: &'static str) -> impl FnOnce(BollardError) -> EngineError + '_ {
+        move |error| map_error(&self.endpoint, operation, self.timeout, error)
+    }
+}
+
+impl Engine for DockerEngine {
+    fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    async fn info(&self) -> Result<DaemonInfo, EngineError> {
+        let info = self.docker.info().await.map_err(self.fail("GET /info"))?;
+        let swarm = info.swarm.unwrap_or_default();
+        Ok(DaemonInfo {
+            server_version: info.server_version.unwrap_or_default(),
+            api_version: self.docker.client_version().to_string(),
+            docker_root_dir: info.docker_root_dir,
+            storage_driver: info.driver,
+            swarm: SwarmNode {
+                local_node_state: swarm
+                    .local_node_state
+                    .map(|state| state.to_string())
+                    .unwrap_or_default(),
+                control_available: swarm.control_available.unwrap_or(false),
+                error: swarm.error.filter(|error| !error.is_empty()),
+            },
+        })
+    }
+
+    async fn images(&self) -> Result<Vec<Image>, EngineError> {
+        let options = ListImagesOptionsBuilder::default().all(true).build();
+        let images = self
+            .docker
+            .list_images(Some(options))
+            .await
+            .map_err(self.fail("GET /images/json"))?;
+        Ok(images
+            .into_iter()
+            .map(|image| Image {
+                id: image.id,
+                repo_tags: image
+                    .repo_tags
+                    .into_iter()
+                    .filter(|tag| tag != "<none>:<none>")
+                    .collect(),
+                parent_id: Some(image.parent_id).filter(|parent| !parent.is_empty()),
+                created: unix_time(image.created),
+                size_bytes: u64::try_from(image.size).unwrap_or(0),
+            })
+            .collect())
+    }
+
+    async fn containers(&self) -> Result<Vec<Container>, EngineError> {
+        let options = ListContainersOptionsBuilder::default().all(true).build();
+        let containers = self
+            .docker
+            .list_containers(Some(options))
+            .await
+            .map_err(self.fail("GET /containers/json"))?;
+        Ok(containers
+            .into_iter()
+            .map(|container| Container {
+                id: container.id.unwrap_or_default(),
+                name: container
+                    .names
+                    .and_then(|names| names.into_iter().next())
+                    .map(|name| name.trim_start_matches('/').to_string())
+                    .unwrap_or_default(),
+                image_id: container.image_id.unwrap_or_default(),
+                state: container
+                    .state
+                    .map(|state| state.to_string())
+                    .unwrap_or_default(),
+                labels: sorted(container.labels),
+                created: container.created.and_then(unix_time),
+            })
+            .collect())
+    }
+
+    async fn events(&self, window: EventWindow) -> Result<Vec<Event>, EngineError> {
+        let filters = HashMap::from([
+            ("type", vec!["image", "container"]),
+            ("event", vec!["pull", "load", "import", "tag", "create"]),
+        ]);
+        let options = EventsOptionsBuilder::new()
+            .since(&window.since.timestamp().to_string())
+            .until(&window.until.timestamp().to_string())
+            .filters(&filters)
+            .build();
+        let stream = self.docker.events(Some(options));
+        // `until` makes the daemon close the stream; the timeout guards a daemon that doesn't.
+        let collected = tokio::time::timeout(self.timeout, stream.collect::<Vec<_>>())
+            .await
+            .map_err(|_| EngineError::Timeout {
+                endpoint: self.endpoint.clone(),
+                operation: "GET /events",
+                timeout_secs: self.timeout.as_secs(),
+            })?;
+        let mut events = Vec::new();
+        for message in collected {
+            let message = message.map_err(self.fail("GET /events"))?;
+            let actor = message.actor.unwrap_or_default();
+            let attributes = actor.attributes.unwrap_or_default();
+            let subject = attributes
+                .get("name")
+                .cloned()
+                .or(actor.id)
+                .unwrap_or_default();
+            let Some(time) = message.time.and_then(unix_time) else {
+                continue;
+            };
+            events.push(Event {
+                time,
+                kind: message.typ.map(|kind| kind.to_string()).unwrap_or_default(),
+                action: message.action.unwrap_or_default(),
+                subject,
+            });
+        }
+        Ok(events)
+    }
+
+    async fn swarm_cluster(&self) -> Result<SwarmCluster, EngineError> {
+        let services = self
+            .docker
+            .list_services(Some(
+                ListServicesOptionsBuilder::default().status(true).build(),
+            ))
+            .await
+            .map_err(self.fail("GET /services"))?;
+        let tasks = self
+            .docker
+            .list_tasks(None::<ListTasksOptions>)
+            .await
+            .map_err(self.fail("GET /tasks"))?;
+        Ok(SwarmCluster {
+            services: services
+                .into_iter()
+                .map(|service| {
+                    let spec = service.spec.unwrap_or_default();
+                    let update = service.update_status.unwrap_or_default();
+                    Service {
+                        id: service.id.unwrap_or_default(),
+                        name: spec.name.unwrap_or_default(),
+                        labels: sorted(spec.labels),
+                        update_state: update
+                            .state
+                            .map(|state| state.to_string())
+                            .filter(|state| !state.is_empty()),
+                        update_started_at: update.started_at.and_then(real_date),
+                    }
+                })
+                .collect(),
+            tasks: tasks
+                .into_iter()
+                .map(|task| {
+                    let status = task.status.unwrap_or_default();
+                    Task {
+                        id: task.id.unwrap_or_default(),
+                        service_id: task.service_id.unwrap_or_default(),
+                        slot: task.slot,
+                        node_id: task.node_id.filter(|node| !node.is_empty()),
+                        desired_state: task
+                            .desired_state
+                            .map(|state| state.to_string())
+                            .unwrap_or_default(),
+                        state: status
+                            .state
+                            .map(|state| state.to_string())
+                            .unwrap_or_default(),
+                        created_at: task.created_at.and_then(real_date),
+                        message: status
+                            .err
+                            .filter(|err| !err.is_empty())
+                            .or(status.message)
+                            .unwrap_or_default(),
+                    }
+                })
+                .collect(),
+        })
+    }
+
+    async fn remove_image(&self, id: &str) -> Result<RemoveOutcome, EngineError> {
+        let options = RemoveImageOptionsBuilder::default()
+            .force(false)
+            .noprune(false)
+            .build();
+        match self.docker.remove_image(id, Some(options), None).await {
+            Ok(_) => Ok(RemoveOutcome::Removed),
+            Err(BollardError::DockerResponseServerError {
+                status_code: 409,
+                message,
+            }) => Ok(RemoveOutcome::Conflict(message)),
+            Err(BollardError::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(RemoveOutcome::NotFound),
+            Err(error) => Err(map_error(
+                &self.endpoint,
+                "DELETE /images/{id}",
+                self.timeout,
+                error,
+            )),
+        }
+    }
+}
+
+fn sorted(labels: Option<HashMap<String, String>>) -> BTreeMap<String, String> {
+    labels.unwrap_or_default().into_iter().collect()
+}
+
+/// Swarm reports Go's zero time for "never"; treat anything before 1971 as absent.
+fn real_date(date: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    (date.timestamp() > 365 * 24 * 3600).then_some(date)
+}
+
+/// One mapping from bollard's errors to ours, so every message names the endpoint and the fix.
+fn map_error(
+    endpoint: &str,
+    operation: &'static str,
+    timeout: Duration,
+    error: BollardError,
+) -> EngineError {
+    let endpoint = endpoint.to_string();
+    match error {
+        BollardError::DockerResponseServerError {
+            status_code,
+            message,
+        } => EngineError::Api {
+            operation,
+            status: status_code,
+            message: message.trim().to_string(),
+        },
+        BollardError::RequestTimeoutError => EngineError::Timeout {
+            endpoint,
+            operation,
+            timeout_secs: timeout.as_secs(),
+        },
+        BollardError::SocketNotFoundError(path) => EngineError::Unreachable {
+            endpoint,
+            reason: format!("there is no socket at {path}"),
+        },
+        BollardError::JsonDataError { .. }
+        | BollardError::JsonSerdeError { .. }
+        | BollardError::APIVersionParseError {} => EngineError::Protocol {
+            operation,
+            message: error.to_string(),
+        },
+        BollardError::UnsupportedURISchemeError { uri } => EngineError::BadHost {
+            host: uri,
+            reason: "unsupported scheme".into(),
+        },
+        other => {
+            if io_error_kind(&other) == Some(std::io::ErrorKind::PermissionDenied) {
+                EngineError::PermissionDenied { endpoint }
+            } else {
+                EngineError::Unreachable {
+                    endpoint,
+                    reason: error_chain(&other),
+                }
+            }
+        }
+    }
+}
+
+fn io_error_kind(error: &(dyn std::error::Error + 'static)) -> Option<std::io::ErrorKind> {
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(error) = current {
+        if let Some(io) = error.downcast_ref::<std::io::Error>() {
+            return Some(io.kind());
+        }
+        current = error.source();
+    }
+    None
+}
+
+fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts = vec![error.to_string()];
+    let mut current = error.source();
+    while let Some(error) = current {
+        let text = error.to_string();
+        if !parts.iter().any(|part| part.contains(&text)) {
+            parts.push(text);
+        }
+        current = error.source();
+    }
+    parts.join(": ")
+}

@@ -1,0 +1,133 @@
+//! The only code that speaks to the Docker Engine. The [`Engine`] trait is deliberately narrow:
+//! it can read (info, images, containers, events, swarm services and tasks) and remove **one**
+//! image by ID. There is no method for any prune endpoint, volumes, networks or build cache, so
+//! no code path above this module can reach them.
+
+mod docker;
+
+use chrono::{DateTime, Utc};
+
+pub use docker::DockerEngine;
+
+use crate::snapshot::{Container, DaemonInfo, Event, Image, SwarmCluster};
+
+/// A closed time window for the events endpoint (`since`..`until`, so the stream ends).
+#[derive(Debug, Clone, Copy)]
+pub struct EventWindow {
+    pub since: DateTime<Utc>,
+    pub until: DateTime<Utc>,
+}
+
+/// What happened to one `DELETE /images/{id}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RemoveOutcome {
+    Removed,
+    /// 409: the image is in use or referenced in a way that forbids a plain delete.
+    Conflict(String),
+    /// 404: somebody else removed it first.
+    NotFound,
+}
+
+/// Errors at the engine boundary. Messages are sentences that name the fix.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(
+        "cannot reach the Docker daemon at {endpoint}: {reason}. Check that dockerd is running, \
+         or point pruneguard at it with -H/--host or DOCKER_HOST."
+    )]
+    Unreachable { endpoint: String, reason: String },
+
+    #[error(
+        "permission denied on the Docker socket {endpoint}. Run pruneguard as root or as a user in \
+         the docker group."
+    )]
+    PermissionDenied { endpoint: String },
+
+    #[error(
+        "the Docker daemon at {endpoint} did not answer {operation} within {timeout_secs}s. It may \
+         be overloaded or hung; check `journalctl -u docker`."
+    )]
+    Timeout {
+        endpoint: String,
+        operation: &'static str,
+        timeout_secs: u64,
+    },
+
+    #[error("the Docker daemon answered {operation} with HTTP {status}: {message}")]
+    Api {
+        operation: &'static str,
+        status: u16,
+        message: String,
+    },
+
+    #[error("unexpected answer from the Docker daemon to {operation}: {message}")]
+    Protocol {
+        operation: &'static str,
+        message: String,
+    },
+
+    #[error(
+        "unsupported Docker host {host:?}: {reason}. Use unix:///path/to/docker.sock or tcp://host:port."
+    )]
+    BadHost { host: String, reason: String },
+}
+
+impl EngineError {
+    /// The daemon is not there (or we may not talk to it): a runtime failure of the whole run,
+    /// as opposed to one request that failed.
+    pub fn is_unreachable(&self) -> bool {
+        matches!(
+            self,
+            Self::Unreachable { .. }
+                | Self::PermissionDenied { .. }
+                | Self::Timeout { .. }
+                | Self::BadHost { .. }
+        )
+    }
+}
+
+/// The narrow engine interface pruneguard needs.
+#[allow(async_fn_in_trait)] // used with concrete types only; no Send bound is needed
+pub trait Engine {
+    /// Where the engine is, for messages.
+    fn endpoint(&self) -> &str;
+    async fn info(&self) -> Result<DaemonInfo, EngineError>;
+    /// Every image, including intermediate ones (`all=true`), so parents and children are known.
+    async fn images(&self) -> Result<Vec<Image>, EngineError>;
+    /// Every container in every state (`all=true`).
+    async fn containers(&self) -> Result<Vec<Container>, EngineError>;
+    /// Image pull/load/import/tag and container create events in the window.
+    async fn events(&self, window: EventWindow) -> Result<Vec<Event>, EngineError>;
+    /// Services (with update status) and tasks; only valid on a swarm manager.
+    async fn swarm_cluster(&self) -> Result<SwarmCluster, EngineError>;
+    /// `DELETE /images/{id}?force=false&noprune=false`: one image, never forced.
+    async fn remove_image(&self, id: &str) -> Result<RemoveOutcome, EngineError>;
+}
+
+#[cfg(test)]
+mod tests {
+    /// The engine layer holds no call to any bulk prune, volume, network or container removal
+    /// endpoint. This reads the source so that adding one breaks the build's tests.
+    #[test]
+    fn engine_source_has_no_bulk_or_volume_endpoints() {
+        let sources = [include_str!("mod.rs"), include_str!("docker.rs")];
+        let forbidden = [
+            concat!("prune", "_images"),
+            concat!("prune", "_containers"),
+            concat!("prune", "_volumes"),
+            concat!("prune", "_networks"),
+            concat!("prune", "_build"),
+            concat!("prune", "_system"),
+            concat!("remove", "_volume"),
+            concat!("remove", "_container"),
+            concat!("remove", "_network"),
+            concat!("/prune", ""),
+            concat!("force: ", "true"),
+        ];
+        for source in sources {
+            for needle in forbidden {
+                assert!(!source.contains(needle), "engine source mentions {needle}");
+            }
+        }
+    }
+}

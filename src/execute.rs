@@ -1,0 +1,210 @@
+//! Applies a [`Plan`] through the engine: re-checks the gates right before the first deletion
+//! and again while deleting, removes exactly the planned image IDs one by one (children before
+//! parents), and records what happened to each. Nothing that is not in the plan is touched.
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt as _;
+use serde::Serialize;
+use tracing::{debug, info, warn};
+
+use crate::engine::{Engine, EngineError, RemoveOutcome};
+use crate::gates::{self, GateVerdict};
+use crate::plan::{Candidate, Plan};
+
+/// How many deletions may be in flight at once. The daemon serialises most of the work
+/// itself; a few in flight hide the per-request round trip.
+pub const DEFAULT_CONCURRENCY: usize = 4;
+/// Mid-run gate re-checks happen at most this often.
+pub const RECHECK_EVERY: Duration = Duration::from_secs(1);
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Removed {
+    pub id: String,
+    pub size_bytes: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Skipped {
+    pub id: String,
+    pub why: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Failed {
+    pub id: String,
+    pub error: String,
+}
+
+/// Why deleting stopped before the plan was done.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Stop {
+    /// A gate closed (before the first deletion or mid-run).
+    GateClosed { gates: Vec<GateVerdict> },
+    /// The daemon stopped answering: a runtime failure.
+    DaemonLost { error: String },
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Execution {
+    pub removed: Vec<Removed>,
+    pub skipped: Vec<Skipped>,
+    pub failed: Vec<Failed>,
+    /// Planned IDs never attempted because the run stopped.
+    pub not_attempted: Vec<String>,
+    pub stopped: Option<Stop>,
+}
+
+/// When a re-check happens, so the caller can choose which gates matter then.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recheck {
+    /// Right before the first deletion: every gate.
+    BeforeStart,
+    /// While deleting: the deploy-safety gates (the run's own deletions lower disk usage, so
+    /// the disk gate closing then is the goal, not a reason to stop).
+    MidRun,
+}
+
+/// Deletes the plan's candidates. `recheck` gathers fresh evidence and evaluates the gates;
+/// an error from it (the daemon went away) stops the run as `DaemonLost`.
+pub async fn execute<E, F, Fut>(
+    engine: &E,
+    plan: &Plan,
+    concurrency: usize,
+    mut recheck: F,
+) -> Execution
+where
+    E: Engine,
+    F: FnMut(Recheck) -> Fut,
+    Fut: Future<Output = anyhow::Result<Vec<GateVerdict>>>,
+{
+    let mut execution = Execution::default();
+    let mut last_check = Instant::now();
+    if let Some(stop) = check(&mut recheck, Recheck::BeforeStart).await {
+        execution.not_attempted = plan
+            .candidates
+            .iter()
+            .map(|candidate| candidate.id.clone())
+            .collect();
+        execution.stopped = Some(stop);
+        return execution;
+    }
+    'waves: for wave in group_by_wave(&plan.candidates) {
+        for batch in wave.chunks(concurrency.max(1)) {
+            if last_check.elapsed() >= RECHECK_EVERY {
+                last_check = Instant::now();
+                if let Some(stop) = check(&mut recheck, Recheck::MidRun).await {
+                    execution.stopped = Some(stop);
+                    break 'waves;
+                }
+            }
+            let outcomes: Vec<(&&Candidate, Result<RemoveOutcome, EngineError>)> =
+                futures_util::stream::iter(batch)
+                    .map(|candidate| async move {
+                        (candidate, engine.remove_image(&candidate.id).await)
+                    })
+                    .buffer_unordered(concurrency.max(1))
+                    .collect()
+                    .await;
+            let mut lost = None;
+            for (candidate, outcome) in outcomes {
+                record(&mut execution, candidate, outcome, &mut lost);
+            }
+            if let Some(error) = lost {
+                execution.stopped = Some(Stop::DaemonLost { error });
+                break 'waves;
+            }
+        }
+    }
+    let attempted: HashSet<&str> = (execution.removed.iter().map(|done| done.id.as_str()))
+        .chain(execution.skipped.iter().map(|done| done.id.as_str()))
+        .chain(execution.failed.iter().map(|done| done.id.as_str()))
+        .collect();
+    let not_attempted = plan
+        .candidates
+        .iter()
+        .filter(|candidate| !attempted.contains(candidate.id.as_str()))
+        .map(|candidate| candidate.id.clone())
+        .collect();
+    execution.not_attempted = not_attempted;
+    execution
+}
+
+fn record(
+    execution: &mut Execution,
+    candidate: &Candidate,
+    outcome: Result<RemoveOutcome, EngineError>,
+    lost: &mut Option<String>,
+) {
+    let id = candidate.id.clone();
+    match outcome {
+        Ok(RemoveOutcome::Removed) => {
+            debug!(image = %id, bytes = candidate.size_bytes, "removed");
+            execution.removed.push(Removed {
+                id,
+                size_bytes: candidate.size_bytes,
+            });
+        }
+        Ok(RemoveOutcome::Conflict(message)) => {
+            info!(image = %id, %message, "skipped: the daemon refused a plain delete (409)");
+            execution.skipped.push(Skipped {
+                id,
+                why: format!("conflict (409), probably used since the plan was made: {message}"),
+            });
+        }
+        Ok(RemoveOutcome::NotFound) => {
+            debug!(image = %id, "already gone (404)");
+            execution.skipped.push(Skipped {
+                id,
+                why: "already gone (404)".into(),
+            });
+        }
+        Err(error) => {
+            warn!(image = %id, %error, "delete failed");
+            if error.is_unreachable() {
+                lost.get_or_insert_with(|| error.to_string());
+            }
+            execution.failed.push(Failed {
+                id,
+                error: error.to_string(),
+            });
+        }
+    }
+}
+
+async fn check<F, Fut>(recheck: &mut F, when: Recheck) -> Option<Stop>
+where
+    F: FnMut(Recheck) -> Fut,
+    Fut: Future<Output = anyhow::Result<Vec<GateVerdict>>>,
+{
+    match recheck(when).await {
+        Ok(verdicts) if gates::all_open(&verdicts) => None,
+        Ok(verdicts) => {
+            warn!(closed = ?gates::closed_names(&verdicts), ?when, "a gate closed; stopping before deleting more");
+            Some(Stop::GateClosed {
+                gates: verdicts
+                    .into_iter()
+                    .filter(|verdict| !verdict.open)
+                    .collect(),
+            })
+        }
+        Err(error) => Some(Stop::DaemonLost {
+            error: format!("{error:#}"),
+        }),
+    }
+}
+
+fn group_by_wave(candidates: &[Candidate]) -> Vec<Vec<&Candidate>> {
+    let mut waves: Vec<Vec<&Candidate>> = Vec::new();
+    for candidate in candidates {
+        let index = usize::try_from(candidate.wave).unwrap_or(usize::MAX);
+        if waves.len() <= index {
+            waves.resize_with(index + 1, Vec::new);
+        }
+        waves[index].push(candidate);
+    }
+    waves
+}

@@ -1,0 +1,40 @@
+//! The one mapping from a command's result to the process exit status.
+//!
+//! 0 finished (pruned, nothing to do, or skipped because a gate is closed; doctor healthy),
+//! 1 runtime failure (daemon unreachable, lock held; doctor: a check failed),
+//! 2 usage or configuration error (clap uses 2 for bad flags too),
+//! 3 some planned deletions failed.
+
+use crate::config::ConfigError;
+
+/// How a command that ran to its end finished.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Success,
+    /// The report was made, but the run itself failed (the daemon went away mid-run).
+    RuntimeFailure,
+    /// `doctor` found a failing check.
+    CheckFailed,
+    DeletionsFailed,
+}
+
+pub const SUCCESS: u8 = 0;
+pub const RUNTIME_FAILURE: u8 = 1;
+pub const USAGE_ERROR: u8 = 2;
+pub const DELETIONS_FAILED: u8 = 3;
+
+pub fn code(result: &anyhow::Result<Outcome>) -> u8 {
+    match result {
+        Ok(Outcome::Success) => SUCCESS,
+        Ok(Outcome::RuntimeFailure | Outcome::CheckFailed) => RUNTIME_FAILURE,
+        Ok(Outcome::DeletionsFailed) => DELETIONS_FAILED,
+        Err(error)
+            if error
+                .chain()
+                .any(<dyn std::error::Error + 'static>::is::<ConfigError>) =>
+        {
+            USAGE_ERROR
+        }
+        Err(_) => RUNTIME_FAILURE,
+    }
+}

@@ -1,0 +1,21 @@
+//! pruneguard: gated, conservative Docker image pruning.
+//!
+//! The flow is a functional core in an imperative shell:
+//! [`snapshot::gather`] (the only I/O before deciding) → pure [`gates::evaluate`] and
+//! [`plan::plan`] → [`execute::execute`] → [`report`]. [`app`] wires them per command;
+//! [`engine`] is the only code that speaks to Docker.
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod disk;
+pub mod doctor;
+pub mod engine;
+pub mod execute;
+pub mod exit;
+pub mod gates;
+pub mod lock;
+pub mod logging;
+pub mod plan;
+pub mod report;
+pub mod snapshot;

@@ -1,0 +1,23 @@
+//! The `pruneguard` binary: parse flags, start logging, run the command, map the result to an
+//! exit status (see `pruneguard::exit`).
+
+use std::process::ExitCode;
+
+use clap::Parser as _;
+use pruneguard::{app, cli::Cli, exit, logging};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    logging::init(cli.verbose);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build();
+    let result = match runtime {
+        Ok(runtime) => runtime.block_on(app::run(cli)),
+        Err(error) => Err(anyhow::Error::new(error).context("cannot start the async runtime")),
+    };
+    if let Err(error) = &result {
+        eprintln!("pruneguard: error: {error:#}");
+    }
+    ExitCode::from(exit::code(&result))
+}

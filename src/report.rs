@@ -1,0 +1,531 @@
+//! Everything pruneguard tells the outside world about a run: the [`Report`] (text for people,
+//! versioned JSON for machines), the `node_exporter` textfile metrics, and the state file. Files
+//! are written atomically (temporary file in the same directory, then rename).
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::Path;
+
+use anyhow::Context as _;
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::Serialize;
+
+use crate::disk::DiskUsage;
+use crate::execute::{Execution, Failed, Removed, Skipped, Stop};
+use crate::gates::{GateName, GateVerdict};
+use crate::plan::{Candidate, Kept, KeptCounts, KeptReason, Plan};
+use crate::snapshot::short_id;
+
+/// Bumped only when a field is removed or changes meaning; new fields do not bump it.
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Decision {
+    /// Every planned image was attempted (409/404 skips allowed).
+    Pruned,
+    /// Gates open, but there was nothing to remove.
+    NothingToDo,
+    /// A gate was closed, so nothing was deleted.
+    Skipped,
+    /// A dry run with every gate open: the candidates are what a run would remove.
+    DryRun,
+    /// The run stopped part way (a gate closed mid-run, the daemon went away) or some
+    /// deletions failed.
+    Partial,
+}
+
+impl Decision {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pruned => "pruned",
+            Self::NothingToDo => "nothing_to_do",
+            Self::Skipped => "skipped",
+            Self::DryRun => "dry_run",
+            Self::Partial => "partial",
+        }
+    }
+}
+
+/// How long a run waited for closed gates (`--wait-for-gates`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct WaitSummary {
+    pub waited_ms: u64,
+    pub evaluations: u32,
+    /// Gates that were closed at some point of the wait.
+    pub held_by: Vec<String>,
+    /// Why the wait ended: `gates_open`, `timeout` or `terminated`.
+    pub ended: &'static str,
+}
+
+/// Bytes Docker reports for the images kept, by reason (sizes overlap where images share
+/// layers, so these are upper bounds of what each group holds).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct KeptBytes {
+    pub tagged: u64,
+    pub in_use: u64,
+    pub too_young: u64,
+    pub has_children: u64,
+}
+
+/// The report of one `run` or `plan`. Field names are a public contract
+/// (docs/report-schema.md, pinned by a snapshot test).
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub schema_version: u32,
+    pub pruneguard_version: &'static str,
+    pub started_at: DateTime<Utc>,
+    pub dry_run: bool,
+    pub decision: Decision,
+    /// One sentence: what happened and why.
+    pub summary: String,
+    pub gates: Vec<GateVerdict>,
+    pub candidates: Vec<Candidate>,
+    pub removed: Vec<Removed>,
+    pub skipped: Vec<Skipped>,
+    pub failed: Vec<Failed>,
+    pub not_attempted: Vec<String>,
+    pub kept: KeptCounts,
+    pub kept_bytes: KeptBytes,
+    /// Filesystem bytes freed, measured on the disk gate's filesystem before and after.
+    pub reclaimed_bytes: u64,
+    /// Sum of Docker's size of the removed images (overlaps where layers are shared).
+    pub removed_image_bytes: u64,
+    pub disk: Option<DiskUsage>,
+    pub disk_after: Option<DiskUsage>,
+    pub wait: Option<WaitSummary>,
+    pub stopped: Option<Stop>,
+    /// Problems writing the state or metrics file; the decision stands.
+    pub warnings: Vec<String>,
+    pub duration_ms: u64,
+    #[serde(skip)]
+    pub kept_images: Vec<Kept>,
+}
+
+/// Everything a report is made from.
+pub struct ReportInput<'a> {
+    pub started_at: DateTime<Utc>,
+    pub dry_run: bool,
+    pub gates: Vec<GateVerdict>,
+    pub plan: Plan,
+    pub execution: Option<Execution>,
+    pub disk: Option<DiskUsage>,
+    pub disk_after: Option<DiskUsage>,
+    pub wait: Option<WaitSummary>,
+    pub duration_ms: u64,
+    pub min_age: &'a str,
+}
+
+impl Report {
+    pub fn new(input: ReportInput<'_>) -> Self {
+        let ReportInput {
+            started_at,
+            dry_run,
+            gates,
+            plan,
+            execution,
+            disk,
+            disk_after,
+            wait,
+            duration_ms,
+            min_age,
+        } = input;
+        let execution = execution.unwrap_or_default();
+        let all_open = crate::gates::all_open(&gates);
+        let decision = decide(dry_run, all_open, &plan, &execution);
+        let reclaimed_bytes = match (&disk, &disk_after) {
+            (Some(before), Some(after)) => before.used_bytes.saturating_sub(after.used_bytes),
+            _ => 0,
+        };
+        let kept_bytes = KeptBytes {
+            tagged: plan.kept_bytes(KeptReason::Tagged),
+            in_use: plan.kept_bytes(KeptReason::InUse),
+            too_young: plan.kept_bytes(KeptReason::TooYoung),
+            has_children: plan.kept_bytes(KeptReason::HasChildren),
+        };
+        let mut report = Self {
+            schema_version: SCHEMA_VERSION,
+            pruneguard_version: env!("CARGO_PKG_VERSION"),
+            started_at,
+            dry_run,
+            decision,
+            summary: String::new(),
+            gates,
+            removed_image_bytes: execution
+                .removed
+                .iter()
+                .map(|removed| removed.size_bytes)
+                .sum(),
+            candidates: plan.candidates,
+            removed: execution.removed,
+            skipped: execution.skipped,
+            failed: execution.failed,
+            not_attempted: execution.not_attempted,
+            kept: plan.kept,
+            kept_bytes,
+            reclaimed_bytes,
+            disk,
+            disk_after,
+            wait,
+            stopped: execution.stopped,
+            warnings: Vec::new(),
+            duration_ms,
+            kept_images: plan.kept_images,
+        };
+        report.summary = report.summarise(min_age);
+        report
+    }
+
+    fn closed_gates(&self) -> Vec<&GateVerdict> {
+        self.gates.iter().filter(|gate| !gate.open).collect()
+    }
+
+    fn summarise(&self, min_age: &str) -> String {
+        let closed = self.closed_gates();
+        let closed_text = closed
+            .iter()
+            .map(|gate| {
+                format!(
+                    "{} ({})",
+                    gate.name.as_str(),
+                    gate.detail.trim_end_matches('.')
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; ");
+        match self.decision {
+            Decision::Skipped => {
+                format!("Skipped: nothing deleted because a gate is closed: {closed_text}.")
+            }
+            Decision::NothingToDo => format!(
+                "Nothing to do: every gate is open but no dangling image is older than {min_age} and unused."
+            ),
+            Decision::DryRun => format!(
+                "Dry run: every gate is open; a run would remove {} image(s), {}.",
+                self.candidates.len(),
+                human_bytes(
+                    self.candidates
+                        .iter()
+                        .map(|candidate| candidate.size_bytes)
+                        .sum()
+                )
+            ),
+            Decision::Pruned => format!(
+                "Pruned {} image(s); {} freed on the filesystem.",
+                self.removed.len(),
+                human_bytes(self.reclaimed_bytes)
+            ),
+            Decision::Partial => {
+                let why = match &self.stopped {
+                    Some(Stop::GateClosed { gates }) => format!(
+                        "stopped because a gate closed mid-run: {}",
+                        gates
+                            .iter()
+                            .map(|gate| format!(
+                                "{} ({})",
+                                gate.name.as_str(),
+                                gate.detail.trim_end_matches('.')
+                            ))
+                            .collect::<Vec<_>>()
+                            .join("; ")
+                    ),
+                    Some(Stop::DaemonLost { error }) => {
+                        format!("stopped because the daemon stopped answering: {error}")
+                    }
+                    None => format!("{} deletion(s) failed", self.failed.len()),
+                };
+                format!(
+                    "Partial: removed {} of {} planned image(s), {} not attempted; {why}.",
+                    self.removed.len(),
+                    self.candidates.len(),
+                    self.not_attempted.len()
+                )
+            }
+        }
+    }
+
+    /// The run hit a runtime failure (exit status 1).
+    pub fn daemon_lost(&self) -> bool {
+        matches!(self.stopped, Some(Stop::DaemonLost { .. }))
+    }
+
+    pub fn gate_open(&self, name: GateName) -> Option<bool> {
+        self.gates
+            .iter()
+            .find(|gate| gate.name == name)
+            .map(|gate| gate.open)
+    }
+
+    pub fn to_json(&self) -> String {
+        // The report holds only strings, numbers, booleans and dates: serialising cannot fail.
+        serde_json::to_string_pretty(self)
+            .unwrap_or_else(|error| format!("{{\"error\": \"{error}\"}}"))
+    }
+
+    /// The human summary. `verbose` adds every kept image (for `plan`).
+    pub fn to_text(&self, verbose: bool) -> String {
+        let mut out = String::new();
+        let mode = if self.dry_run { "dry run" } else { "run" };
+        let _ = writeln!(
+            out,
+            "pruneguard {} ({mode}): {}",
+            self.pruneguard_version,
+            self.decision.as_str()
+        );
+        let _ = writeln!(out, "{}", self.summary);
+        let _ = writeln!(out, "\nGates:");
+        for gate in &self.gates {
+            let state = if gate.open { "open  " } else { "CLOSED" };
+            let _ = writeln!(out, "  {state} {:<9} {}", gate.name.as_str(), gate.detail);
+        }
+        if let Some(wait) = &self.wait {
+            let _ = writeln!(
+                out,
+                "\nWaited {} over {} evaluation(s) (held by: {}); ended: {}.",
+                crate::gates::human_seconds(
+                    i64::try_from(wait.waited_ms / 1000).unwrap_or(i64::MAX)
+                ),
+                wait.evaluations,
+                if wait.held_by.is_empty() {
+                    "nothing".to_string()
+                } else {
+                    wait.held_by.join(", ")
+                },
+                wait.ended
+            );
+        }
+        let total: u64 = self
+            .candidates
+            .iter()
+            .map(|candidate| candidate.size_bytes)
+            .sum();
+        let _ = writeln!(
+            out,
+            "\nCandidates: {} image(s), {} as Docker counts them",
+            self.candidates.len(),
+            human_bytes(total)
+        );
+        for candidate in &self.candidates {
+            let _ = writeln!(
+                out,
+                "  {}  {:>10}  {}  {}",
+                short_id(&candidate.id),
+                human_bytes(candidate.size_bytes),
+                candidate.created.to_rfc3339_opts(SecondsFormat::Secs, true),
+                candidate.reason
+            );
+        }
+        let kept = &self.kept;
+        let _ = writeln!(
+            out,
+            "\nKept: {} tagged ({}), {} in use ({}), {} too young ({}), {} with children ({})",
+            kept.tagged,
+            human_bytes(self.kept_bytes.tagged),
+            kept.in_use,
+            human_bytes(self.kept_bytes.in_use),
+            kept.too_young,
+            human_bytes(self.kept_bytes.too_young),
+            kept.has_children,
+            human_bytes(self.kept_bytes.has_children)
+        );
+        if verbose {
+            for image in &self.kept_images {
+                let _ = writeln!(
+                    out,
+                    "  {}  {:>10}  {:?}",
+                    short_id(&image.id),
+                    human_bytes(image.size_bytes),
+                    image.reason
+                );
+            }
+        }
+        if !self.dry_run && !self.candidates.is_empty() && self.decision != Decision::Skipped {
+            let _ = writeln!(
+                out,
+                "\nRemoved {} image(s); skipped {}; failed {}; not attempted {}.",
+                self.removed.len(),
+                self.skipped.len(),
+                self.failed.len(),
+                self.not_attempted.len()
+            );
+            for skipped in &self.skipped {
+                let _ = writeln!(out, "  skipped {}: {}", short_id(&skipped.id), skipped.why);
+            }
+            for failed in &self.failed {
+                let _ = writeln!(out, "  failed  {}: {}", short_id(&failed.id), failed.error);
+            }
+        }
+        if let Some(after) = &self.disk_after {
+            let _ = writeln!(
+                out,
+                "\nDisk: {} now {} % full ({} freed).",
+                after.path.display(),
+                after.used_percent,
+                human_bytes(self.reclaimed_bytes)
+            );
+            if let Some(threshold) = self.disk_threshold()
+                && after.used_percent >= threshold
+            {
+                let _ = writeln!(
+                    out,
+                    "Still at or above the {threshold} % threshold: removable dangling images are not enough. Tagged images hold up to {}, in-use images up to {}; see docs/runbook.md, \"When the disk stays full\".",
+                    human_bytes(self.kept_bytes.tagged),
+                    human_bytes(self.kept_bytes.in_use)
+                );
+            }
+        }
+        for warning in &self.warnings {
+            let _ = writeln!(out, "\nWarning: {warning}");
+        }
+        out
+    }
+
+    fn disk_threshold(&self) -> Option<u8> {
+        self.gates.iter().find_map(|gate| match &gate.evidence {
+            crate::gates::Evidence::Disk {
+                threshold_percent, ..
+            } => Some(*threshold_percent),
+            _ => None,
+        })
+    }
+
+    /// `node_exporter` textfile format.
+    pub fn to_metrics(&self, finished_at: DateTime<Utc>) -> String {
+        let mut out = String::new();
+        let mut metric = |name: &str, help: &str, kind: &str, samples: &[(String, String)]| {
+            let _ = writeln!(out, "# HELP {name} {help}");
+            let _ = writeln!(out, "# TYPE {name} {kind}");
+            for (labels, value) in samples {
+                let _ = writeln!(out, "{name}{labels} {value}");
+            }
+        };
+        let success = !self.daemon_lost() && self.failed.is_empty();
+        let plain = |value: String| vec![(String::new(), value)];
+        metric(
+            "pruneguard_last_run_timestamp_seconds",
+            "Unix time the last pruneguard run finished.",
+            "gauge",
+            &plain(finished_at.timestamp().to_string()),
+        );
+        metric(
+            "pruneguard_last_run_success",
+            "1 if the last run finished without a failed deletion or runtime error, else 0.",
+            "gauge",
+            &plain(u8::from(success).to_string()),
+        );
+        let gates: Vec<(String, String)> = GateName::ALL
+            .iter()
+            .filter_map(|name| {
+                self.gate_open(*name).map(|open| {
+                    (
+                        format!("{{gate=\"{}\"}}", name.as_str()),
+                        u8::from(open).to_string(),
+                    )
+                })
+            })
+            .collect();
+        metric(
+            "pruneguard_gate_open",
+            "1 if the gate was open in the last run, 0 if closed.",
+            "gauge",
+            &gates,
+        );
+        metric(
+            "pruneguard_images_removed",
+            "Images removed by the last run.",
+            "gauge",
+            &plain(self.removed.len().to_string()),
+        );
+        metric(
+            "pruneguard_bytes_reclaimed",
+            "Filesystem bytes freed by the last run.",
+            "gauge",
+            &plain(self.reclaimed_bytes.to_string()),
+        );
+        metric(
+            "pruneguard_candidates",
+            "Images the last run planned to remove.",
+            "gauge",
+            &plain(self.candidates.len().to_string()),
+        );
+        if let Some(disk) = self.disk_after.as_ref().or(self.disk.as_ref()) {
+            metric(
+                "pruneguard_disk_used_ratio",
+                "Used fraction of the data root's filesystem after the last run (df basis).",
+                "gauge",
+                &plain(format!("{:.6}", disk.used_ratio())),
+            );
+        }
+        #[allow(clippy::cast_precision_loss)] // milliseconds to seconds for a gauge
+        let seconds = self.duration_ms as f64 / 1000.0;
+        metric(
+            "pruneguard_run_duration_seconds",
+            "Wall time of the last run.",
+            "gauge",
+            &plain(format!("{seconds:.3}")),
+        );
+        out
+    }
+}
+
+fn decide(dry_run: bool, all_open: bool, plan: &Plan, execution: &Execution) -> Decision {
+    if !all_open {
+        return Decision::Skipped;
+    }
+    if plan.candidates.is_empty() {
+        return Decision::NothingToDo;
+    }
+    if dry_run {
+        return Decision::DryRun;
+    }
+    let nothing_attempted =
+        execution.removed.is_empty() && execution.skipped.is_empty() && execution.failed.is_empty();
+    match &execution.stopped {
+        Some(Stop::GateClosed { .. }) if nothing_attempted => Decision::Skipped,
+        Some(_) => Decision::Partial,
+        None if !execution.failed.is_empty() => Decision::Partial,
+        None => Decision::Pruned,
+    }
+}
+
+/// Writes `contents` to `path` atomically: a temporary file in the same directory, flushed,
+/// then renamed over the target, so readers never see half a file.
+pub fn write_atomically(path: &Path, contents: &str) -> anyhow::Result<()> {
+    let dir = path
+        .parent()
+        .filter(|dir| !dir.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut file = tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
+    file.write_all(contents.as_bytes())
+        .and_then(|()| file.as_file().sync_all())
+        .with_context(|| format!("cannot write a temporary file in {}", dir.display()))?;
+    // Metrics and reports are for everyone on the host to read; they hold no secrets.
+    set_readable(file.as_file())?;
+    file.persist(path)
+        .with_context(|| format!("cannot rename the temporary file over {}", path.display()))?;
+    Ok(())
+}
+
+fn set_readable(file: &std::fs::File) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    file.set_permissions(std::fs::Permissions::from_mode(0o644))
+        .context("cannot make the file readable")
+}
+
+/// `12.3 MiB`-style sizes.
+pub fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut unit = 0;
+    #[allow(clippy::cast_precision_loss)] // display only
+    let mut value = bytes as f64;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
