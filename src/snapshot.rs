@@ -235,8 +235,12 @@ pub fn disk_path(settings: &Settings, daemon: &DaemonInfo) -> PathBuf {
         return path.clone();
     }
     match &daemon.docker_root_dir {
-        Some(root) if Path::new(root).exists() => PathBuf::from(root),
-        _ => PathBuf::from("/"),
+        // Not here at all: a remote daemon, whose disk this machine cannot see.
+        Some(root) if matches!(Path::new(root).try_exists(), Ok(false)) => PathBuf::from("/"),
+        // Present, or unknown (permission denied): measure it, and let an error close the gate
+        // rather than silently measuring another filesystem.
+        Some(root) => PathBuf::from(root),
+        None => PathBuf::from("/"),
     }
 }
 

@@ -141,8 +141,8 @@ impl Engine for DockerEngine {
             ("event", vec!["pull", "load", "import", "tag", "create"]),
         ]);
         let options = EventsOptionsBuilder::new()
-            .since(&window.since.timestamp().to_string())
-            .until(&window.until.timestamp().to_string())
+            .since(&docker_timestamp(window.since))
+            .until(&docker_timestamp(window.until))
             .filters(&filters)
             .build();
         let stream = self.docker.events(Some(options));
@@ -259,6 +259,12 @@ impl Engine for DockerEngine {
             )),
         }
     }
+}
+
+/// `seconds.nanoseconds`, as the events endpoint accepts: whole seconds would cut off the
+/// events of the current second, which are the most relevant ones.
+fn docker_timestamp(time: DateTime<Utc>) -> String {
+    format!("{}.{:09}", time.timestamp(), time.timestamp_subsec_nanos())
 }
 
 fn sorted(labels: Option<HashMap<String, String>>) -> BTreeMap<String, String> {

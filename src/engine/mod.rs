@@ -100,7 +100,8 @@ pub trait Engine {
     async fn events(&self, window: EventWindow) -> Result<Vec<Event>, EngineError>;
     /// Services (with update status) and tasks; only valid on a swarm manager.
     async fn swarm_cluster(&self) -> Result<SwarmCluster, EngineError>;
-    /// `DELETE /images/{id}?force=false&noprune=false`: one image, never forced.
+    /// `DELETE /images/{id}?force=false&noprune=true`: one image, never forced, never its
+    /// parents (the plan removes eligible parents itself).
     async fn remove_image(&self, id: &str) -> Result<RemoveOutcome, EngineError>;
 }
 

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# A newcomer's first look at pruneguard, safely: builds it, starts a private sandbox Docker
+# daemon (never your own), fills it with demo images, shows `pruneguard plan` and then
+# `pruneguard run`, and stops the sandbox again. Run as root on a Debian-like machine.
+#
+#   scripts/demo.sh            # the whole tour
+#   KEEP=1 scripts/demo.sh     # leave the sandbox running afterwards (prints how to stop it)
+set -Eeuo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$repo"
+[ "$(id -u)" -eq 0 ] || { echo "demo.sh: run as root (it starts a private dockerd in a network namespace)" >&2; exit 1; }
+
+step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+step "Installing what the sandbox needs (Debian's docker.io), if missing"
+bash scripts/sandbox.sh ensure-installed
+
+step "Building pruneguard (release)"
+cargo build --release --quiet
+pruneguard="$repo/target/release/pruneguard"
+
+work=$(mktemp -d /tmp/pgdemo.XXXXXX)
+sandbox="$work/sb"
+cleanup() {
+  if [ -z "${KEEP:-}" ]; then
+    bash scripts/sandbox.sh stop "$sandbox" || true
+    rm -rf "$work"
+  else
+    echo "Sandbox kept: DOCKER_HOST=$DOCKER_HOST; stop it with: scripts/sandbox.sh stop $sandbox"
+  fi
+}
+trap cleanup EXIT
+
+step "Starting a private sandbox daemon (own data root, socket and network namespace)"
+DOCKER_HOST=$(bash scripts/sandbox.sh start "$sandbox")
+export DOCKER_HOST
+docker() { command docker -H "$DOCKER_HOST" "$@"; }
+echo "DOCKER_HOST=$DOCKER_HOST"
+
+step "Filling it with demo images"
+# Three builds of app:1 from three days ago: the last keeps the tag, two are left dangling.
+python3 scripts/mkimages.py "$work/old.tar" --tag demo/app:1 --count 3 --age $((3 * 86400)) >"$work/old.ids"
+# Two builds of app:2 from an hour ago: one dangling, but younger than min_age (24h).
+python3 scripts/mkimages.py "$work/young.tar" --tag demo/app:2 --count 2 --age 3600 >/dev/null
+docker load -q -i "$work/old.tar" >/dev/null
+docker load -q -i "$work/young.tar" >/dev/null
+# A stopped container still uses one old dangling image: it must be kept.
+docker create --name stopped-job "$(head -n 1 "$work/old.ids")" >/dev/null
+docker images -a
+
+# The loads above are recent events, and this sandbox's disk is nowhere near 80 % full, so
+# the quiet and disk gates are opened on purpose for the demo only.
+demo_flags=(--no-config --state-dir "$work/state" --quiet-period 0s)
+
+step "pruneguard plan (a dry run with the full reasoning)"
+"$pruneguard" plan "${demo_flags[@]}" --disk-threshold 0
+
+step "pruneguard run --disk-threshold 99 (the disk gate closes: nothing is deleted)"
+"$pruneguard" run "${demo_flags[@]}" --disk-threshold 99
+
+step "pruneguard run --disk-threshold 0 (gates open: only the old, unused dangling image goes)"
+"$pruneguard" run "${demo_flags[@]}" --disk-threshold 0
+
+step "What is left"
+docker images -a
+echo
+echo "On a real host, start with: pruneguard doctor && pruneguard plan"
