@@ -104,7 +104,7 @@ where
             let outcomes: Vec<(&&Candidate, Result<RemoveOutcome, EngineError>)> =
                 futures_util::stream::iter(batch)
                     .map(|candidate| async move {
-                        (candidate, engine.remove_image(&candidate.id).await)
+                        (candidate, remove_if_still_untagged(engine, &candidate.id).await)
                     })
                     .buffer_unordered(concurrency.max(1))
                     .collect()
@@ -133,6 +133,20 @@ where
     execution
 }
 
+/// Deleting by ID an image that has exactly one tag makes Docker untag it and delete it, so an
+/// image tagged since the plan was made (a rebuild that hit the cache, a `docker tag`) would be
+/// lost. Looking right before deleting narrows that window to one round trip.
+async fn remove_if_still_untagged<E: Engine>(engine: &E, id: &str) -> Result<RemoveOutcome, EngineError> {
+    match engine.image_tags(id).await? {
+        None => Ok(RemoveOutcome::NotFound),
+        Some(tags) if !tags.is_empty() => Ok(RemoveOutcome::Conflict(format!(
+            "tagged since the plan was made ({})",
+            tags.join(", ")
+        ))),
+        Some(_) => engine.remove_image(id).await,
+    }
+}
+
 fn record(
     execution: &mut Execution,
     candidate: &Candidate,
@@ -152,7 +166,7 @@ fn record(
             info!(image = %id, %message, "skipped: the daemon refused a plain delete (409)");
             execution.skipped.push(Skipped {
                 id,
-                why: format!("conflict (409), probably used since the plan was made: {message}"),
+                why: format!("conflict, left in place (it changed since the plan was made): {message}"),
             });
         }
         Ok(RemoveOutcome::NotFound) => {

@@ -237,6 +237,16 @@ impl Engine for DockerEngine {
         })
     }
 
+    async fn image_tags(&self, id: &str) -> Result<Option<Vec<String>>, EngineError> {
+        match self.docker.inspect_image(id).await {
+            Ok(image) => Ok(Some(
+                image.repo_tags.unwrap_or_default().into_iter().filter(|tag| tag != "<none>:<none>").collect(),
+            )),
+            Err(BollardError::DockerResponseServerError { status_code: 404, .. }) => Ok(None),
+            Err(error) => Err(map_error(&self.endpoint, "GET /images/{id}/json", self.timeout, error)),
+        }
+    }
+
     async fn remove_image(&self, id: &str) -> Result<RemoveOutcome, EngineError> {
         let options = RemoveImageOptionsBuilder::default()
             .force(false)

@@ -1,6 +1,6 @@
 //! The only code that speaks to the Docker Engine. The [`Engine`] trait is deliberately narrow:
-//! it can read (info, images, containers, events, swarm services and tasks) and remove **one**
-//! image by ID. There is no method for any prune endpoint, volumes, networks or build cache, so
+//! it can read (info, images, one image's tags, containers, events, swarm services and tasks)
+//! and remove **one** image by ID. There is no method for any prune endpoint, volumes, networks or build cache, so
 //! no code path above this module can reach them.
 
 mod docker;
@@ -100,6 +100,8 @@ pub trait Engine {
     async fn events(&self, window: EventWindow) -> Result<Vec<Event>, EngineError>;
     /// Services (with update status) and tasks; only valid on a swarm manager.
     async fn swarm_cluster(&self) -> Result<SwarmCluster, EngineError>;
+    /// The image's current tags (`GET /images/{id}/json`); `None` when it no longer exists.
+    async fn image_tags(&self, id: &str) -> Result<Option<Vec<String>>, EngineError>;
     /// `DELETE /images/{id}?force=false&noprune=true`: one image, never forced, never its
     /// parents (the plan removes eligible parents itself).
     async fn remove_image(&self, id: &str) -> Result<RemoveOutcome, EngineError>;
