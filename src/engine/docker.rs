@@ -240,17 +240,31 @@ impl Engine for DockerEngine {
     async fn image_tags(&self, id: &str) -> Result<Option<Vec<String>>, EngineError> {
         match self.docker.inspect_image(id).await {
             Ok(image) => Ok(Some(
-                image.repo_tags.unwrap_or_default().into_iter().filter(|tag| tag != "<none>:<none>").collect(),
+                image
+                    .repo_tags
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|tag| tag != "<none>:<none>")
+                    .collect(),
             )),
-            Err(BollardError::DockerResponseServerError { status_code: 404, .. }) => Ok(None),
-            Err(error) => Err(map_error(&self.endpoint, "GET /images/{id}/json", self.timeout, error)),
+            Err(BollardError::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(None),
+            Err(error) => Err(map_error(
+                &self.endpoint,
+                "GET /images/{id}/json",
+                self.timeout,
+                error,
+            )),
         }
     }
 
     async fn remove_image(&self, id: &str) -> Result<RemoveOutcome, EngineError> {
+        // noprune: Docker would otherwise also delete untagged parents that were not planned;
+        // the plan lists eligible parents itself and removes them after their children.
         let options = RemoveImageOptionsBuilder::default()
             .force(false)
-            .noprune(false)
+            .noprune(true)
             .build();
         match self.docker.remove_image(id, Some(options), None).await {
             Ok(_) => Ok(RemoveOutcome::Removed),
