@@ -289,14 +289,22 @@ struct Origin<'a> {
 }
 
 impl Origin<'_> {
-    fn locate(&self, key: &str, span: Option<Range<usize>>) -> String {
+    /// `file:line` of a span, or just the file.
+    fn place(&self, span: Option<Range<usize>>) -> String {
         match (self.file, span) {
             (Some((path, text)), Some(span)) => {
                 let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
-                format!("{}:{line}: `{key}`", path.display())
+                format!("{}:{line}", path.display())
             }
-            (Some((path, _)), None) => format!("{}: `{key}`", path.display()),
-            (None, _) => format!("`{key}`"),
+            (Some((path, _)), None) => path.display().to_string(),
+            (None, _) => "flag".to_string(),
+        }
+    }
+
+    fn locate(&self, key: &str, span: Option<Range<usize>>) -> String {
+        match self.file {
+            Some(_) => format!("{}: `{key}`", self.place(span)),
+            None => format!("`{key}`"),
         }
     }
 }
@@ -311,10 +319,13 @@ fn read_file(path: &Path) -> Result<(String, FileConfig), ConfigError> {
         ))
     })?;
     let parsed = parse_file(&text).map_err(|error| {
+        let origin = Origin {
+            file: Some((path, &text)),
+        };
         ConfigError(format!(
-            "the config file {} is not valid: {error}\nSee `pruneguard config --no-config` for \
-             every key with its default.",
-            path.display()
+            "{}: {}\nSee `pruneguard config --no-config` for every key with its default.",
+            origin.place(error.span()),
+            error.message().trim_end()
         ))
     })?;
     Ok((text, parsed))
