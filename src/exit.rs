@@ -24,17 +24,12 @@ pub const USAGE_ERROR: u8 = 2;
 pub const DELETIONS_FAILED: u8 = 3;
 
 pub fn code(result: &anyhow::Result<Outcome>) -> u8 {
+    let is_config_error =
+        |error: &anyhow::Error| error.chain().any(|cause| cause.is::<ConfigError>());
     match result {
         Ok(Outcome::Success) => SUCCESS,
-        Ok(Outcome::RuntimeFailure | Outcome::CheckFailed) => RUNTIME_FAILURE,
         Ok(Outcome::DeletionsFailed) => DELETIONS_FAILED,
-        Err(error)
-            if error
-                .chain()
-                .any(<dyn std::error::Error + 'static>::is::<ConfigError>) =>
-        {
-            USAGE_ERROR
-        }
-        Err(_) => RUNTIME_FAILURE,
+        Err(error) if is_config_error(error) => USAGE_ERROR,
+        Ok(Outcome::RuntimeFailure | Outcome::CheckFailed) | Err(_) => RUNTIME_FAILURE,
     }
 }

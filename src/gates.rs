@@ -211,7 +211,7 @@ pub fn disk_gate(snapshot: &Snapshot, policy: &GatePolicy) -> GateVerdict {
     if let Some(limit) = inode_threshold {
         match usage.inodes_used_percent {
             Some(percent) => {
-                detail.push_str(&format!("; inodes {percent} % used, threshold {limit} %"))
+                detail.push_str(&format!("; inodes {percent} % used, threshold {limit} %"));
             }
             None => detail.push_str("; this filesystem reports no inode counts"),
         }
@@ -264,7 +264,7 @@ pub fn quiet_gate(snapshot: &Snapshot, policy: &GatePolicy, now: DateTime<Utc>) 
             "{} {} {} {} ago ({} such event(s) in the last {period_text}); waiting for the host to settle.",
             latest.kind,
             latest.action,
-            latest.subject,
+            short_subject(&latest.subject),
             human_seconds((now - latest.time).num_seconds()),
             recent.len()
         ),
@@ -493,11 +493,10 @@ pub fn swarm_gate(snapshot: &Snapshot, policy: &GatePolicy, now: DateTime<Utc>) 
         match &snapshot.swarm_cluster {
             Some(Ok(cluster)) => (SwarmRole::Manager, converging_on_manager(cluster, now)),
             Some(Err(error)) => {
-                return closed(
-                    SwarmRole::Manager,
-                    format!(
-                        "closed because the swarm services and tasks could not be read ({error})."
-                    ),
+                return error_verdict(
+                    GateName::Swarm,
+                    "the swarm services and tasks (manager node)",
+                    error,
                 );
             }
             None => {
@@ -511,9 +510,10 @@ pub fn swarm_gate(snapshot: &Snapshot, policy: &GatePolicy, now: DateTime<Utc>) 
         match &snapshot.containers {
             Ok(containers) => (SwarmRole::Worker, converging_on_worker(containers, now)),
             Err(error) => {
-                return closed(
-                    SwarmRole::Worker,
-                    format!("closed because the container list could not be read ({error})."),
+                return error_verdict(
+                    GateName::Swarm,
+                    "the container list (worker node, local evidence)",
+                    error,
                 );
             }
         }
@@ -662,8 +662,34 @@ fn converging_on_worker(containers: &[Container], now: DateTime<Utc>) -> Vec<Con
         .collect()
 }
 
-/// `3m 12s`-style durations for details.
+/// Coarse `2d 7h`, `3m 12s`, `45s`-style durations for details: the two largest units.
 pub fn human_seconds(seconds: i64) -> String {
-    let seconds = u64::try_from(seconds.max(0)).unwrap_or(0);
-    humantime::format_duration(std::time::Duration::from_secs(seconds)).to_string()
+    let seconds = seconds.max(0);
+    let units = [("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1)];
+    let mut parts = Vec::new();
+    let mut rest = seconds;
+    for (name, size) in units {
+        let count = rest / size;
+        rest %= size;
+        if count > 0 || !parts.is_empty() {
+            parts.push(format!("{count}{name}"));
+        }
+        if parts.len() == 2 {
+            break;
+        }
+    }
+    match parts.as_slice() {
+        [] => "0s".to_string(),
+        [first, second] if second.starts_with('0') => first.clone(),
+        _ => parts.join(" "),
+    }
+}
+
+/// Image IDs are long; people recognise the first 12 hex digits.
+fn short_subject(subject: &str) -> &str {
+    if subject.starts_with("sha256:") {
+        short_id(subject)
+    } else {
+        subject
+    }
 }

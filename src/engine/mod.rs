@@ -124,7 +124,7 @@ mod tests {
             concat!("remove", "_volume"),
             concat!("remove", "_container"),
             concat!("remove", "_network"),
-            concat!("/prune", ""),
+            concat!("/pru", "ne"),
             concat!("force: ", "true"),
         ];
         for source in sources {

@@ -1,0 +1,640 @@
+#!/usr/bin/env bash
+# Private Docker daemons for pruneguard's tests: one dockerd (and its own containerd) per
+# sandbox, each in its own network namespace, with its own data root, exec root and socket.
+# The host's default daemon and /var/run/docker.sock are never used.
+#
+# Usage (as root):
+#   scripts/sandbox.sh start DIR [--data-root-size MB]
+#       Start a sandbox in DIR (created). Prints one line: its DOCKER_HOST (unix:///…/docker.sock).
+#       --data-root-size puts the data root on a loop-mounted ext4 image of MB MiB (no reserved
+#       blocks, so `df` on DIR/data shows what images use).
+#   scripts/sandbox.sh pair DIR1 DIR2 [--data-root-size MB]
+#       Two sandboxes whose namespaces are joined by a veth pair (pgsb0 in each) with
+#       10.213.0.1/24 (DIR1) and 10.213.0.2/24 (DIR2). Prints the two DOCKER_HOSTs, one a line.
+#       DIRn/addr holds each one's address.
+#   scripts/sandbox.sh stop DIR
+#       Stop everything of that sandbox (containers, dockerd, containerd, shims), unmount all
+#       under DIR, delete its netns (and veth), remove DIR. Idempotent and quiet.
+#   scripts/sandbox.sh stop-daemon DIR      stop dockerd only (for "daemon is down" tests)
+#   scripts/sandbox.sh start-daemon DIR     start it again; prints DOCKER_HOST
+#   scripts/sandbox.sh host DIR             print DOCKER_HOST of a started sandbox
+#   scripts/sandbox.sh cleanup-under PREFIX stop every sandbox whose DIR is under PREFIX, and any
+#       dockerd/containerd/shim whose command line names a path under PREFIX
+#   scripts/sandbox.sh list                 registered sandboxes: NETNS DIR
+#   scripts/sandbox.sh ensure-installed     apt-get install what the tests need, if missing
+#
+# Files in DIR: netns (namespace name), host (DOCKER_HOST), addr (pair only), dockerd.log,
+# containerd.log, data/ (data root), state (key=value, also kept in /run/pgsb/NETNS).
+# Environment: PGSB_DOCKER (docker CLI to use; default /usr/bin/docker, else `docker`),
+# PGSB_STORAGE_DRIVER (default: dockerd's choice), PGSB_START_TIMEOUT (seconds, default 60).
+set -Eeuo pipefail
+
+# dockerd, ip, losetup and mkfs live in sbin, which a non-login PATH may lack.
+export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
+PROG=sandbox.sh
+REGISTRY=/run/pgsb
+PAIR_NET=10.213.0
+VETH=pgsb0
+# Unix socket paths must stay below 108 bytes; the longest one dockerd makes is about
+# EXEC_ROOT + 36 bytes (containerd/containerd-debug.sock, libnetwork/<12 hex>.sock).
+MAX_DIR_LEN=50
+
+say() { printf '%s\n' "$*" >&2; }
+die() {
+  say "$PROG: $*"
+  exit 1
+}
+
+docker_cli() {
+  if [ -n "${PGSB_DOCKER:-}" ]; then
+    printf '%s\n' "$PGSB_DOCKER"
+  elif [ -x /usr/bin/docker ]; then
+    printf '%s\n' /usr/bin/docker
+  else
+    command -v docker || die "no docker CLI found (run: $0 ensure-installed)"
+  fi
+}
+
+need_root() {
+  [ "$(id -u)" -eq 0 ] || die "must run as root (network namespaces, mounts, dockerd)"
+}
+
+abspath() {
+  case "$1" in
+    /*) printf '%s\n' "$1" ;;
+    *) printf '%s/%s\n' "$(pwd -P)" "$1" ;;
+  esac
+}
+
+# ---------------------------------------------------------------------------------------------
+# ensure-installed
+
+PACKAGES=(docker.io docker-registry prometheus busybox-static iproute2 time
+  util-linux mount e2fsprogs iptables python3 nix-bin systemd)
+
+pkg_installed() {
+  dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'
+}
+
+cmd_ensure_installed() {
+  need_root
+  local missing=() p log rc created_policy=0
+  for p in "${PACKAGES[@]}"; do
+    pkg_installed "$p" || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  say "$PROG: installing ${missing[*]}"
+  # Keep apt from starting the host's own docker/registry/prometheus services.
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+    chmod 755 /usr/sbin/policy-rc.d
+    created_policy=1
+  fi
+  log=$(mktemp /tmp/pgsb-apt.XXXXXX)
+  rc=0
+  {
+    apt-get -o DPkg::Lock::Timeout=600 update -qq &&
+      DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq \
+        "${missing[@]}"
+  } >"$log" 2>&1 || rc=$?
+  [ "$created_policy" -eq 1 ] && rm -f /usr/sbin/policy-rc.d
+  if [ "$rc" -ne 0 ]; then
+    tail -n 40 "$log" >&2
+    rm -f "$log"
+    die "apt-get install ${missing[*]} failed"
+  fi
+  rm -f "$log"
+}
+
+# ---------------------------------------------------------------------------------------------
+# state
+
+# Sandbox state lives in DIR/state and, so that stray sandboxes can be found even after DIR is
+# gone, in $REGISTRY/NETNS. Lines: key=value.
+S_NAME='' S_DIR='' S_RUNDIR='' S_SOCK='' S_CSOCK='' S_DISK=''
+
+state_write() {
+  local f
+  mkdir -p "$REGISTRY"
+  for f in "$S_DIR/state" "$REGISTRY/$S_NAME"; do
+    printf 'name=%s\ndir=%s\nrundir=%s\nsock=%s\ncsock=%s\ndisk=%s\n' \
+      "$S_NAME" "$S_DIR" "$S_RUNDIR" "$S_SOCK" "$S_CSOCK" "$S_DISK" >"$f"
+  done
+  printf '%s\n' "$S_NAME" >"$S_DIR/netns"
+}
+
+state_read_file() {
+  local k v
+  S_NAME='' S_DIR='' S_RUNDIR='' S_SOCK='' S_CSOCK='' S_DISK=''
+  while IFS='=' read -r k v; do
+    case "$k" in
+      name) S_NAME=$v ;;
+      dir) S_DIR=$v ;;
+      rundir) S_RUNDIR=$v ;;
+      sock) S_SOCK=$v ;;
+      csock) S_CSOCK=$v ;;
+      disk) S_DISK=$v ;;
+    esac
+  done <"$1"
+  [ -n "$S_NAME" ] && [ -n "$S_DIR" ]
+}
+
+# Load the state of the sandbox in DIR (from DIR/state, else from the registry).
+state_load() {
+  local dir=$1 f
+  if [ -f "$dir/state" ] && state_read_file "$dir/state"; then
+    return 0
+  fi
+  if [ -d "$REGISTRY" ]; then
+    for f in "$REGISTRY"/*; do
+      [ -f "$f" ] || continue
+      if state_read_file "$f" && [ "$S_DIR" = "$dir" ]; then
+        return 0
+      fi
+    done
+  fi
+  S_NAME='' S_DIR='' S_RUNDIR='' S_SOCK='' S_CSOCK='' S_DISK=''
+  return 1
+}
+
+host_url() { printf 'unix://%s\n' "$S_SOCK"; }
+
+# ---------------------------------------------------------------------------------------------
+# processes and mounts
+
+# PIDs of docker's daemons (dockerd, containerd, shims, docker-proxy, runc) whose command
+# line contains one of the given literal strings (an argument that contains it: every needle
+# here is a path). Only those programs, so never this script, a test or a grep.
+pids_matching() {
+  local args=() n f p
+  for n in "$@"; do
+    [ -n "$n" ] && args+=(-e "$n")
+  done
+  [ ${#args[@]} -gt 0 ] || return 0
+  # -z: the NUL-separated arguments are grep's lines.
+  { grep -l -s -z -F "${args[@]}" /proc/[0-9]*/cmdline 2>/dev/null || true; } | while read -r f; do
+    p=${f#/proc/}
+    p=${p%/cmdline}
+    case "$(cat "/proc/$p/comm" 2>/dev/null || true)" in
+      dockerd | containerd | containerd-shim* | docker-proxy | runc | docker-init) ;;
+      *) continue ;;
+    esac
+    printf '%s\n' "$p"
+  done
+}
+
+# All descendants of a pid (children before grandchildren).
+descendants_of() {
+  # /proc/PID/stat: "PID (COMM) STATE PPID ..."; COMM may hold spaces and parentheses.
+  { cat /proc/[0-9]*/stat 2>/dev/null || true; } | awk -v root="$1" '
+    { pid = $1; sub(/^.*\) /, ""); kids[$2] = kids[$2] " " pid }
+    END {
+      queue = root
+      while (queue != "") {
+        split(queue, q, " "); queue = ""
+        for (i in q) {
+          n = split(kids[q[i]], k, " ")
+          for (j = 1; j <= n; j++) { print k[j]; queue = queue " " k[j] }
+        }
+      }
+    }'
+}
+
+# A process that exists and is not a zombie (an orphaned daemon is reparented to PID 1, which
+# may take seconds to reap it; kill -0 succeeds on a zombie).
+alive() {
+  local line st
+  [ -n "$1" ] || return 1
+  line=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+  st=${line##*) }
+  st=${st%% *}
+  [ -n "$st" ] && [ "$st" != Z ] && [ "$st" != X ]
+}
+
+# kill_wait PID TENTHS: TERM, wait up to TENTHS/10 s, then KILL.
+kill_wait() {
+  local pid=$1 tenths=$2 i
+  alive "$pid" || return 0
+  kill -TERM "$pid" 2>/dev/null || true
+  for ((i = 0; i < tenths; i++)); do
+    alive "$pid" || return 0
+    sleep 0.1
+  done
+  kill -KILL "$pid" 2>/dev/null || true
+  for ((i = 0; i < 50; i++)); do
+    alive "$pid" || return 0
+    sleep 0.1
+  done
+}
+
+# Kill a process and all its descendants (SIGKILL; the process first, so it cannot restart
+# any of them).
+kill_tree() {
+  local pid=$1 kids
+  kids=$(descendants_of "$pid")
+  kill -KILL "$pid" 2>/dev/null || true
+  # shellcheck disable=SC2086 # a list of pids
+  [ -z "$kids" ] || kill -KILL $kids 2>/dev/null || true
+}
+
+# Mount points at or below any of the given paths, deepest first.
+mounts_under() {
+  awk '{ print $5 }' /proc/self/mountinfo | while read -r m; do
+    m=$(printf '%b' "${m//\\/\\0}")
+    local p
+    for p in "$@"; do
+      [ -n "$p" ] || continue
+      case "$m" in
+        "$p" | "$p"/*) printf '%s\n' "$m" ;;
+      esac
+    done
+  done | sort -r -u
+}
+
+unmount_under() {
+  local m
+  while read -r m; do
+    [ -n "$m" ] || continue
+    umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || say "$PROG: cannot unmount $m"
+  done < <(mounts_under "$@")
+}
+
+# ---------------------------------------------------------------------------------------------
+# start
+
+new_netns() {
+  local name i
+  for ((i = 0; i < 20; i++)); do
+    name="pgsb-$(od -An -N4 -tx1 /dev/urandom | tr -d ' \n')"
+    if ip netns add "$name" 2>/dev/null; then
+      ip -n "$name" link set lo up
+      printf '%s\n' "$name"
+      return 0
+    fi
+  done
+  die "cannot create a network namespace (ip netns add)"
+}
+
+# Prepare DIR: netns, dirs, optional loop-mounted data root, config files. Sets S_*.
+prepare() {
+  local dir=$1 size=$2
+  [ -e "$dir/state" ] && die "$dir already holds a sandbox (stop it first)"
+  mkdir -p "$dir"
+  S_DIR=$dir
+  S_NAME=$(new_netns)
+  if [ ${#dir} -le $MAX_DIR_LEN ]; then
+    S_RUNDIR=$dir
+  else
+    S_RUNDIR=$(mktemp -d /tmp/pgsb.XXXXXXXX)
+  fi
+  S_SOCK=$S_RUNDIR/docker.sock
+  S_CSOCK=$S_RUNDIR/c/containerd.sock
+  S_DISK=''
+  [ -n "$size" ] && S_DISK=$dir/disk.img
+  state_write
+  mkdir -p "$dir/data" "$S_RUNDIR/exec" "$S_RUNDIR/c"
+  if [ -n "$size" ]; then
+    truncate -s "${size}M" "$S_DISK"
+    mkfs.ext4 -q -F -m 0 -L pgsb "$S_DISK" >/dev/null
+    mount -o loop "$S_DISK" "$dir/data"
+  fi
+  mkdir -p "$dir/data/containerd"
+  # Our own containerd (dockerd 20.10 would otherwise use the host's containerd whenever
+  # /run/containerd/containerd.sock exists, mixing sandboxes in one containerd namespace).
+  cat >"$dir/containerd.toml" <<EOF
+version = 2
+root = "$dir/data/containerd"
+state = "$S_RUNDIR/c/state"
+disabled_plugins = ["io.containerd.grpc.v1.cri"]
+oom_score = 0
+[grpc]
+  address = "$S_CSOCK"
+[ttrpc]
+  address = "$S_CSOCK.ttrpc"
+[debug]
+  address = ""
+[metrics]
+  address = ""
+EOF
+  # deprecated-key-path keeps dockerd 20.10 from writing /etc/docker/key.json (no such flag).
+  cat >"$dir/daemon.json" <<EOF
+{
+  "deprecated-key-path": "$dir/key.json"
+}
+EOF
+  printf '%s\n' "$(host_url)" >"$dir/host"
+}
+
+launch_containerd() {
+  : >>"$S_DIR/containerd.log"
+  nsenter --net="/var/run/netns/$S_NAME" -- \
+    containerd --config "$S_DIR/containerd.toml" \
+    </dev/null >>"$S_DIR/containerd.log" 2>&1 &
+  printf '%s\n' "$!" >"$S_DIR/containerd.pid"
+}
+
+launch_dockerd() {
+  local args=(
+    --config-file "$S_DIR/daemon.json"
+    --data-root "$S_DIR/data"
+    --exec-root "$S_RUNDIR/exec"
+    --pidfile "$S_DIR/docker.pid"
+    -H "unix://$S_SOCK"
+    --containerd "$S_CSOCK"
+    --shutdown-timeout 5
+  )
+  [ -n "${PGSB_STORAGE_DRIVER:-}" ] && args+=(--storage-driver "$PGSB_STORAGE_DRIVER")
+  : >>"$S_DIR/dockerd.log"
+  nsenter --net="/var/run/netns/$S_NAME" -- dockerd "${args[@]}" \
+    </dev/null >>"$S_DIR/dockerd.log" 2>&1 &
+  printf '%s\n' "$!" >"$S_DIR/dockerd.pid"
+}
+
+wait_socket() {
+  local sock=$1 pid=$2 what=$3 i
+  for ((i = 0; i < 300; i++)); do
+    [ -S "$sock" ] && return 0
+    alive "$pid" || return 1
+    sleep 0.1
+  done
+  say "$PROG: $what did not create $sock in 30 s"
+  return 1
+}
+
+wait_daemon() {
+  local timeout=${PGSB_START_TIMEOUT:-60} cli pid start
+  cli=$(docker_cli)
+  pid=$(cat "$S_DIR/dockerd.pid")
+  start=$SECONDS
+  while ((SECONDS - start < timeout)); do
+    if "$cli" -H "unix://$S_SOCK" version --format '{{.Server.Version}}' >/dev/null 2>&1; then
+      return 0
+    fi
+    if ! alive "$pid"; then
+      say "$PROG: dockerd exited during start"
+      return 1
+    fi
+    sleep 0.1
+  done
+  say "$PROG: dockerd did not answer within ${timeout} s"
+  return 1
+}
+
+start_failed() {
+  local dir=$1
+  trap - ERR
+  say "$PROG: sandbox in $dir failed to start; last lines of its logs:"
+  [ -f "$dir/containerd.log" ] && { say "--- containerd.log"; tail -n 5 "$dir/containerd.log" >&2; }
+  [ -f "$dir/dockerd.log" ] && { say "--- dockerd.log"; tail -n 30 "$dir/dockerd.log" >&2; }
+  stop_sandbox "$dir" || true
+  exit 1
+}
+
+launch_all() {
+  launch_containerd
+  wait_socket "$S_CSOCK" "$(cat "$S_DIR/containerd.pid")" containerd || return 1
+  launch_dockerd
+}
+
+parse_size() {
+  SIZE=''
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      --data-root-size)
+        [ $# -ge 2 ] || die "--data-root-size needs MB"
+        SIZE=$2
+        shift 2
+        ;;
+      --data-root-size=*)
+        SIZE=${1#*=}
+        shift
+        ;;
+      *) die "unknown option: $1" ;;
+    esac
+  done
+  if [ -n "$SIZE" ]; then
+    case "$SIZE" in
+      '' | *[!0-9]*) die "--data-root-size wants a whole number of MiB, got: $SIZE" ;;
+    esac
+    [ "$SIZE" -ge 16 ] || die "--data-root-size must be at least 16 MiB"
+  fi
+}
+
+cmd_start() {
+  need_root
+  [ $# -ge 1 ] || die "usage: $0 start DIR [--data-root-size MB]"
+  local dir
+  dir=$(abspath "$1")
+  shift
+  parse_size "$@"
+  trap 'start_failed "$dir"' ERR
+  prepare "$dir" "$SIZE"
+  launch_all
+  wait_daemon
+  trap - ERR
+  host_url
+}
+
+cmd_pair() {
+  need_root
+  [ $# -ge 2 ] || die "usage: $0 pair DIR1 DIR2 [--data-root-size MB]"
+  local d1 d2 n1 n2 h1 h2
+  d1=$(abspath "$1")
+  d2=$(abspath "$2")
+  shift 2
+  [ "$d1" != "$d2" ] || die "pair needs two different directories"
+  parse_size "$@"
+  trap 'stop_sandbox "$d1" || true; start_failed "$d2"' ERR
+  prepare "$d1" "$SIZE"
+  n1=$S_NAME
+  prepare "$d2" "$SIZE"
+  n2=$S_NAME
+  # The veth pair is created directly inside the two namespaces: it never exists on the host.
+  ip link add "$VETH" netns "$n1" type veth peer name "$VETH" netns "$n2"
+  ip -n "$n1" addr add "$PAIR_NET.1/24" dev "$VETH"
+  ip -n "$n2" addr add "$PAIR_NET.2/24" dev "$VETH"
+  ip -n "$n1" link set "$VETH" up
+  ip -n "$n2" link set "$VETH" up
+  printf '%s\n' "$PAIR_NET.1" >"$d1/addr"
+  printf '%s\n' "$PAIR_NET.2" >"$d2/addr"
+  state_load "$d1"
+  launch_all
+  state_load "$d2"
+  launch_all
+  state_load "$d1"
+  wait_daemon
+  h1=$(host_url)
+  state_load "$d2"
+  wait_daemon
+  h2=$(host_url)
+  trap - ERR
+  printf '%s\n%s\n' "$h1" "$h2"
+}
+
+cmd_host() {
+  [ $# -eq 1 ] || die "usage: $0 host DIR"
+  state_load "$(abspath "$1")" || die "no sandbox in $1"
+  host_url
+}
+
+# ---------------------------------------------------------------------------------------------
+# stop
+
+stop_dockerd() {
+  local cli pid ids
+  pid=''
+  [ -f "$S_DIR/dockerd.pid" ] && pid=$(cat "$S_DIR/dockerd.pid" 2>/dev/null || true)
+  alive "$pid" || return 0
+  cli=$(docker_cli)
+  # Kill running containers first: dockerd would give each its stop timeout on shutdown, and
+  # `sleep` as PID 1 ignores SIGTERM.
+  if [ -S "$S_SOCK" ]; then
+    ids=$(timeout 10 "$cli" -H "unix://$S_SOCK" ps -q 2>/dev/null || true)
+    if [ -n "$ids" ]; then
+      # shellcheck disable=SC2086 # word splitting of the id list is wanted
+      timeout 20 "$cli" -H "unix://$S_SOCK" kill $ids >/dev/null 2>&1 || true
+    fi
+  fi
+  kill_wait "$pid" 100
+  rm -f "$S_SOCK"
+}
+
+stop_sandbox() {
+  local dir=$1 p id pid
+  state_load "$dir" || return 0
+  stop_dockerd
+  pid=''
+  [ -f "$S_DIR/containerd.pid" ] && pid=$(cat "$S_DIR/containerd.pid" 2>/dev/null || true)
+  # With dockerd gone nothing is left for containerd to do, and its graceful exit takes 2 s.
+  kill_wait "$pid" 3
+  # Anything still running that belongs to this sandbox: shims (their -address is our
+  # containerd socket) with the container processes below them, a dockerd that lost its
+  # pidfile, docker-proxy and the like.
+  for p in $(pids_matching "$S_CSOCK" "$S_RUNDIR/exec" "$S_DIR/containerd.toml"); do
+    kill_tree "$p"
+  done
+  # Empty cgroups of this sandbox's containers (cgroup v1 and v2 layouts).
+  if [ -d "$S_DIR/data/containers" ]; then
+    for id in "$S_DIR"/data/containers/*; do
+      id=${id##*/}
+      [ ${#id} -eq 64 ] || continue
+      for p in /sys/fs/cgroup/*/docker/"$id" /sys/fs/cgroup/docker/"$id" \
+        /sys/fs/cgroup/system.slice/docker-"$id".scope; do
+        if [ -d "$p" ]; then rmdir "$p" 2>/dev/null || true; fi
+      done
+    done
+  fi
+  unmount_under "$S_DIR" "$S_RUNDIR"
+  if [ -n "$S_DISK" ]; then
+    losetup -j "$S_DISK" 2>/dev/null | cut -d: -f1 | while read -r p; do
+      if [ -n "$p" ]; then losetup -d "$p" 2>/dev/null || true; fi
+    done
+  fi
+  if [ -e "/var/run/netns/$S_NAME" ]; then
+    ip -n "$S_NAME" link del "$VETH" 2>/dev/null || true
+    ip netns del "$S_NAME" 2>/dev/null || say "$PROG: cannot delete netns $S_NAME"
+  fi
+  rm -rf --one-file-system "$S_DIR" 2>/dev/null || rm -rf --one-file-system "$S_DIR" || true
+  if [ "$S_RUNDIR" != "$S_DIR" ] && [ -n "$S_RUNDIR" ]; then
+    rm -rf --one-file-system "$S_RUNDIR" || true
+  fi
+  rm -f "$REGISTRY/$S_NAME"
+}
+
+cmd_stop() {
+  [ $# -eq 1 ] || die "usage: $0 stop DIR"
+  need_root
+  stop_sandbox "$(abspath "$1")"
+}
+
+cmd_stop_daemon() {
+  [ $# -eq 1 ] || die "usage: $0 stop-daemon DIR"
+  need_root
+  state_load "$(abspath "$1")" || die "no sandbox in $1"
+  stop_dockerd
+}
+
+cmd_start_daemon() {
+  [ $# -eq 1 ] || die "usage: $0 start-daemon DIR"
+  need_root
+  local dir pid
+  dir=$(abspath "$1")
+  state_load "$dir" || die "no sandbox in $1"
+  pid=$(cat "$S_DIR/dockerd.pid" 2>/dev/null || true)
+  alive "$pid" && die "dockerd of $dir is running"
+  pid=$(cat "$S_DIR/containerd.pid" 2>/dev/null || true)
+  if ! alive "$pid"; then
+    launch_containerd
+    wait_socket "$S_CSOCK" "$(cat "$S_DIR/containerd.pid")" containerd || exit 1
+  fi
+  launch_dockerd
+  if ! wait_daemon; then
+    tail -n 30 "$S_DIR/dockerd.log" >&2
+    exit 1
+  fi
+  host_url
+}
+
+cmd_list() {
+  local f
+  [ -d "$REGISTRY" ] || return 0
+  for f in "$REGISTRY"/*; do
+    [ -f "$f" ] || continue
+    state_read_file "$f" && printf '%s %s\n' "$S_NAME" "$S_DIR"
+  done
+}
+
+cmd_cleanup_under() {
+  [ $# -eq 1 ] || die "usage: $0 cleanup-under PREFIX"
+  need_root
+  local prefix f dirs=() d p
+  prefix=$(abspath "$1")
+  prefix=${prefix%/}
+  [ -n "$prefix" ] || die "refusing to clean up under /"
+  if [ -d "$REGISTRY" ]; then
+    for f in "$REGISTRY"/*; do
+      [ -f "$f" ] || continue
+      state_read_file "$f" || continue
+      case "$S_DIR" in
+        "$prefix"/*) dirs+=("$S_DIR") ;;
+      esac
+    done
+  fi
+  # Sandboxes whose registry entry is gone but whose DIR is still there.
+  while read -r f; do
+    state_read_file "$f" || continue
+    if [ "$S_DIR/state" = "$f" ]; then dirs+=("$S_DIR"); fi
+  done < <(find "$prefix" -maxdepth 8 -type f -name state 2>/dev/null || true)
+  for d in $(printf '%s\n' "${dirs[@]}" | sort -u); do
+    say "$PROG: cleaning up stray sandbox $d"
+    stop_sandbox "$d" || true
+  done
+  # Daemons started from a sandbox whose state is gone: only processes whose command line
+  # names a path under PREFIX, i.e. that this run started.
+  for p in $(pids_matching "$prefix/"); do
+    say "$PROG: killing stray $(cat "/proc/$p/comm" 2>/dev/null || true) $p"
+    kill_tree "$p"
+  done
+  unmount_under "$prefix"
+}
+
+main() {
+  [ $# -ge 1 ] || die "usage: $0 start|pair|stop|stop-daemon|start-daemon|host|list|cleanup-under|ensure-installed ..."
+  local cmd=$1
+  shift
+  case "$cmd" in
+    start) cmd_start "$@" ;;
+    pair) cmd_pair "$@" ;;
+    stop) cmd_stop "$@" ;;
+    stop-daemon) cmd_stop_daemon "$@" ;;
+    start-daemon) cmd_start_daemon "$@" ;;
+    host) cmd_host "$@" ;;
+    list) cmd_list "$@" ;;
+    cleanup-under) cmd_cleanup_under "$@" ;;
+    ensure-installed) cmd_ensure_installed "$@" ;;
+    -h | --help | help) sed -n '2,/^set -Eeuo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//' ;;
+    *) die "unknown command: $cmd" ;;
+  esac
+}
+
+main "$@"
