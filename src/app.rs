@@ -168,7 +168,14 @@ async fn wait_for_gates(
     let started = Instant::now();
     let mut evaluations = 0_u32;
     let mut held_by: Vec<String> = Vec::new();
-    let mut terminate = Termination::new()?;
+    // Only a run that may wait takes over SIGTERM/SIGINT: once tokio listens for a signal its
+    // default action is gone for good, and a run that does not wait must stay stoppable
+    // (Ctrl-C, `systemctl stop`) while it deletes.
+    let mut terminate = if policy.wait.is_zero() {
+        None
+    } else {
+        Some(Termination::new()?)
+    };
     loop {
         let daemon = engine
             .info()
@@ -210,7 +217,13 @@ async fn wait_for_gates(
         }
         let pause = policy.wait_interval.min(remaining);
         info!(closed = ?gates::closed_names(&verdicts), next_check_in = ?pause, "waiting for gates");
-        if terminate.sleep_or_signal(pause).await {
+        let terminated = if let Some(terminate) = terminate.as_mut() {
+            terminate.sleep_or_signal(pause).await
+        } else {
+            tokio::time::sleep(pause).await;
+            false
+        };
+        if terminated {
             warn!("terminated while waiting for gates; skipping this run");
             return Ok((snapshot, verdicts, summary("terminated", &held_by)));
         }

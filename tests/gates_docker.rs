@@ -1,0 +1,832 @@
+//! The deploy-aware gates (workload, swarm, waiting) against real private daemons (issue #3).
+//!
+//! Every test starts its own sandbox (`tests/support`), loads old dangling images and runs
+//! `pruneguard run` with the disk and quiet gates opened on purpose (`--disk-threshold 0
+//! --quiet-period 0s`), so that the gate under test alone decides whether anything is
+//! deleted. What matters is checked on the daemon itself (the dangling images are there or
+//! gone), in the exit status and in the JSON report.
+//! Needs root and Docker: run `scripts/test.sh` (as root), which installs what is missing.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::io::{BufRead as _, BufReader, Read as _};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant, SystemTime};
+
+use serde_json::Value;
+use support::{ImageSpec, Sandbox, expect_success, pruneguard};
+
+/// The busybox image containers and services run (tagged, so never a candidate).
+const BUSYBOX: &str = "pg-busybox:1";
+
+/// Flags that open the disk and quiet gates, so the gate under test alone decides.
+const OPEN_DISK_AND_QUIET: [&str; 4] = ["--disk-threshold", "0", "--quiet-period", "0s"];
+
+/// Loads a runnable busybox image and `x:1` three times, three days old: 2 old dangling
+/// images (candidates) and 1 tagged. Returns the dangling IDs.
+fn load_old_dangling(sb: &Sandbox) -> BTreeSet<String> {
+    if sb.image_id(BUSYBOX).is_none() {
+        sb.load_images(&ImageSpec::tagged(BUSYBOX, 1).busybox());
+    }
+    let ids = sb.load_images(&ImageSpec::tagged("x:1", 3).age_days(3));
+    let dangling: BTreeSet<String> = ids[..2].iter().cloned().collect();
+    assert!(
+        dangling.is_subset(&sb.dangling_ids()),
+        "the old images must be dangling"
+    );
+    dangling
+}
+
+/// `pruneguard run --no-config --disk-threshold 0 --quiet-period 0s --output json ARGS…`.
+fn run_command(sb: &Sandbox, args: &[&str]) -> Command {
+    let mut cmd = pruneguard(sb);
+    cmd.args(["run", "--no-config"])
+        .args(OPEN_DISK_AND_QUIET)
+        .args(["--output", "json"])
+        .args(args);
+    cmd
+}
+
+/// Runs pruneguard to its end; returns the output and the parsed JSON report.
+fn run_json(sb: &Sandbox, args: &[&str]) -> (Output, Value) {
+    let mut cmd = run_command(sb, args);
+    let out = cmd
+        .output()
+        .unwrap_or_else(|err| panic!("cannot run {cmd:?}: {err}"));
+    let report = parse_report(&out);
+    (out, report)
+}
+
+fn parse_report(out: &Output) -> Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|err| {
+        panic!(
+            "stdout is not a JSON report ({err}); exit {}\n--- stdout\n{}\n--- stderr\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+/// Asserts exit status 0 and returns the report.
+fn run_ok(sb: &Sandbox, args: &[&str]) -> Value {
+    let (out, report) = run_json(sb, args);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "pruneguard run {args:?} must exit 0\n--- stdout\n{}\n--- stderr\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    report
+}
+
+fn gate<'a>(report: &'a Value, name: &str) -> &'a Value {
+    report["gates"]
+        .as_array()
+        .and_then(|gates| gates.iter().find(|gate| gate["name"] == name))
+        .unwrap_or_else(|| panic!("no {name} gate in the report:\n{report:#}"))
+}
+
+fn detail(gate: &Value) -> &str {
+    gate["detail"].as_str().unwrap_or_default()
+}
+
+fn removed_ids(report: &Value) -> BTreeSet<String> {
+    report["removed"]
+        .as_array()
+        .map(|removed| {
+            removed
+                .iter()
+                .filter_map(|item| item["id"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The run skipped because `name` is closed, and not one dangling image was deleted.
+fn assert_skipped_by(sb: &Sandbox, report: &Value, name: &str, dangling: &BTreeSet<String>) {
+    assert_eq!(report["decision"], "skipped", "report:\n{report:#}");
+    assert_eq!(gate(report, name)["open"], false, "report:\n{report:#}");
+    assert!(
+        removed_ids(report).is_empty(),
+        "nothing may be removed:\n{report:#}"
+    );
+    let left = sb.dangling_ids();
+    assert!(
+        dangling.is_subset(&left),
+        "a closed {name} gate must keep every dangling image: had {dangling:?}, left {left:?}"
+    );
+}
+
+/// The run pruned: every gate open and exactly the old dangling images gone.
+fn assert_pruned(sb: &Sandbox, report: &Value, dangling: &BTreeSet<String>) {
+    for gate in report["gates"].as_array().expect("gates") {
+        assert_eq!(gate["open"], true, "every gate must be open:\n{report:#}");
+    }
+    assert_eq!(report["decision"], "pruned", "report:\n{report:#}");
+    assert_eq!(&removed_ids(report), dangling, "report:\n{report:#}");
+    let left = sb.dangling_ids();
+    assert!(
+        left.is_disjoint(dangling),
+        "the old dangling images must be gone, left: {left:?}"
+    );
+}
+
+/// Polls `check` every 200 ms until it returns true; panics with `what` after `timeout`.
+fn wait_until(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !check() {
+        assert!(
+            start.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Waits for a spawned pruneguard, killing it (and failing) after `timeout`.
+fn wait_child(mut child: Child, timeout: Duration) -> Output {
+    let start = Instant::now();
+    loop {
+        if child.try_wait().expect("wait for pruneguard").is_some() {
+            return child
+                .wait_with_output()
+                .expect("collect pruneguard's output");
+        }
+        if start.elapsed() > timeout {
+            let _ = child.kill();
+            let out = child
+                .wait_with_output()
+                .expect("collect pruneguard's output");
+            panic!(
+                "pruneguard did not finish within {timeout:?}\n--- stdout\n{}\n--- stderr\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// workload gate
+
+/// A live container of a matching stack closes the gate; the detail names it and the stack.
+fn assert_stack_container_closes(state_args: &[&str], expected_state: &str) {
+    let sb = Sandbox::start();
+    let dangling = load_old_dangling(&sb);
+    let name = "run-app-7_web.1";
+    let mut args = vec![];
+    args.extend_from_slice(state_args);
+    args.extend_from_slice(&[
+        "--name",
+        name,
+        "--label",
+        "com.docker.stack.namespace=run-app-7",
+        BUSYBOX,
+    ]);
+    sb.docker_ok(&args);
+    assert_eq!(
+        sb.docker_ok(["inspect", "--format", "{{.State.Status}}", name]),
+        expected_state
+    );
+
+    // A stack that does not match leaves the gate open (dry run: nothing is deleted).
+    let report = run_ok(&sb, &["--dry-run", "--workload-stack", "other-*"]);
+    assert_eq!(gate(&report, "workload")["open"], true, "{report:#}");
+    assert_eq!(report["decision"], "dry_run", "{report:#}");
+
+    let report = run_ok(&sb, &["--workload-stack", "run-app*"]);
+    assert_skipped_by(&sb, &report, "workload", &dangling);
+    let workload = gate(&report, "workload");
+    assert!(
+        detail(workload).contains(name) && detail(workload).contains("run-app-7"),
+        "the detail must name the container and the stack: {workload:#}"
+    );
+    let live = &workload["evidence"]["live"];
+    assert_eq!(live[0]["name"], name, "{workload:#}");
+    assert_eq!(live[0]["state"], expected_state, "{workload:#}");
+}
+
+#[test]
+fn running_stack_container_closes_workload_gate() {
+    assert_stack_container_closes(&["run", "-d"], "running");
+}
+
+#[test]
+fn created_stack_container_closes_workload_gate() {
+    assert_stack_container_closes(&["create"], "created");
+}
+
+#[test]
+fn exited_stack_container_does_not_close_workload_gate() {
+    let sb = Sandbox::start();
+    let dangling = load_old_dangling(&sb);
+    sb.docker_ok([
+        "run",
+        "--name",
+        "run-app-7_migrate.1",
+        "--label",
+        "com.docker.stack.namespace=run-app-7",
+        BUSYBOX,
+        "busybox",
+        "true",
+    ]);
+    assert_eq!(
+        sb.docker_ok([
+            "inspect",
+            "--format",
+            "{{.State.Status}}",
+            "run-app-7_migrate.1"
+        ]),
+        "exited"
+    );
+    let report = run_ok(&sb, &["--workload-stack", "run-app*"]);
+    assert_pruned(&sb, &report, &dangling);
+}
+
+#[test]
+fn compose_project_container_closes_workload_gate() {
+    let sb = Sandbox::start();
+    let dangling = load_old_dangling(&sb);
+    sb.docker_ok([
+        "run",
+        "-d",
+        "--name",
+        "run-app-compose-web-1",
+        "--label",
+        "com.docker.compose.project=run-app-compose",
+        BUSYBOX,
+    ]);
+    let report = run_ok(&sb, &["--workload-stack", "run-app*"]);
+    assert_skipped_by(&sb, &report, "workload", &dangling);
+    let text = detail(gate(&report, "workload"));
+    assert!(
+        text.contains("run-app-compose-web-1") && text.contains("run-app-compose"),
+        "the detail must name the container and the project: {text}"
+    );
+}
+
+#[test]
+fn label_selector_closes_workload_gate() {
+    let sb = Sandbox::start();
+    let dangling = load_old_dangling(&sb);
+    sb.docker_ok([
+        "run",
+        "-d",
+        "--name",
+        "deployer",
+        "--label",
+        "ci.role=run-app",
+        BUSYBOX,
+    ]);
+    // Same key, other value: no match (dry run, nothing deleted).
+    let report = run_ok(&sb, &["--dry-run", "--workload-label", "ci.role=other"]);
+    assert_eq!(gate(&report, "workload")["open"], true, "{report:#}");
+
+    let report = run_ok(&sb, &["--workload-label", "ci.role=run-app"]);
+    assert_skipped_by(&sb, &report, "workload", &dangling);
+    let text = detail(gate(&report, "workload"));
+    assert!(
+        text.contains("deployer") && text.contains("ci.role=run-app"),
+        "the detail must name the container and the label: {text}"
+    );
+}
+
+#[test]
+fn container_name_glob_closes_workload_gate() {
+    let sb = Sandbox::start();
+    let dangling = load_old_dangling(&sb);
+    sb.docker_ok(["run", "-d", "--name", "ci-deploy-42", BUSYBOX]);
+    let report = run_ok(&sb, &["--dry-run", "--workload-container", "ci-build-*"]);
+    assert_eq!(gate(&report, "workload")["open"], true, "{report:#}");
+
+    let report = run_ok(&sb, &["--workload-container", "ci-deploy-*"]);
+    assert_skipped_by(&sb, &report, "workload", &dangling);
+    let text = detail(gate(&report, "workload"));
+    assert!(
+        text.contains("ci-deploy-42"),
+        "the detail must name the container: {text}"
+    );
+}
+
+#[test]
+fn lock_file_closes_workload_gate_while_present() {
+    let sb = Sandbox::start();
+    let dangling = load_old_dangling(&sb);
+    let lock = sb.scratch().join("deploy.lock");
+    fs::write(&lock, "deploying\n").expect("write the lock file");
+    // Two hours old, so the reported age is unmistakable.
+    let two_hours_ago = SystemTime::now() - Duration::from_secs(2 * 3600);
+    fs::File::options()
+        .write(true)
+        .open(&lock)
+        .and_then(|file| file.set_modified(two_hours_ago))
+        .expect("age the lock file");
+    let lock_arg = lock.to_str().expect("a UTF-8 path");
+
+    let report = run_ok(&sb, &["--workload-lock-file", lock_arg]);
+    assert_skipped_by(&sb, &report, "workload", &dangling);
+    let workload = gate(&report, "workload");
+    let text = detail(workload);
+    assert!(
+        text.contains(lock_arg) && text.contains("2h"),
+        "the detail must name the lock file and its age: {text}"
+    );
+    let evidence = &workload["evidence"]["lock_files"][0];
+    assert_eq!(evidence["present"], true, "{workload:#}");
+    let age = evidence["age_seconds"].as_i64().expect("age_seconds");
+    assert!((7200..7300).contains(&age), "age {age}: {workload:#}");
+
+    fs::remove_file(&lock).expect("remove the lock file");
+    let report = run_ok(&sb, &["--workload-lock-file", lock_arg]);
+    assert_pruned(&sb, &report, &dangling);
+    assert_eq!(
+        gate(&report, "workload")["evidence"]["lock_files"][0]["present"],
+        false,
+        "{report:#}"
+    );
+}
+
+#[test]
+fn text_report_shows_closed_workload_gate_with_the_container() {
+    let sb = Sandbox::start();
+    let dangling = load_old_dangling(&sb);
+    sb.docker_ok([
+        "run",
+        "-d",
+        "--name",
+        "run-app-7_api.1",
+        "--label",
+        "com.docker.stack.namespace=run-app-7",
+        BUSYBOX,
+    ]);
+    let out = pruneguard(&sb)
+        .args(["run", "--no-config"])
+        .args(OPEN_DISK_AND_QUIET)
+        .args(["--output", "text", "--workload-stack", "run-app*"])
+        .output()
+        .expect("run pruneguard");
+    let text = expect_success("pruneguard run --output text", &out);
+    let line = text
+        .lines()
+        .find(|line| line.contains("CLOSED workload"))
+        .unwrap_or_else(|| panic!("no `CLOSED workload` line in:\n{text}"));
+    assert!(line.contains("run-app-7_api.1"), "line: {line}");
+    for name in ["disk", "swarm", "quiet"] {
+        assert!(
+            text.lines()
+                .any(|line| line.trim_start().starts_with("open") && line.contains(name)),
+            "the {name} gate must be shown as open:\n{text}"
+        );
+    }
+    assert!(
+        dangling.is_subset(&sb.dangling_ids()),
+        "nothing may be removed"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// swarm gate
+
+fn swarm_init(sb: &Sandbox) {
+    sb.docker_ok(["swarm", "init", "--advertise-addr", "127.0.0.1"]);
+}
+
+/// `docker service ps` of one service: `(desired state, current state)` per task.
+fn task_states(sb: &Sandbox, service: &str) -> Vec<(String, String)> {
+    sb.docker_ok([
+        "service",
+        "ps",
+        "--no-trunc",
+        "--format",
+        "{{.DesiredState}}|{{.CurrentState}}",
+        service,
+    ])
+    .lines()
+    .filter_map(|line| {
+        line.split_once('|')
+            .map(|(desired, current)| (desired.to_owned(), current.to_owned()))
+    })
+    .collect()
+}
+
+/// Waits until `replicas` tasks of `service` run and no update is in progress.
+fn wait_converged(sb: &Sandbox, service: &str, replicas: usize) {
+    wait_until(
+        &format!("service {service} to run {replicas} task(s)"),
+        Duration::from_secs(40),
+        || {
+            let running = task_states(sb, service)
+                .iter()
+                .filter(|(desired, current)| desired == "Running" && current.starts_with("Running"))
+                .count();
+            let update = sb.docker_ok([
+                "service",
+                "inspect",
+                "--format",
+                "{{if .UpdateStatus}}{{.UpdateStatus.State}}{{end}}",
+                service,
+            ]);
+            running == replicas && !matches!(update.as_str(), "updating" | "rollback_started")
+        },
+    );
+}
+
+#[test]
+fn swarm_pending_service_closes_gate_until_stuck() {
+    let sb = Sandbox::start();
+    let dangling = load_old_dangling(&sb);
+    swarm_init(&sb);
+    sb.docker_ok([
+        "service",
+        "create",
+        "--detach",
+        "--no-resolve-image",
+        "--name",
+        "never-placed",
+        "--constraint",
+        "node.labels.nope==1",
+        BUSYBOX,
+    ]);
+    wait_until(
+        "the task of never-placed to be pending",
+        Duration::from_secs(20),
+        || {
+            task_states(&sb, "never-placed")
+                .iter()
+                .any(|(_, current)| current.starts_with("Pending"))
+        },
+    );
+    let created = Instant::now();
+
+    let report = run_ok(&sb, &["--swarm-stuck-after", "10m"]);
+    assert_skipped_by(&sb, &report, "swarm", &dangling);
+    let swarm = gate(&report, "swarm");
+    assert!(
+        detail(swarm).contains("never-placed"),
+        "the detail must name the service: {swarm:#}"
+    );
+    assert_eq!(swarm["evidence"]["role"], "manager", "{swarm:#}");
+    let converging = swarm["evidence"]["converging"]
+        .as_array()
+        .expect("converging");
+    assert!(
+        converging.iter().any(|item| item["state"] == "pending"
+            && item["name"]
+                .as_str()
+                .is_some_and(|name| name.starts_with("never-placed"))),
+        "{swarm:#}"
+    );
+
+    // Past stuck_after it is reported as stuck and no longer blocks.
+    // (Ages are whole seconds and must exceed 2s: 3.5 s after the task was pending.)
+    std::thread::sleep(Duration::from_millis(3500).saturating_sub(created.elapsed()));
+    let report = run_ok(&sb, &["--swarm-stuck-after", "2s"]);
+    let swarm = gate(&report, "swarm");
+    assert_eq!(swarm["open"], true, "{swarm:#}");
+    let stuck = swarm["evidence"]["stuck"].as_array().expect("stuck");
+    assert!(
+        stuck.iter().any(|item| item["name"]
+            .as_str()
+            .is_some_and(|name| name.starts_with("never-placed"))),
+        "the pending task must be listed as stuck: {swarm:#}"
+    );
+    assert!(
+        detail(swarm).contains("never-placed"),
+        "the detail must still name the stuck service: {swarm:#}"
+    );
+    assert_pruned(&sb, &report, &dangling);
+}
+
+#[test]
+fn swarm_converged_service_leaves_gate_open_and_rolling_update_closes_it() {
+    let sb = Sandbox::start();
+    let dangling = load_old_dangling(&sb);
+    swarm_init(&sb);
+    sb.docker_ok([
+        "service",
+        "create",
+        "--detach",
+        "--no-resolve-image",
+        "--name",
+        "rolling",
+        "--replicas",
+        "3",
+        "--update-delay",
+        "30s",
+        BUSYBOX,
+    ]);
+    wait_converged(&sb, "rolling", 3);
+
+    // Converged: the gate is open and the run prunes.
+    let report = run_ok(&sb, &[]);
+    let swarm = gate(&report, "swarm");
+    assert_eq!(swarm["evidence"]["role"], "manager", "{swarm:#}");
+    assert_pruned(&sb, &report, &dangling);
+
+    // A rolling update in progress closes it.
+    let dangling = load_old_dangling(&sb);
+    sb.docker_ok([
+        "service",
+        "update",
+        "--detach",
+        "--no-resolve-image",
+        "--env-add",
+        "X=1",
+        "rolling",
+    ]);
+    wait_until(
+        "service rolling to be updating",
+        Duration::from_secs(20),
+        || {
+            sb.docker_ok([
+                "service",
+                "inspect",
+                "--format",
+                "{{if .UpdateStatus}}{{.UpdateStatus.State}}{{end}}",
+                "rolling",
+            ]) == "updating"
+        },
+    );
+    let report = run_ok(&sb, &[]);
+    assert_skipped_by(&sb, &report, "swarm", &dangling);
+    let swarm = gate(&report, "swarm");
+    assert!(
+        detail(swarm).contains("rolling"),
+        "the detail must name the service: {swarm:#}"
+    );
+    let converging = swarm["evidence"]["converging"]
+        .as_array()
+        .expect("converging");
+    assert!(
+        converging.iter().any(|item| item["kind"] == "service"
+            && item["name"] == "rolling"
+            && item["state"] == "updating"),
+        "{swarm:#}"
+    );
+}
+
+#[test]
+fn swarm_worker_judges_from_local_evidence() {
+    let (manager, worker) = Sandbox::pair();
+    let manager_addr = manager.addr().expect("the pair's first address").to_owned();
+    manager.docker_ok(["swarm", "init", "--advertise-addr", &manager_addr]);
+    let token = manager.docker_ok(["swarm", "join-token", "-q", "worker"]);
+    worker.docker_ok([
+        "swarm",
+        "join",
+        "--token",
+        &token,
+        &format!("{manager_addr}:2377"),
+    ]);
+    assert_eq!(
+        worker.api_get("/services").0,
+        503,
+        "a worker refuses /services"
+    );
+    let dangling = load_old_dangling(&worker);
+
+    // A swarm task container that exists but has not started: the worker's local evidence.
+    worker.docker_ok([
+        "create",
+        "--name",
+        "web.1.local-evidence",
+        "--label",
+        "com.docker.swarm.task.id=pgtesttask1",
+        BUSYBOX,
+    ]);
+    let report = run_ok(&worker, &["--workload-stack", "run-app*"]);
+    assert_skipped_by(&worker, &report, "swarm", &dangling);
+    let swarm = gate(&report, "swarm");
+    assert_eq!(swarm["evidence"]["role"], "worker", "{swarm:#}");
+    assert!(
+        detail(swarm).contains("local evidence") && detail(swarm).contains("web.1.local-evidence"),
+        "{swarm:#}"
+    );
+
+    // Without it the worker's gate is open, still judged locally, and the run prunes.
+    worker.docker_ok(["rm", "web.1.local-evidence"]);
+    let report = run_ok(&worker, &["--workload-stack", "run-app*"]);
+    let swarm = gate(&report, "swarm");
+    assert_eq!(swarm["evidence"]["role"], "worker", "{swarm:#}");
+    assert!(detail(swarm).contains("local evidence"), "{swarm:#}");
+    assert_pruned(&worker, &report, &dangling);
+}
+
+// ---------------------------------------------------------------------------------------------
+// waiting for gates
+
+/// Spawns `pruneguard run … --output json ARGS` with piped stdout and stderr.
+fn spawn_run(sb: &Sandbox, args: &[&str]) -> Child {
+    let mut cmd = run_command(sb, args);
+    cmd.env("RUST_LOG", "pruneguard=info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd.spawn()
+        .unwrap_or_else(|err| panic!("cannot spawn {cmd:?}: {err}"))
+}
+
+#[test]
+fn wait_ends_when_lock_file_is_removed_and_run_prunes() {
+    let sb = Sandbox::start();
+    let dangling = load_old_dangling(&sb);
+    let lock = sb.scratch().join("deploy.lock");
+    fs::write(&lock, "").expect("write the lock file");
+    let lock_arg = lock.to_str().expect("a UTF-8 path");
+    let started = Instant::now();
+    let child = spawn_run(
+        &sb,
+        &[
+            "--workload-lock-file",
+            lock_arg,
+            "--wait-for-gates",
+            "60s",
+            "--wait-interval",
+            "1s",
+        ],
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    fs::remove_file(&lock).expect("remove the lock file");
+    let out = wait_child(child, Duration::from_secs(40));
+    let report = parse_report(&out);
+    assert_eq!(out.status.code(), Some(0), "{report:#}");
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "the run must go on soon after the lock is gone, took {:?}",
+        started.elapsed()
+    );
+    assert_pruned(&sb, &report, &dangling);
+    assert!(!removed_ids(&report).is_empty());
+    let wait = &report["wait"];
+    assert_eq!(wait["ended"], "gates_open", "{report:#}");
+    assert!(wait["evaluations"].as_u64().unwrap_or(0) >= 2, "{report:#}");
+    assert!(
+        wait["held_by"]
+            .as_array()
+            .is_some_and(|held| held.iter().any(|name| name == "workload")),
+        "{report:#}"
+    );
+}
+
+#[test]
+fn wait_that_times_out_skips() {
+    let sb = Sandbox::start();
+    let dangling = load_old_dangling(&sb);
+    let lock = sb.scratch().join("deploy.lock");
+    fs::write(&lock, "").expect("write the lock file");
+    let lock_arg = lock.to_str().expect("a UTF-8 path");
+    let started = Instant::now();
+    let report = run_ok(
+        &sb,
+        &[
+            "--workload-lock-file",
+            lock_arg,
+            "--wait-for-gates",
+            "3s",
+            "--wait-interval",
+            "1s",
+        ],
+    );
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_secs(3) && took < Duration::from_secs(30),
+        "a 3s wait took {took:?}"
+    );
+    assert_skipped_by(&sb, &report, "workload", &dangling);
+    let wait = &report["wait"];
+    assert_eq!(wait["ended"], "timeout", "{report:#}");
+    assert!(wait["evaluations"].as_u64().unwrap_or(0) >= 2, "{report:#}");
+}
+
+#[test]
+fn sigterm_during_wait_skips_promptly() {
+    let sb = Sandbox::start();
+    let dangling = load_old_dangling(&sb);
+    let lock = sb.scratch().join("deploy.lock");
+    fs::write(&lock, "").expect("write the lock file");
+    let lock_arg = lock.to_str().expect("a UTF-8 path");
+    let mut child = spawn_run(
+        &sb,
+        &[
+            "--workload-lock-file",
+            lock_arg,
+            "--wait-for-gates",
+            "60s",
+            "--wait-interval",
+            "1s",
+        ],
+    );
+    // Send SIGTERM only once the wait has begun (the log says so), not during start-up.
+    let stderr = child.stderr.take().expect("piped stderr");
+    let (lines_tx, lines_rx) = mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut seen = String::new();
+        let mut lines = BufReader::new(stderr);
+        let mut line = String::new();
+        while lines.read_line(&mut line).is_ok_and(|n| n > 0) {
+            if line.contains("waiting for gates") {
+                let _ = lines_tx.send(());
+            }
+            seen.push_str(&line);
+            line.clear();
+        }
+        let mut rest = String::new();
+        let _ = lines.read_to_string(&mut rest);
+        seen + &rest
+    });
+    let waiting = lines_rx.recv_timeout(Duration::from_secs(30)).is_ok();
+    if !waiting {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!(
+            "pruneguard never started waiting; stderr:\n{}",
+            reader.join().unwrap_or_default()
+        );
+    }
+    let signalled = Instant::now();
+    send_signal("-TERM", &child.id().to_string());
+    let out = wait_child(child, Duration::from_secs(20));
+    let took = signalled.elapsed();
+    let stderr = reader.join().unwrap_or_default();
+    assert!(
+        took < Duration::from_secs(5),
+        "SIGTERM must end the 60s wait promptly, took {took:?}\n{stderr}"
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "a terminated wait is a skip (exit 0)\n--- stderr\n{stderr}"
+    );
+    let report = parse_report(&out);
+    assert_skipped_by(&sb, &report, "workload", &dangling);
+    assert_eq!(report["wait"]["ended"], "terminated", "{report:#}");
+}
+
+/// Sends `signal` (e.g. `-STOP`) to `pid` with kill(1).
+fn send_signal(signal: &str, pid: &str) {
+    let status = Command::new("kill")
+        .arg(signal)
+        .arg(pid)
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill {signal} {pid} failed");
+}
+
+/// Resumes a stopped dockerd even when the test fails half way.
+struct Resume(String);
+
+impl Drop for Resume {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").arg("-CONT").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn sigterm_stops_a_run_that_does_not_wait() {
+    // Only a waiting run may take over SIGTERM: any other run must stay stoppable. The daemon
+    // is frozen once the run has started, so the run is surely mid-way when SIGTERM comes.
+    let sb = Sandbox::start();
+    let dangling = load_old_dangling(&sb);
+    let mut child = spawn_run(&sb, &[]);
+    let stderr = child.stderr.take().expect("piped stderr");
+    let mut lines = BufReader::new(stderr);
+    let mut line = String::new();
+    while !line.contains("gathering") {
+        line.clear();
+        if lines.read_line(&mut line).map_or(true, |n| n == 0) {
+            let _ = child.kill();
+            panic!("pruneguard ended before gathering: {:?}", child.wait());
+        }
+    }
+    let dockerd = fs::read_to_string(sb.dir().join("dockerd.pid"))
+        .expect("the sandbox's dockerd.pid")
+        .trim()
+        .to_owned();
+    send_signal("-STOP", &dockerd);
+    let resume = Resume(dockerd);
+    std::thread::sleep(Duration::from_millis(300));
+    let signalled = Instant::now();
+    send_signal("-TERM", &child.id().to_string());
+    let out = wait_child(child, Duration::from_secs(40));
+    let took = signalled.elapsed();
+    drop(resume);
+    assert!(
+        took < Duration::from_secs(5),
+        "SIGTERM must stop the run, took {took:?}"
+    );
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&out.status),
+        Some(15),
+        "killed by SIGTERM, not {}",
+        out.status
+    );
+    assert!(
+        dangling.is_subset(&sb.dangling_ids()),
+        "nothing was deleted"
+    );
+}
