@@ -204,6 +204,11 @@ async fn wait_for_gates(
                 ended,
             })
         };
+        if all_open || !disk_open || remaining.is_zero() {
+            if let Some(terminate) = terminate.take() {
+                terminate.exit_on_signal();
+            }
+        }
         if all_open {
             return Ok((snapshot, verdicts, summary("gates_open", &held_by)));
         }
@@ -243,6 +248,20 @@ impl Termination {
             term: signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?,
             int: signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?,
         })
+    }
+
+    /// After the wait, a signal means what it means by default again: stop now. Deleting is
+    /// safe to interrupt (each image is one request, gone or not), and the handlers cannot be
+    /// uninstalled once tokio owns them.
+    fn exit_on_signal(mut self) {
+        tokio::spawn(async move {
+            let code = tokio::select! {
+                _ = self.term.recv() => 128 + 15,
+                _ = self.int.recv() => 128 + 2,
+            };
+            warn!("terminated by a signal after the wait; stopping now");
+            std::process::exit(code);
+        });
     }
 
     /// True when a signal arrived before `pause` ended.
