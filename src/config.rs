@@ -322,8 +322,21 @@ fn read_file(path: &Path) -> Result<(String, FileConfig), ConfigError> {
         let origin = Origin {
             file: Some((path, &text)),
         };
+        // toml's message names an unknown key but not the key of a value of the wrong type:
+        // quoting the line names it either way.
+        let quoted = error
+            .span()
+            .and_then(|span| text.get(..span.start.min(text.len())))
+            .map(|before| {
+                let start = before.rfind('\n').map_or(0, |newline| newline + 1);
+                let line = text[start..].lines().next().unwrap_or("").trim();
+                line.chars().take(100).collect::<String>()
+            })
+            .filter(|line| !line.is_empty())
+            .map(|line| format!(" (in `{line}`)"))
+            .unwrap_or_default();
         ConfigError(format!(
-            "{}: {}\nSee `pruneguard config --no-config` for every key with its default.",
+            "{}: {}{quoted}\nSee `pruneguard config --no-config` for every key with its default.",
             origin.place(error.span()),
             error.message().trim_end()
         ))

@@ -54,7 +54,7 @@ pub struct WaitSummary {
     pub evaluations: u32,
     /// Gates that were closed at some point of the wait.
     pub held_by: Vec<String>,
-    /// Why the wait ended: `gates_open`, `timeout` or `terminated`.
+    /// Why the wait ended: `gates_open`, `timeout`, `disk_gate_closed` or `terminated`.
     pub ended: &'static str,
 }
 
@@ -230,7 +230,10 @@ impl Report {
                             .join("; ")
                     ),
                     Some(Stop::DaemonLost { error }) => {
-                        format!("stopped because the daemon stopped answering: {error}")
+                        format!(
+                            "stopped because the daemon stopped answering: {}",
+                            error.trim_end_matches('.')
+                        )
                     }
                     None => format!("{} deletion(s) failed", self.failed.len()),
                 };
@@ -355,15 +358,34 @@ impl Report {
                 let _ = writeln!(out, "  failed  {}: {}", short_id(&failed.id), failed.error);
             }
         }
-        if let Some(after) = &self.disk_after {
-            let _ = writeln!(
-                out,
-                "\nDisk: {} now {} % full ({} freed).",
-                after.path.display(),
-                after.used_percent,
-                human_bytes(self.reclaimed_bytes)
-            );
-            if let Some(threshold) = self.disk_threshold()
+        // A run with nothing to delete measured the disk only before; its gates were open, so
+        // the disk is at or above the threshold and that must read as "still full".
+        let final_disk = match (&self.disk_after, self.decision) {
+            (Some(after), _) => {
+                let _ = writeln!(
+                    out,
+                    "\nDisk: {} now {} % full ({} freed).",
+                    after.path.display(),
+                    after.used_percent,
+                    human_bytes(self.reclaimed_bytes)
+                );
+                Some(after)
+            }
+            (None, Decision::NothingToDo) if !self.dry_run => self.disk.as_ref().inspect(|disk| {
+                let _ = writeln!(
+                    out,
+                    "\nDisk: {} is {} % full.",
+                    disk.path.display(),
+                    disk.used_percent
+                );
+            }),
+            _ => None,
+        };
+        if let Some(after) = final_disk {
+            // Only a run that attempted every candidate (or had none) shows that dangling
+            // images are not enough; a run that stopped early has not removed them all.
+            if matches!(self.decision, Decision::Pruned | Decision::NothingToDo)
+                && let Some(threshold) = self.disk_threshold()
                 && after.used_percent >= threshold
             {
                 let _ = writeln!(
