@@ -464,7 +464,7 @@ impl Settings {
             .unwrap_or(defaults.min_age);
 
         let disk_path = match (&args.disk_path, file.gates.disk.path) {
-            (Some(path), _) => Some(path.clone()),
+            (Some(path), _) => Some(from_cwd(path)),
             (None, Some(value)) if value.get_ref() == "auto" => None,
             (None, Some(value)) => Some(absolute_path("gates.disk.path", value)?),
             (None, None) => None,
@@ -541,7 +541,7 @@ impl Settings {
         let flag_lock_files: Vec<String> = args
             .workload_lock_files
             .iter()
-            .map(|path| path.display().to_string())
+            .map(|path| from_cwd(path).display().to_string())
             .collect();
         let lock_files = list(
             "gates.workload.lock_files",
@@ -589,12 +589,12 @@ impl Settings {
         }
 
         let state_dir = match (&args.state_dir, file.state.dir) {
-            (Some(dir), _) => dir.clone(),
+            (Some(dir), _) => from_cwd(dir),
             (None, Some(value)) => absolute_path("state.dir", value)?,
             (None, None) => PathBuf::from(DEFAULT_STATE_DIR),
         };
         let metrics_file = match (&args.metrics_file, file.output.metrics_file) {
-            (Some(path), _) => Some(path.clone()),
+            (Some(path), _) => Some(from_cwd(path)),
             (None, Some(value)) => Some(absolute_path("output.metrics_file", value)?),
             (None, None) => None,
         };
@@ -722,6 +722,12 @@ impl Settings {
             .unwrap_or_else(|error| format!("# cannot render: {error}\n"));
         format!("{source}{body}")
     }
+}
+
+/// A relative path on the command line means relative to where the command runs; resolving it
+/// here keeps `pruneguard config`'s output loadable as a file (which takes absolute paths).
+fn from_cwd(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
 }
 
 /// A metrics file in a directory that does not exist is a configuration mistake best caught

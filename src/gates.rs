@@ -599,28 +599,21 @@ fn converging_on_manager(cluster: &SwarmCluster, now: DateTime<Utc>) -> Vec<Conv
             ),
         )
     };
-    let mut first_failure: HashMap<(String, String), DateTime<Utc>> = HashMap::new();
-    for task in cluster
-        .tasks
-        .iter()
-        .filter(|task| matches!(task.state.as_str(), "failed" | "rejected"))
-    {
-        if let Some(created) = task.created_at {
-            first_failure
-                .entry(slot_key(task))
-                .and_modify(|earliest| *earliest = (*earliest).min(created))
-                .or_insert(created);
-        }
+    // Each slot's tasks, oldest first, to find the failures that lead up to a task.
+    let mut slots: HashMap<(String, String), Vec<&Task>> = HashMap::new();
+    for task in &cluster.tasks {
+        slots.entry(slot_key(task)).or_default().push(task);
+    }
+    for history in slots.values_mut() {
+        // A task without a creation time is taken as the newest.
+        history.sort_by_key(|task| (task.created_at.is_none(), task.created_at));
     }
     for task in &cluster.tasks {
         if task.desired_state != "running" || !CONVERGING_TASK_STATES.contains(&task.state.as_str())
         {
             continue;
         }
-        let since = match (task.created_at, first_failure.get(&slot_key(task))) {
-            (Some(created), Some(failed)) => Some(created.min(*failed)),
-            (created, failed) => created.or(failed.copied()),
-        };
+        let since = crash_loop_start(&slots[&slot_key(task)], task).or(task.created_at);
         let service = names.get(task.service_id.as_str()).copied().unwrap_or("?");
         let name = match task.slot {
             Some(slot) => format!("{service}.{slot}"),
@@ -640,6 +633,19 @@ fn converging_on_manager(cluster: &SwarmCluster, now: DateTime<Utc>) -> Vec<Conv
         });
     }
     found
+}
+
+/// A crash loop: the unbroken run of failed or rejected tasks right before `task` in its slot.
+/// The slot has been trying since the first of them. An older failure followed by a task that
+/// ran and was shut down normally is history, not a loop.
+fn crash_loop_start(history: &[&Task], task: &Task) -> Option<DateTime<Utc>> {
+    let position = history.iter().position(|other| other.id == task.id)?;
+    history[..position]
+        .iter()
+        .rev()
+        .take_while(|earlier| matches!(earlier.state.as_str(), "failed" | "rejected"))
+        .filter_map(|earlier| earlier.created_at)
+        .min()
 }
 
 /// On a worker the cluster is invisible (the API answers 503), so the evidence is local:

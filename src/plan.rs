@@ -37,6 +37,18 @@ pub struct KeptCounts {
     pub has_children: u64,
 }
 
+impl KeptReason {
+    /// The name used in reports (`tagged`, `in_use`, `has_children`, `too_young`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Tagged => "tagged",
+            Self::InUse => "in_use",
+            Self::HasChildren => "has_children",
+            Self::TooYoung => "too_young",
+        }
+    }
+}
+
 impl KeptCounts {
     fn add(&mut self, reason: KeptReason) {
         match reason {

@@ -181,22 +181,18 @@ impl Report {
     }
 
     fn summarise(&self, min_age: &str) -> String {
-        let closed = self.closed_gates();
-        let closed_text = closed
-            .iter()
-            .map(|gate| {
-                format!(
-                    "{} ({})",
-                    gate.name.as_str(),
-                    gate.detail.trim_end_matches('.')
-                )
-            })
-            .collect::<Vec<_>>()
-            .join("; ");
+        let closed: Vec<&str> = self.closed_gates().iter().map(|gate| gate.name.as_str()).collect();
+        let closed_text = match closed.as_slice() {
+            [one] => format!("the {one} gate is closed"),
+            [init @ .., last] => format!("the {} and {last} gates are closed", init.join(", ")),
+            [] => "a gate closed".to_string(),
+        };
         match self.decision {
-            Decision::Skipped => {
-                format!("Skipped: nothing deleted because a gate is closed: {closed_text}.")
-            }
+            Decision::Skipped if self.dry_run => format!(
+                "Dry run: a run now would delete nothing because {closed_text}; {} image(s) are candidates for when every gate is open.",
+                self.candidates.len()
+            ),
+            Decision::Skipped => format!("Skipped: nothing deleted because {closed_text}."),
             Decision::NothingToDo => format!(
                 "Nothing to do: every gate is open but no dangling image is older than {min_age} and unused."
             ),
@@ -335,10 +331,10 @@ impl Report {
             for image in &self.kept_images {
                 let _ = writeln!(
                     out,
-                    "  {}  {:>10}  {:?}",
+                    "  {}  {:>10}  {}",
                     short_id(&image.id),
                     human_bytes(image.size_bytes),
-                    image.reason
+                    image.reason.as_str()
                 );
             }
         }

@@ -191,7 +191,11 @@ pub async fn gather_for_gates<E: Engine>(
     let events = if gates.quiet.period.is_zero() {
         Ok(Vec::new())
     } else {
-        let since = now - Duration::from_std(gates.quiet.period).unwrap_or(Duration::MAX);
+        // A period longer than chrono can count back means "since the beginning".
+        let since = Duration::from_std(gates.quiet.period)
+            .ok()
+            .and_then(|period| now.checked_sub_signed(period))
+            .unwrap_or(DateTime::<Utc>::MIN_UTC);
         observe(engine.events(EventWindow { since, until: now }).await)?
     };
     let is_manager = daemon.swarm.local_node_state == "active" && daemon.swarm.control_available;

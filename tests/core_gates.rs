@@ -1431,3 +1431,45 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn swarm_old_failure_before_a_healthy_task_is_history_not_a_crash_loop() {
+    let mut policy = policy();
+    policy.swarm.stuck_after = Duration::from_secs(1800);
+    let svc = "websvc0000000000";
+    // Failed days ago, then ran fine until a node restart shut it down; now a new task pulls.
+    let snap = manager_with(
+        vec![web()],
+        vec![
+            task(
+                "fail1ttttttttttt",
+                svc,
+                Some(1),
+                "shutdown",
+                "failed",
+                Some(3 * 86_400),
+            ),
+            task(
+                "ran1tttttttttttt",
+                svc,
+                Some(1),
+                "shutdown",
+                "shutdown",
+                Some(2 * 86_400),
+            ),
+            task(
+                "now1tttttttttttt",
+                svc,
+                Some(1),
+                "running",
+                "preparing",
+                Some(10),
+            ),
+        ],
+    );
+    let verdict = gates::swarm_gate(&snap, &policy, now());
+    assert_closed_naming(&verdict, &["stack_web.1 is preparing for 10s"]);
+    let (_, converging, stuck) = swarm_evidence(&verdict);
+    assert_eq!(converging, vec!["stack_web.1".to_string()]);
+    assert!(stuck.is_empty());
+}
