@@ -7,6 +7,7 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt as _;
+use futures_util::stream::FuturesUnordered;
 use serde::Serialize;
 use tracing::{debug, info, warn};
 
@@ -16,7 +17,7 @@ use crate::plan::{Candidate, Plan};
 
 /// How many deletions may be in flight at once. The daemon serialises most of the work
 /// itself; a few in flight hide the per-request round trip.
-pub const DEFAULT_CONCURRENCY: usize = 4;
+pub const DEFAULT_CONCURRENCY: usize = 8;
 /// Mid-run gate re-checks happen at most this often.
 pub const RECHECK_EVERY: Duration = Duration::from_secs(1);
 
@@ -92,31 +93,42 @@ where
         execution.stopped = Some(stop);
         return execution;
     }
+    let limit = concurrency.max(1);
     'waves: for wave in group_by_wave(&plan.candidates) {
-        for batch in wave.chunks(concurrency.max(1)) {
-            if last_check.elapsed() >= RECHECK_EVERY {
-                last_check = Instant::now();
-                if let Some(stop) = check(&mut recheck, Recheck::MidRun).await {
-                    execution.stopped = Some(stop);
-                    break 'waves;
+        // A steady pipeline of `limit` deletions in flight: a new one starts as soon as one
+        // finishes, so one slow delete does not hold up a whole batch.
+        let mut queue = wave.into_iter();
+        let mut in_flight = FuturesUnordered::new();
+        loop {
+            while execution.stopped.is_none() && in_flight.len() < limit {
+                if last_check.elapsed() >= RECHECK_EVERY {
+                    last_check = Instant::now();
+                    if let Some(stop) = check(&mut recheck, Recheck::MidRun).await {
+                        execution.stopped = Some(stop);
+                        break;
+                    }
                 }
+                let Some(candidate) = queue.next() else { break };
+                in_flight.push(async move {
+                    let outcome = remove_if_still_untagged(engine, &candidate.id).await;
+                    (candidate, outcome)
+                });
             }
-            let outcomes: Vec<(&&Candidate, Result<RemoveOutcome, EngineError>)> =
-                futures_util::stream::iter(batch)
-                    .map(|candidate| async move {
-                        (candidate, remove_if_still_untagged(engine, &candidate.id).await)
-                    })
-                    .buffer_unordered(concurrency.max(1))
-                    .collect()
-                    .await;
+            // Requests already sent are seen through and recorded, even after a stop.
+            let Some((candidate, outcome)) = in_flight.next().await else {
+                break;
+            };
             let mut lost = None;
-            for (candidate, outcome) in outcomes {
-                record(&mut execution, candidate, outcome, &mut lost);
-            }
-            if let Some(error) = lost {
+            record(&mut execution, candidate, outcome, &mut lost);
+            // Losing the daemon outranks a closed gate: it makes the run a failure.
+            if let Some(error) = lost
+                && !matches!(execution.stopped, Some(Stop::DaemonLost { .. }))
+            {
                 execution.stopped = Some(Stop::DaemonLost { error });
-                break 'waves;
             }
+        }
+        if execution.stopped.is_some() {
+            break 'waves;
         }
     }
     let attempted: HashSet<&str> = (execution.removed.iter().map(|done| done.id.as_str()))
@@ -136,7 +148,10 @@ where
 /// Deleting by ID an image that has exactly one tag makes Docker untag it and delete it, so an
 /// image tagged since the plan was made (a rebuild that hit the cache, a `docker tag`) would be
 /// lost. Looking right before deleting narrows that window to one round trip.
-async fn remove_if_still_untagged<E: Engine>(engine: &E, id: &str) -> Result<RemoveOutcome, EngineError> {
+async fn remove_if_still_untagged<E: Engine>(
+    engine: &E,
+    id: &str,
+) -> Result<RemoveOutcome, EngineError> {
     match engine.image_tags(id).await? {
         None => Ok(RemoveOutcome::NotFound),
         Some(tags) if !tags.is_empty() => Ok(RemoveOutcome::Conflict(format!(
@@ -166,7 +181,9 @@ fn record(
             info!(image = %id, %message, "skipped: the daemon refused a plain delete (409)");
             execution.skipped.push(Skipped {
                 id,
-                why: format!("conflict, left in place (it changed since the plan was made): {message}"),
+                why: format!(
+                    "conflict, left in place (it changed since the plan was made): {message}"
+                ),
             });
         }
         Ok(RemoveOutcome::NotFound) => {

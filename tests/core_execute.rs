@@ -856,7 +856,7 @@ async fn report_decisions() {
     let r = report(false, one_closed(GateName::Disk), plan.clone(), None);
     assert_eq!(r.decision, Decision::Skipped);
     assert!(
-        r.summary.contains("disk (disk closed by test)"),
+        r.summary.contains("the disk gate is closed"),
         "{}",
         r.summary
     );
