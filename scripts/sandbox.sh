@@ -176,7 +176,7 @@ pids_matching() {
     p=${f#/proc/}
     p=${p%/cmdline}
     case "$(cat "/proc/$p/comm" 2>/dev/null || true)" in
-      dockerd | containerd | containerd-shim* | docker-proxy | runc | docker-init) ;;
+      dockerd | containerd | containerd-shim* | docker-proxy | runc | docker-init | docker-registry) ;;
       *) continue ;;
     esac
     printf '%s\n' "$p"
@@ -510,7 +510,7 @@ stop_sandbox() {
   # Anything still running that belongs to this sandbox: shims (their -address is our
   # containerd socket) with the container processes below them, a dockerd that lost its
   # pidfile, docker-proxy and the like.
-  for p in $(pids_matching "$S_CSOCK" "$S_RUNDIR/exec" "$S_DIR/containerd.toml"); do
+  for p in $(pids_matching "$S_CSOCK" "$S_RUNDIR/exec" "$S_DIR/containerd.toml" "$S_DIR/registry/config.yml"); do
     kill_tree "$p"
   done
   # Empty cgroups of this sandbox's containers (cgroup v1 and v2 layouts).
