@@ -40,7 +40,8 @@ echo "DOCKER_HOST=$DOCKER_HOST"
 
 step "Filling it with demo images"
 # Three builds of app:1 from three days ago: the last keeps the tag, two are left dangling.
-python3 scripts/mkimages.py "$work/old.tar" --tag demo/app:1 --count 3 --age $((3 * 86400)) >"$work/old.ids"
+python3 scripts/mkimages.py "$work/old.tar" --tag demo/app:1 --count 3 --age $((3 * 86400)) \
+  --layer-bytes $((8 * 1024 * 1024)) >"$work/old.ids"
 # Two builds of app:2 from an hour ago: one dangling, but younger than min_age (24h).
 python3 scripts/mkimages.py "$work/young.tar" --tag demo/app:2 --count 2 --age 3600 >/dev/null
 docker load -q -i "$work/old.tar" >/dev/null

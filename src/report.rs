@@ -181,7 +181,11 @@ impl Report {
     }
 
     fn summarise(&self, min_age: &str) -> String {
-        let closed: Vec<&str> = self.closed_gates().iter().map(|gate| gate.name.as_str()).collect();
+        let closed: Vec<&str> = self
+            .closed_gates()
+            .iter()
+            .map(|gate| gate.name.as_str())
+            .collect();
         let closed_text = match closed.as_slice() {
             [one] => format!("the {one} gate is closed"),
             [init @ .., last] => format!("the {} and {last} gates are closed", init.join(", ")),
@@ -382,6 +386,7 @@ impl Report {
             // images are not enough; a run that stopped early has not removed them all.
             if matches!(self.decision, Decision::Pruned | Decision::NothingToDo)
                 && let Some(threshold) = self.disk_threshold()
+                && threshold > 0
                 && after.used_percent >= threshold
             {
                 let _ = writeln!(

@@ -590,3 +590,37 @@ fn config_prints_the_effective_settings_with_precedence() {
     let again = run(pruneguard(&sb).args(["config", "--no-config"]));
     assert_eq!(again.code, 0);
 }
+
+#[test]
+fn logs_go_to_stderr_without_timestamps_under_journald() {
+    let sb = Sandbox::start();
+    let timestamped = |line: &str| line.len() > 4 && line[..4].chars().all(|c| c.is_ascii_digit());
+    let plain = run(pruneguard(&sb).args(["plan", "--no-config"]));
+    assert_eq!(plain.code, 0, "{}", plain.stderr);
+    let first = plain.stderr.lines().next().unwrap_or_default();
+    assert!(
+        timestamped(first),
+        "a terminal/file log line starts with a timestamp: {first:?}"
+    );
+    assert!(
+        plain.stdout.starts_with("pruneguard "),
+        "the report goes to stdout"
+    );
+
+    let journald = run(pruneguard(&sb)
+        .args(["plan", "--no-config"])
+        .env("JOURNAL_STREAM", "8:1234"));
+    assert_eq!(journald.code, 0);
+    assert!(!journald.stderr.is_empty());
+    for line in journald.stderr.lines() {
+        assert!(
+            !timestamped(line),
+            "journald adds its own timestamps: {line:?}"
+        );
+        assert!(
+            !line.contains('\u{1b}'),
+            "no colours under journald: {line:?}"
+        );
+    }
+    assert!(journald.stderr.contains("INFO"), "{}", journald.stderr);
+}
