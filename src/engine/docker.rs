@@ -3,6 +3,7 @@
 //! turned into the snapshot's plain data here, so nothing above this file sees bollard.
 
 use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
 use std::time::Duration;
 
 use bollard::Docker;
@@ -45,10 +46,14 @@ impl DockerEngine {
             });
         };
         let docker = connected.map_err(|error| map_error(&endpoint, "connect", timeout, error))?;
-        let docker = docker
-            .negotiate_version()
-            .await
-            .map_err(|error| map_error(&endpoint, "GET /version", timeout, error))?;
+        let docker = within(
+            &endpoint,
+            "GET /version",
+            timeout,
+            docker.negotiate_version(),
+        )
+        .await?
+        .map_err(|error| map_error(&endpoint, "GET /version", timeout, error))?;
         Ok(Self {
             docker,
             endpoint,
@@ -59,6 +64,33 @@ impl DockerEngine {
     fn fail(&self, operation: &'static str) -> impl FnOnce(BollardError) -> EngineError + '_ {
         move |error| map_error(&self.endpoint, operation, self.timeout, error)
     }
+
+    /// One whole request (answer and body) within the timeout; see [`within`].
+    async fn timed<T>(
+        &self,
+        operation: &'static str,
+        request: impl Future<Output = Result<T, BollardError>>,
+    ) -> Result<Result<T, BollardError>, EngineError> {
+        within(&self.endpoint, operation, self.timeout, request).await
+    }
+}
+
+/// bollard's own timeout ends when the status line and headers have arrived; reading the body
+/// is not bounded, so a daemon that starts an answer and then hangs would hang the run. Every
+/// request is therefore bounded here as a whole.
+async fn within<T>(
+    endpoint: &str,
+    operation: &'static str,
+    timeout: Duration,
+    request: impl Future<Output = Result<T, BollardError>>,
+) -> Result<Result<T, BollardError>, EngineError> {
+    tokio::time::timeout(timeout, request)
+        .await
+        .map_err(|_| EngineError::Timeout {
+            endpoint: endpoint.to_string(),
+            operation,
+            timeout_secs: timeout.as_secs(),
+        })
 }
 
 impl Engine for DockerEngine {
@@ -67,7 +99,10 @@ impl Engine for DockerEngine {
     }
 
     async fn info(&self) -> Result<DaemonInfo, EngineError> {
-        let info = self.docker.info().await.map_err(self.fail("GET /info"))?;
+        let info = self
+            .timed("GET /info", self.docker.info())
+            .await?
+            .map_err(self.fail("GET /info"))?;
         let swarm = info.swarm.unwrap_or_default();
         Ok(DaemonInfo {
             server_version: info.server_version.unwrap_or_default(),
@@ -88,9 +123,8 @@ impl Engine for DockerEngine {
     async fn images(&self) -> Result<Vec<Image>, EngineError> {
         let options = ListImagesOptionsBuilder::default().all(true).build();
         let images = self
-            .docker
-            .list_images(Some(options))
-            .await
+            .timed("GET /images/json", self.docker.list_images(Some(options)))
+            .await?
             .map_err(self.fail("GET /images/json"))?;
         Ok(images
             .into_iter()
@@ -111,9 +145,11 @@ impl Engine for DockerEngine {
     async fn containers(&self) -> Result<Vec<Container>, EngineError> {
         let options = ListContainersOptionsBuilder::default().all(true).build();
         let containers = self
-            .docker
-            .list_containers(Some(options))
-            .await
+            .timed(
+                "GET /containers/json",
+                self.docker.list_containers(Some(options)),
+            )
+            .await?
             .map_err(self.fail("GET /containers/json"))?;
         Ok(containers
             .into_iter()
@@ -179,16 +215,20 @@ impl Engine for DockerEngine {
 
     async fn swarm_cluster(&self) -> Result<SwarmCluster, EngineError> {
         let services = self
-            .docker
-            .list_services(Some(
-                ListServicesOptionsBuilder::default().status(true).build(),
-            ))
-            .await
+            .timed(
+                "GET /services",
+                self.docker.list_services(Some(
+                    ListServicesOptionsBuilder::default().status(true).build(),
+                )),
+            )
+            .await?
             .map_err(self.fail("GET /services"))?;
         let tasks = self
-            .docker
-            .list_tasks(None::<ListTasksOptions>)
-            .await
+            .timed(
+                "GET /tasks",
+                self.docker.list_tasks(None::<ListTasksOptions>),
+            )
+            .await?
             .map_err(self.fail("GET /tasks"))?;
         Ok(SwarmCluster {
             services: services
@@ -238,7 +278,10 @@ impl Engine for DockerEngine {
     }
 
     async fn image_tags(&self, id: &str) -> Result<Option<Vec<String>>, EngineError> {
-        match self.docker.inspect_image(id).await {
+        match self
+            .timed("GET /images/{id}/json", self.docker.inspect_image(id))
+            .await?
+        {
             Ok(image) => Ok(Some(
                 image
                     .repo_tags
@@ -266,7 +309,13 @@ impl Engine for DockerEngine {
             .force(false)
             .noprune(true)
             .build();
-        match self.docker.remove_image(id, Some(options), None).await {
+        match self
+            .timed(
+                "DELETE /images/{id}",
+                self.docker.remove_image(id, Some(options), None),
+            )
+            .await?
+        {
             Ok(_) => Ok(RemoveOutcome::Removed),
             Err(BollardError::DockerResponseServerError {
                 status_code: 409,

@@ -1,0 +1,195 @@
+#!/usr/bin/env bash
+# Scale benchmark (issue 5): pruneguard on a big host, against `docker image prune`.
+#
+#   sudo bench/scale.sh [ROUNDS]        (default 3 rounds; as root; not part of the test suite)
+#
+# One private sandbox daemon (scripts/sandbox.sh; never the host's daemon) holding 10,000 images
+# (8,000 tagged, each with its own tag, and 2,000 dangling created 3 days ago; all share one
+# tiny layer) and 2,000 containers (created, never started; each uses one tagged image). It
+# measures:
+#
+#   * `pruneguard plan` wall time and peak RSS (/usr/bin/time -v), with the default policy
+#     (the quiet gate then reads every load/tag/create event of the set-up, minutes old) and
+#     with the gates opened (text and JSON);
+#   * `pruneguard run` (gates opened: --disk-threshold 0 --quiet-period 0s) against
+#     `docker image prune -f --filter dangling=true --filter until=24h` on the same 2,000
+#     dangling images, reloaded before each; medians over ROUNDS rounds.
+#
+# Targets: plan <= 2 s wall and <= 50 MB RSS; run <= 1.0x docker's prune. Prints a markdown
+# table with the machine (cores, RAM, dockerd version). Environment: TAGGED (8000),
+# DANGLING (2000), CONTAINERS (2000) to scale it up or down.
+set -Eeuo pipefail
+
+rounds=${1:-3}
+tagged=${TAGGED:-8000}
+dangling=${DANGLING:-2000}
+containers=${CONTAINERS:-2000}
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$repo"
+[ "$(id -u)" -eq 0 ] || { echo "scale: run as root" >&2; exit 1; }
+[ "$containers" -le "$tagged" ] || { echo "scale: CONTAINERS must not exceed TAGGED" >&2; exit 1; }
+bash scripts/sandbox.sh ensure-installed
+cargo build --release --quiet
+pruneguard="$repo/target/release/pruneguard"
+
+work=$(mktemp -d /tmp/pgscale.XXXXXX)
+cleanup() {
+  bash scripts/sandbox.sh stop "$work/sb" >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+DOCKER_HOST=$(bash scripts/sandbox.sh start "$work/sb")
+export DOCKER_HOST
+socket=${DOCKER_HOST#unix://}
+docker() { command docker -H "$DOCKER_HOST" "$@"; }
+now_ms() { date +%s%3N; }
+say() { printf 'scale: %s\n' "$*" >&2; }
+
+# --- images ------------------------------------------------------------------------------------
+# mkimages.py lists every image of an archive under one tag; give each tagged image its own
+# (bench/tagged:N) by rewriting the archive's manifest.json.
+start=$(now_ms)
+python3 scripts/mkimages.py "$work/tagged.tar" --tag bench/tagged:x --count "$tagged" \
+  --age $((3 * 86400)) --seed scale-tagged >/dev/null
+python3 - "$work/tagged.tar" <<'PY'
+import io, json, sys, tarfile
+path = sys.argv[1]
+with tarfile.open(path) as src:
+    members = [(m, src.extractfile(m).read() if m.isfile() else None) for m in src.getmembers()]
+with tarfile.open(path, "w", format=tarfile.GNU_FORMAT) as out:
+    for member, data in members:
+        if member.name == "manifest.json":
+            manifest = json.loads(data)
+            for n, entry in enumerate(manifest):
+                entry["RepoTags"] = [f"bench/tagged:{n}"]
+            data = json.dumps(manifest).encode()
+            member.size = len(data)
+        out.addfile(member, io.BytesIO(data) if data is not None else None)
+PY
+python3 scripts/mkimages.py "$work/dangling.tar" --no-tag --count "$dangling" \
+  --age $((3 * 86400)) --seed scale-dangling >/dev/null
+say "generated the archives in $(($(now_ms) - start)) ms"
+
+count_dangling() { docker images -a -q --no-trunc --filter dangling=true | wc -l; }
+count_all() { docker images -a -q --no-trunc | sort -u | wc -l; }
+load_dangling() {
+  docker load -q -i "$work/dangling.tar" >/dev/null
+  local n
+  n=$(count_dangling)
+  [ "$n" -eq "$dangling" ] || { say "expected $dangling dangling images after load, got $n"; exit 1; }
+}
+
+start=$(now_ms)
+docker load -q -i "$work/tagged.tar" >/dev/null
+load_dangling
+total=$(count_all)
+[ "$total" -eq $((tagged + dangling)) ] || { say "expected $((tagged + dangling)) images, got $total"; exit 1; }
+say "loaded $total images in $(($(now_ms) - start)) ms"
+
+# --- containers: created through the API, 8 at a time -----------------------------------------
+start=$(now_ms)
+python3 - "$socket" "$containers" <<'PY'
+import http.client, json, socket, sys
+from concurrent.futures import ThreadPoolExecutor
+
+path, count = sys.argv[1], int(sys.argv[2])
+
+class Unix(http.client.HTTPConnection):
+    def __init__(self):
+        super().__init__("localhost", timeout=60)
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(60)
+        self.sock.connect(path)
+
+def create(indices):
+    conn = Unix()
+    for n in indices:
+        body = json.dumps({"Image": f"bench/tagged:{n}", "Cmd": ["/bin/sh"]})
+        conn.request("POST", "/containers/create", body, {"Content-Type": "application/json"})
+        response = conn.getresponse()
+        text = response.read()
+        if response.status != 201:
+            sys.exit(f"create from bench/tagged:{n}: HTTP {response.status} {text!r}")
+
+workers = 8
+with ThreadPoolExecutor(workers) as pool:
+    list(pool.map(create, [range(w, count, workers) for w in range(workers)]))
+PY
+made=$(docker ps -a -q | wc -l)
+[ "$made" -eq "$containers" ] || { say "expected $containers containers, got $made"; exit 1; }
+say "created $made containers in $(($(now_ms) - start)) ms"
+
+# --- measurements -------------------------------------------------------------------------------
+state="$work/state"
+# time_cmd NAME CMD...: runs CMD under /usr/bin/time -v; sets WALL_MS and RSS_KB.
+time_cmd() {
+  local name=$1
+  shift
+  local t0
+  t0=$(now_ms)
+  /usr/bin/time -v -o "$work/$name.time" "$@" >"$work/$name.out" 2>"$work/$name.err" || {
+    say "$name failed:"
+    cat "$work/$name.err" >&2
+    exit 1
+  }
+  WALL_MS=$(($(now_ms) - t0))
+  RSS_KB=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$work/$name.time")
+}
+median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+opened=(--no-config --state-dir "$state" --disk-threshold 0 --quiet-period 0s)
+plan_default_ms=() plan_default_rss=() plan_ms=() plan_rss=() plan_json_ms=() plan_json_rss=()
+for round in $(seq 1 "$rounds"); do
+  time_cmd plan-default "$pruneguard" plan --no-config --state-dir "$state"
+  plan_default_ms+=("$WALL_MS") plan_default_rss+=("$RSS_KB")
+  time_cmd plan "$pruneguard" plan "${opened[@]}"
+  plan_ms+=("$WALL_MS") plan_rss+=("$RSS_KB")
+  time_cmd plan-json "$pruneguard" plan "${opened[@]}" --output json
+  plan_json_ms+=("$WALL_MS") plan_json_rss+=("$RSS_KB")
+  planned=$(python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))["candidates"]))' "$work/plan-json.out")
+  [ "$planned" -eq "$dangling" ] || { say "plan lists $planned candidates, expected $dangling"; exit 1; }
+  say "round $round: plan (default policy) ${plan_default_ms[-1]} ms ${plan_default_rss[-1]} KiB; plan (gates opened, text) ${plan_ms[-1]} ms ${plan_rss[-1]} KiB; plan (json) ${plan_json_ms[-1]} ms ${plan_json_rss[-1]} KiB"
+done
+
+docker_ms=() pg_ms=() pg_rss=()
+for round in $(seq 1 "$rounds"); do
+  start=$(now_ms)
+  docker image prune -f --filter dangling=true --filter until=24h >/dev/null
+  docker_ms+=($(($(now_ms) - start)))
+  [ "$(count_dangling)" -eq 0 ] || { say "docker image prune left dangling images"; exit 1; }
+  [ "$(count_all)" -eq "$tagged" ] || { say "docker image prune removed more than the dangling images"; exit 1; }
+  load_dangling
+
+  time_cmd run "$pruneguard" run "${opened[@]}" --output json
+  pg_ms+=("$WALL_MS") pg_rss+=("$RSS_KB")
+  [ "$(count_dangling)" -eq 0 ] || { say "pruneguard left dangling images"; exit 1; }
+  [ "$(count_all)" -eq "$tagged" ] || { say "pruneguard removed more than the dangling images"; exit 1; }
+  removed=$(python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))["removed"]))' "$work/run.out")
+  [ "$removed" -eq "$dangling" ] || { say "pruneguard reports $removed removed, expected $dangling"; exit 1; }
+  load_dangling
+  say "round $round: docker image prune ${docker_ms[-1]} ms; pruneguard run ${pg_ms[-1]} ms (peak RSS ${pg_rss[-1]} KiB)"
+done
+
+mib() { awk -v k="$1" 'BEGIN {printf "%.1f MiB", k / 1024}'; }
+verdict() { awk -v v="$1" -v t="$2" 'BEGIN {print (v <= t) ? "met" : "MISSED"}'; }
+pd=$(median "${plan_default_ms[@]}") pdr=$(median "${plan_default_rss[@]}")
+p=$(median "${plan_ms[@]}") pr=$(median "${plan_rss[@]}")
+pj=$(median "${plan_json_ms[@]}") pjr=$(median "${plan_json_rss[@]}")
+d=$(median "${docker_ms[@]}") r=$(median "${pg_ms[@]}") rr=$(median "${pg_rss[@]}")
+ratio=$(awk -v r="$r" -v d="$d" 'BEGIN {printf "%.2f", r / d}')
+
+cat <<TABLE
+
+Machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo) RAM, dockerd $(docker version -f '{{.Server.Version}}'), $(uname -r).
+Sandbox: $((tagged + dangling)) images ($tagged tagged, $dangling dangling and 3 days old), $containers created containers. Medians of $rounds rounds.
+
+| measurement | wall | peak RSS | target | verdict |
+|---|---:|---:|---|---|
+| \`pruneguard plan\` (default policy; quiet gate reads the events) | $pd ms | $(mib "$pdr") | ≤ 2000 ms, ≤ 50 MB | $(verdict "$pd" 2000) / $(verdict "$pdr" 48828) |
+| \`pruneguard plan\` (gates opened, text) | $p ms | $(mib "$pr") | ≤ 2000 ms, ≤ 50 MB | $(verdict "$p" 2000) / $(verdict "$pr" 48828) |
+| \`pruneguard plan --output json\` (gates opened) | $pj ms | $(mib "$pjr") | ≤ 2000 ms, ≤ 50 MB | $(verdict "$pj" 2000) / $(verdict "$pjr" 48828) |
+| \`docker image prune -f --filter dangling=true --filter until=24h\` | $d ms | – | – | – |
+| \`pruneguard run\` (gates opened; $dangling removed) | $r ms | $(mib "$rr") | ≤ 1.0× docker | ${ratio}× ($(verdict "$ratio" 1.0)) |
+TABLE
+# (The RSS target in KiB: 50 MB = 50,000,000 bytes = 48,828 KiB.)
