@@ -19,7 +19,7 @@ use crate::gates::{self, GateName, GateVerdict};
 use crate::lock::RunLock;
 use crate::plan;
 use crate::report::{self, Report, ReportInput, WaitSummary};
-use crate::snapshot::{self, Snapshot};
+use crate::snapshot::{self, Scope, Snapshot};
 
 pub const LAST_RUN_FILE: &str = "last-run.json";
 
@@ -93,16 +93,24 @@ async fn prune(args: &RunArgs, dry_run: bool, verbose_plan: bool) -> anyhow::Res
     let disk_before = snapshot.disk.as_ref().ok().cloned();
 
     let execution = if !dry_run && all_open && !plan.candidates.is_empty() {
-        let daemon = snapshot.daemon.clone();
         let engine_ref = &engine;
         let settings_ref = &settings;
         let execution = execute::execute(&engine, &plan, execute::DEFAULT_CONCURRENCY, |when| {
-            let daemon = daemon.clone();
             async move {
-                let fresh_daemon = engine_ref.info().await.unwrap_or(daemon);
-                let snapshot =
-                    snapshot::gather_for_gates(engine_ref, settings_ref, Utc::now(), fresh_daemon)
-                        .await?;
+                // Every re-check starts by asking the daemon, so a daemon that went away
+                // stops the run here, before any delete is sent.
+                let daemon = engine_ref
+                    .info()
+                    .await
+                    .context("could not read the daemon's /info")?;
+                let snapshot = snapshot::gather(
+                    engine_ref,
+                    settings_ref,
+                    Utc::now(),
+                    daemon,
+                    Scope::GatesOnly,
+                )
+                .await?;
                 let mut verdicts =
                     gates::evaluate(&snapshot, &settings_ref.policy.gates, Utc::now());
                 if when == Recheck::MidRun {
@@ -182,7 +190,8 @@ async fn wait_for_gates(
             .await
             .context("could not read the daemon's /info")?;
         let now = Utc::now();
-        let snapshot = snapshot::gather_for_gates(engine, settings, now, daemon).await?;
+        // The last evaluation's containers feed the plan, so this gather lists them all.
+        let snapshot = snapshot::gather(engine, settings, now, daemon, Scope::Plan).await?;
         let verdicts = gates::evaluate(&snapshot, policy, now);
         evaluations += 1;
         for verdict in verdicts.iter().filter(|verdict| !verdict.open) {

@@ -1,7 +1,7 @@
 //! pruneguard: gated, conservative Docker image pruning.
 //!
 //! The flow is a functional core in an imperative shell:
-//! [`snapshot::gather`] (the only I/O before deciding) → pure [`gates::evaluate`] and
+//! [`snapshot::gather`] and the image list (the only I/O before deciding) → pure [`gates::evaluate`] and
 //! [`plan::plan`] → [`execute::execute`] → [`report`]. [`app`] wires them per command;
 //! [`engine`] is the only code that speaks to Docker.
 

@@ -8,7 +8,6 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use anyhow::Context as _;
 use chrono::{DateTime, Duration, TimeZone as _, Utc};
 use serde::Serialize;
 
@@ -156,38 +155,33 @@ pub fn unix_time(seconds: i64) -> Option<DateTime<Utc>> {
     Utc.timestamp_opt(seconds, 0).single()
 }
 
-/// Gathers a snapshot. Daemon unreachable is an error (a runtime failure, not a closed gate);
-/// any later failure of a single observation is recorded in the snapshot instead.
+/// What a gather is for: the plan needs every container (to know which images are in use);
+/// a re-check of the gates lists containers only when a gate looks at them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    Plan,
+    GatesOnly,
+}
+
+/// Gathers everything but the image list (listed once, right before planning). Daemon
+/// unreachable is an error (a runtime failure, not a closed gate); any other failure of a
+/// single observation is recorded in the snapshot instead.
 pub async fn gather<E: Engine>(
     engine: &E,
     settings: &Settings,
     now: DateTime<Utc>,
-) -> anyhow::Result<Snapshot> {
-    let daemon = engine
-        .info()
-        .await
-        .context("could not read the daemon's /info")?;
-    let images = engine
-        .images()
-        .await
-        .context("could not list images, so nothing can be planned")?;
-    let mut snapshot = gather_for_gates(engine, settings, now, daemon).await?;
-    snapshot.images = images;
-    Ok(snapshot)
-}
-
-/// Gathers what the gates need (everything but the image list). Used again right before and
-/// during deletion to re-check the gates without listing every image again.
-pub async fn gather_for_gates<E: Engine>(
-    engine: &E,
-    settings: &Settings,
-    now: DateTime<Utc>,
     daemon: DaemonInfo,
+    scope: Scope,
 ) -> anyhow::Result<Snapshot> {
     let gates = &settings.policy.gates;
     let disk_path = disk_path(settings, &daemon);
     let disk = disk::usage(&disk_path).map_err(|error| format!("{error:#}"));
-    let containers = observe(engine.containers().await)?;
+    let containers = if scope == Scope::Plan || gates_need_containers(settings, &daemon) {
+        observe(engine.containers().await)?
+    } else {
+        // Not looked at by any gate in this re-check (listing thousands is not free).
+        Ok(Vec::new())
+    };
     let events = if gates.quiet.period.is_zero() {
         Ok(Vec::new())
     } else {
@@ -220,6 +214,20 @@ pub async fn gather_for_gates<E: Engine>(
         swarm_cluster,
         lock_files,
     })
+}
+
+/// The workload gate's container selectors and a swarm worker's local evidence read the
+/// container list; nothing else in a gate does.
+fn gates_need_containers(settings: &Settings, daemon: &DaemonInfo) -> bool {
+    let gates = &settings.policy.gates;
+    let workload = &gates.workload;
+    let selectors = !(workload.stacks.is_empty()
+        && workload.labels.is_empty()
+        && workload.containers.is_empty());
+    let worker = gates.swarm.enabled
+        && daemon.swarm.local_node_state == "active"
+        && !daemon.swarm.control_available;
+    selectors || worker
 }
 
 /// Keeps an API failure as evidence for the gate that needed it, but lets "the daemon went
