@@ -37,11 +37,9 @@ export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
 PROG=registry.sh
 ADDR=127.0.0.1:5000
 
-say() { printf '%s\n' "$*" >&2; }
-die() {
-  say "$PROG: $*"
-  exit 1
-}
+# say, die, alive, kill_wait.
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 need_root() {
   [ "$(id -u)" -eq 0 ] || die "must run as root (nsenter into the sandbox's network namespace)"
@@ -52,16 +50,6 @@ abspath() {
     /*) printf '%s\n' "${1%/}" ;;
     *) printf '%s/%s\n' "$(pwd -P)" "${1%/}" ;;
   esac
-}
-
-# A process that exists and is not a zombie.
-alive() {
-  local line st
-  [ -n "$1" ] || return 1
-  line=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
-  st=${line##*) }
-  st=${st%% *}
-  [ -n "$st" ] && [ "$st" != Z ] && [ "$st" != X ]
 }
 
 # PIDs of docker-registry processes whose command line names this sandbox's config file
@@ -152,7 +140,7 @@ EOF
 }
 
 stop_registry() {
-  local dir=$1 reg pids p i
+  local dir=$1 reg pids p
   reg=$dir/registry
   pids=$(
     cat "$reg/pid" 2>/dev/null || true
@@ -161,18 +149,7 @@ stop_registry() {
   for p in $(printf '%s\n' "$pids" | sort -u); do
     alive "$p" || continue
     [ "$(cat "/proc/$p/comm" 2>/dev/null || true)" = docker-registry ] || continue
-    kill -TERM "$p" 2>/dev/null || true
-    for ((i = 0; i < 50; i++)); do
-      alive "$p" || break
-      sleep 0.1
-    done
-    if alive "$p"; then
-      kill -KILL "$p" 2>/dev/null || true
-      for ((i = 0; i < 50; i++)); do
-        alive "$p" || break
-        sleep 0.1
-      done
-    fi
+    kill_wait "$p" 50
   done
   rm -f "$reg/pid"
 }

@@ -39,11 +39,9 @@ VETH=pgsb0
 # EXEC_ROOT + 36 bytes (containerd/containerd-debug.sock, libnetwork/<12 hex>.sock).
 MAX_DIR_LEN=50
 
-say() { printf '%s\n' "$*" >&2; }
-die() {
-  say "$PROG: $*"
-  exit 1
-}
+# say, die, alive, kill_wait.
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 docker_cli() {
   if [ -n "${PGSB_DOCKER:-}" ]; then
@@ -198,33 +196,6 @@ descendants_of() {
         }
       }
     }'
-}
-
-# A process that exists and is not a zombie (an orphaned daemon is reparented to PID 1, which
-# may take seconds to reap it; kill -0 succeeds on a zombie).
-alive() {
-  local line st
-  [ -n "$1" ] || return 1
-  line=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
-  st=${line##*) }
-  st=${st%% *}
-  [ -n "$st" ] && [ "$st" != Z ] && [ "$st" != X ]
-}
-
-# kill_wait PID TENTHS: TERM, wait up to TENTHS/10 s, then KILL.
-kill_wait() {
-  local pid=$1 tenths=$2 i
-  alive "$pid" || return 0
-  kill -TERM "$pid" 2>/dev/null || true
-  for ((i = 0; i < tenths; i++)); do
-    alive "$pid" || return 0
-    sleep 0.1
-  done
-  kill -KILL "$pid" 2>/dev/null || true
-  for ((i = 0; i < 50; i++)); do
-    alive "$pid" || return 0
-    sleep 0.1
-  done
 }
 
 # Kill a process and all its descendants (SIGKILL; the process first, so it cannot restart

@@ -46,6 +46,32 @@ impl Config {
     }
 }
 
+/// The error for a config file holding `text`, asserted to start with `PATH:LINE:` (the file
+/// and the line).
+fn error_starting_at(text: &str, line: usize) -> String {
+    let config = Config::new(text);
+    let error = config.error();
+    let location = format!("{}:{line}:", config.path.display());
+    assert!(
+        error.starts_with(&location),
+        "expected {location:?} in {error}"
+    );
+    error
+}
+
+/// The error for a config file holding `text`, asserted to contain `PATH:AT`, where `AT` is the
+/// line and the key in backticks, as in ``4: `policy.min_age` ``.
+fn error_naming(text: &str, at: &str) -> String {
+    let config = Config::new(text);
+    let error = config.error();
+    let location = format!("{}:{at}", config.path.display());
+    assert!(
+        error.contains(&location),
+        "expected {location:?} in {error}"
+    );
+    error
+}
+
 fn assert_exit_2(message: &str) {
     let error = ConfigError(message.to_string());
     assert_eq!(
@@ -383,13 +409,7 @@ fn unknown_key_names_the_key_and_the_line() {
         ("volumes = true\n", 1, "volumes"),
         ("[gates.workload]\nstack = [\"run-app*\"]\n", 2, "stack"),
     ] {
-        let config = Config::new(text);
-        let error = config.error();
-        let location = format!("{}:{line}:", config.path.display());
-        assert!(
-            error.starts_with(&location),
-            "expected {location:?} in {error}"
-        );
+        let error = error_starting_at(text, line);
         assert!(error.contains(&format!("`{key}`")), "{error}");
     }
 }
@@ -410,12 +430,9 @@ fn bad_duration_names_key_file_and_line() {
             "gates.swarm.stuck_after",
         ),
     ] {
-        let config = Config::new(&format!("# comment\n\n{key_line}\n"));
-        let error = config.error();
-        let location = format!("{}:4: `{key}`", config.path.display());
-        assert!(
-            error.contains(&location),
-            "expected {location:?} in {error}"
+        let error = error_naming(
+            &format!("# comment\n\n{key_line}\n"),
+            &format!("4: `{key}`"),
         );
         assert!(error.contains("write a duration such as"), "{error}");
     }
@@ -433,13 +450,7 @@ fn wrong_types_are_errors_naming_the_key_and_the_line() {
         ("[gates.swarm]\nenabled = \"no\"\n", 2, "enabled"),
         ("[gates.workload]\nstacks = \"run-app*\"\n", 2, "stacks"),
     ] {
-        let config = Config::new(text);
-        let error = config.error();
-        let location = format!("{}:{line}:", config.path.display());
-        assert!(
-            error.starts_with(&location),
-            "expected {location:?} in {error}"
-        );
+        let error = error_starting_at(text, line);
         assert!(
             error.contains(key),
             "the key {key} should be named: {error}"
@@ -458,12 +469,9 @@ fn wait_interval_zero_is_an_error() {
 fn percentages_outside_0_to_100_are_errors() {
     for key in ["threshold_percent", "inode_threshold_percent"] {
         for value in ["101", "-1", "1000", "256"] {
-            let config = Config::new(&format!("[gates.disk]\n{key} = {value}\n"));
-            let error = config.error();
-            let location = format!("{}:2: `gates.disk.{key}`", config.path.display());
-            assert!(
-                error.contains(&location),
-                "expected {location:?} in {error}"
+            let error = error_naming(
+                &format!("[gates.disk]\n{key} = {value}\n"),
+                &format!("2: `gates.disk.{key}`"),
             );
             assert!(
                 error.contains(&format!("{value} is not a percentage")),
@@ -530,12 +538,9 @@ fn bad_globs_and_selectors_name_the_item() {
             "empty path",
         ),
     ] {
-        let config = Config::new(&format!("[gates.workload]\n{body}\n"));
-        let error = config.error();
-        let location = format!("{}:{line}: `{key}", config.path.display());
-        assert!(
-            error.contains(&location),
-            "expected {location:?} in {error}"
+        let error = error_naming(
+            &format!("[gates.workload]\n{body}\n"),
+            &format!("{line}: `{key}"),
         );
         assert!(error.contains(needle), "expected {needle:?} in {error}");
     }
@@ -590,12 +595,9 @@ fn relative_paths_in_the_file_are_errors() {
         ("output", "metrics_file"),
         ("gates.disk", "path"),
     ] {
-        let config = Config::new(&format!("[{table}]\n{key} = \"relative/dir\"\n"));
-        let error = config.error();
-        let location = format!("{}:2: `{table}.{key}`", config.path.display());
-        assert!(
-            error.contains(&location),
-            "expected {location:?} in {error}"
+        let error = error_naming(
+            &format!("[{table}]\n{key} = \"relative/dir\"\n"),
+            &format!("2: `{table}.{key}`"),
         );
         assert!(error.contains("not an absolute path"), "{error}");
     }

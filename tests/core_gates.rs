@@ -762,8 +762,27 @@ fn manager_with(services: Vec<Service>, tasks: Vec<Task>) -> Snapshot {
     snap
 }
 
+/// The service `stack_web`.
+const WEB: &str = "websvc0000000000";
+
 fn web() -> Service {
-    service("websvc0000000000", "stack_web", &[], None)
+    service(WEB, "stack_web", &[], None)
+}
+
+/// A task of [`web()`] in `slot`, created `created_seconds_ago` (None: not known).
+fn web_task(
+    id: &str,
+    slot: i64,
+    desired: &str,
+    state: &str,
+    created_seconds_ago: Option<i64>,
+) -> Task {
+    task(id, WEB, Some(slot), desired, state, created_seconds_ago)
+}
+
+/// A manager whose cluster has [`web()`] and `tasks`.
+fn web_manager(tasks: Vec<Task>) -> Snapshot {
+    manager_with(vec![web()], tasks)
 }
 
 fn swarm_evidence(verdict: &GateVerdict) -> (SwarmRole, Vec<String>, Vec<String>) {
@@ -829,12 +848,7 @@ fn swarm_manager_service_update_states() {
         ("rollback_paused", false),
     ] {
         let snap = manager_with(
-            vec![service(
-                "websvc0000000000",
-                "stack_web",
-                &[],
-                Some((state, 60)),
-            )],
+            vec![service(WEB, "stack_web", &[], Some((state, 60)))],
             vec![],
         );
         let verdict = gates::swarm_gate(&snap, &policy(), now());
@@ -856,18 +870,18 @@ fn swarm_manager_service_update_states() {
 
 #[test]
 fn swarm_manager_task_states() {
+    // The one task of web(), 30 s old.
+    let one_task = |desired: &str, state: &str| {
+        web_manager(vec![web_task(
+            "task1ttttttttttt",
+            1,
+            desired,
+            state,
+            Some(30),
+        )])
+    };
     for state in CONVERGING_TASK_STATES {
-        let snap = manager_with(
-            vec![web()],
-            vec![task(
-                "task1ttttttttttt",
-                "websvc0000000000",
-                Some(1),
-                "running",
-                state,
-                Some(30),
-            )],
-        );
+        let snap = one_task("running", state);
         let verdict = gates::swarm_gate(&snap, &policy(), now());
         assert_closed_naming(
             &verdict,
@@ -878,17 +892,7 @@ fn swarm_manager_task_states() {
         assert_eq!(swarm_evidence(&verdict).1, vec!["stack_web.1".to_string()]);
 
         // Desired shutdown never counts: the task is on its way out.
-        let snap = manager_with(
-            vec![web()],
-            vec![task(
-                "task1ttttttttttt",
-                "websvc0000000000",
-                Some(1),
-                "shutdown",
-                state,
-                Some(30),
-            )],
-        );
+        let snap = one_task("shutdown", state);
         assert!(
             gates::swarm_gate(&snap, &policy(), now()).open,
             "desired shutdown, {state}"
@@ -897,17 +901,7 @@ fn swarm_manager_task_states() {
     for state in [
         "running", "complete", "shutdown", "failed", "rejected", "orphaned", "remove",
     ] {
-        let snap = manager_with(
-            vec![web()],
-            vec![task(
-                "task1ttttttttttt",
-                "websvc0000000000",
-                Some(1),
-                "running",
-                state,
-                Some(30),
-            )],
-        );
+        let snap = one_task("running", state);
         let verdict = gates::swarm_gate(&snap, &policy(), now());
         assert!(verdict.open, "{state}: {}", verdict.detail);
     }
@@ -915,17 +909,14 @@ fn swarm_manager_task_states() {
 
 #[test]
 fn swarm_global_service_task_is_named_by_node() {
-    let snap = manager_with(
-        vec![web()],
-        vec![task(
-            "task1ttttttttttt",
-            "websvc0000000000",
-            None,
-            "running",
-            "preparing",
-            Some(5),
-        )],
-    );
+    let snap = web_manager(vec![task(
+        "task1ttttttttttt",
+        WEB,
+        None,
+        "running",
+        "preparing",
+        Some(5),
+    )]);
     let verdict = gates::swarm_gate(&snap, &policy(), now());
     assert_closed_naming(&verdict, &["task stack_web.node1nnnnnnn is preparing"]);
 }
@@ -936,17 +927,13 @@ fn swarm_stuck_after_boundary() {
     policy.swarm.stuck_after = Duration::from_secs(1800);
     // (seconds converging, stuck)
     for (seconds, stuck) in [(1799, false), (1800, false), (1801, true), (86_400, true)] {
-        let snap = manager_with(
-            vec![web()],
-            vec![task(
-                "task1ttttttttttt",
-                "websvc0000000000",
-                Some(1),
-                "running",
-                "pending",
-                Some(seconds),
-            )],
-        );
+        let snap = web_manager(vec![web_task(
+            "task1ttttttttttt",
+            1,
+            "running",
+            "pending",
+            Some(seconds),
+        )]);
         let verdict = gates::swarm_gate(&snap, &policy, now());
         let (_, converging, stuck_names) = swarm_evidence(&verdict);
         assert_eq!(verdict.open, stuck, "{seconds}s: {}", verdict.detail);
@@ -962,39 +949,17 @@ fn swarm_stuck_after_boundary() {
     }
     // A service update stuck past the boundary no longer blocks either.
     let snap = manager_with(
-        vec![service(
-            "websvc0000000000",
-            "stack_web",
-            &[],
-            Some(("updating", 1801)),
-        )],
+        vec![service(WEB, "stack_web", &[], Some(("updating", 1801)))],
         vec![],
     );
     let verdict = gates::swarm_gate(&snap, &policy, now());
     assert!(verdict.open, "{}", verdict.detail);
     assert_eq!(swarm_evidence(&verdict).2, vec!["stack_web".to_string()]);
     // One stuck and one fresh: the fresh one still closes the gate.
-    let snap = manager_with(
-        vec![web()],
-        vec![
-            task(
-                "task1ttttttttttt",
-                "websvc0000000000",
-                Some(1),
-                "running",
-                "pending",
-                Some(5000),
-            ),
-            task(
-                "task2ttttttttttt",
-                "websvc0000000000",
-                Some(2),
-                "running",
-                "preparing",
-                Some(10),
-            ),
-        ],
-    );
+    let snap = web_manager(vec![
+        web_task("task1ttttttttttt", 1, "running", "pending", Some(5000)),
+        web_task("task2ttttttttttt", 2, "running", "preparing", Some(10)),
+    ]);
     let verdict = gates::swarm_gate(&snap, &policy, now());
     assert_closed_naming(
         &verdict,
@@ -1006,53 +971,14 @@ fn swarm_stuck_after_boundary() {
 fn swarm_crash_loop_counts_from_the_oldest_failure_in_the_slot() {
     let mut policy = policy();
     policy.swarm.stuck_after = Duration::from_secs(1800);
-    let svc = "websvc0000000000";
-    let snap = manager_with(
-        vec![web()],
-        vec![
-            task(
-                "fail1ttttttttttt",
-                svc,
-                Some(1),
-                "shutdown",
-                "failed",
-                Some(2400),
-            ),
-            task(
-                "fail2ttttttttttt",
-                svc,
-                Some(1),
-                "shutdown",
-                "rejected",
-                Some(1200),
-            ),
-            task(
-                "fail3ttttttttttt",
-                svc,
-                Some(1),
-                "shutdown",
-                "failed",
-                Some(600),
-            ),
-            task(
-                "now1tttttttttttt",
-                svc,
-                Some(1),
-                "running",
-                "starting",
-                Some(10),
-            ),
-            // Slot 2 is fine history-wise: its fresh task still converges.
-            task(
-                "now2tttttttttttt",
-                svc,
-                Some(2),
-                "running",
-                "starting",
-                Some(10),
-            ),
-        ],
-    );
+    let snap = web_manager(vec![
+        web_task("fail1ttttttttttt", 1, "shutdown", "failed", Some(2400)),
+        web_task("fail2ttttttttttt", 1, "shutdown", "rejected", Some(1200)),
+        web_task("fail3ttttttttttt", 1, "shutdown", "failed", Some(600)),
+        web_task("now1tttttttttttt", 1, "running", "starting", Some(10)),
+        // Slot 2 is fine history-wise: its fresh task still converges.
+        web_task("now2tttttttttttt", 2, "running", "starting", Some(10)),
+    ]);
     let verdict = gates::swarm_gate(&snap, &policy, now());
     let (_, converging, stuck) = swarm_evidence(&verdict);
     assert_eq!(stuck, vec!["stack_web.1".to_string()]);
@@ -1065,27 +991,10 @@ fn swarm_crash_loop_counts_from_the_oldest_failure_in_the_slot() {
     assert_eq!(items[0].for_seconds, Some(2400));
 
     // Failures younger than stuck_after keep it converging.
-    let snap = manager_with(
-        vec![web()],
-        vec![
-            task(
-                "fail1ttttttttttt",
-                svc,
-                Some(1),
-                "shutdown",
-                "failed",
-                Some(900),
-            ),
-            task(
-                "now1tttttttttttt",
-                svc,
-                Some(1),
-                "running",
-                "starting",
-                Some(10),
-            ),
-        ],
-    );
+    let snap = web_manager(vec![
+        web_task("fail1ttttttttttt", 1, "shutdown", "failed", Some(900)),
+        web_task("now1tttttttttttt", 1, "running", "starting", Some(10)),
+    ]);
     let verdict = gates::swarm_gate(&snap, &policy, now());
     assert_closed_naming(&verdict, &["stack_web.1 is starting for 15m"]);
 
@@ -1101,33 +1010,16 @@ fn swarm_crash_loop_counts_from_the_oldest_failure_in_the_slot() {
                 "failed",
                 Some(9000),
             ),
-            task(
-                "now1tttttttttttt",
-                svc,
-                Some(1),
-                "running",
-                "starting",
-                Some(10),
-            ),
+            web_task("now1tttttttttttt", 1, "running", "starting", Some(10)),
         ],
     );
     assert!(!gates::swarm_gate(&snap, &policy, now()).open);
 
     // A converging task with no creation time takes the slot's first failure.
-    let snap = manager_with(
-        vec![web()],
-        vec![
-            task(
-                "fail1ttttttttttt",
-                svc,
-                Some(1),
-                "shutdown",
-                "failed",
-                Some(9000),
-            ),
-            task("now1tttttttttttt", svc, Some(1), "running", "pending", None),
-        ],
-    );
+    let snap = web_manager(vec![
+        web_task("fail1ttttttttttt", 1, "shutdown", "failed", Some(9000)),
+        web_task("now1tttttttttttt", 1, "running", "pending", None),
+    ]);
     assert!(gates::swarm_gate(&snap, &policy, now()).open);
 }
 
@@ -1436,37 +1328,24 @@ proptest! {
 fn swarm_old_failure_before_a_healthy_task_is_history_not_a_crash_loop() {
     let mut policy = policy();
     policy.swarm.stuck_after = Duration::from_secs(1800);
-    let svc = "websvc0000000000";
     // Failed days ago, then ran fine until a node restart shut it down; now a new task pulls.
-    let snap = manager_with(
-        vec![web()],
-        vec![
-            task(
-                "fail1ttttttttttt",
-                svc,
-                Some(1),
-                "shutdown",
-                "failed",
-                Some(3 * 86_400),
-            ),
-            task(
-                "ran1tttttttttttt",
-                svc,
-                Some(1),
-                "shutdown",
-                "shutdown",
-                Some(2 * 86_400),
-            ),
-            task(
-                "now1tttttttttttt",
-                svc,
-                Some(1),
-                "running",
-                "preparing",
-                Some(10),
-            ),
-        ],
-    );
+    let snap = web_manager(vec![
+        web_task(
+            "fail1ttttttttttt",
+            1,
+            "shutdown",
+            "failed",
+            Some(3 * 86_400),
+        ),
+        web_task(
+            "ran1tttttttttttt",
+            1,
+            "shutdown",
+            "shutdown",
+            Some(2 * 86_400),
+        ),
+        web_task("now1tttttttttttt", 1, "running", "preparing", Some(10)),
+    ]);
     let verdict = gates::swarm_gate(&snap, &policy, now());
     assert_closed_naming(&verdict, &["stack_web.1 is preparing for 10s"]);
     let (_, converging, stuck) = swarm_evidence(&verdict);

@@ -150,16 +150,7 @@ fn kept_reason_table() {
             expect: None,
         },
     ];
-    for state in [
-        "running",
-        "exited",
-        "created",
-        "dead",
-        "restarting",
-        "paused",
-        "removing",
-        "some-future-state",
-    ] {
+    for state in STATES.into_iter().chain(["some-future-state"]) {
         rows.push(Row {
             what: "in use by a container",
             image: dangling(1, None, old),
@@ -476,6 +467,7 @@ fn empty_input_gives_an_empty_plan() {
 // ---------------------------------------------------------------------------------------------
 // Invariants over random image forests.
 
+/// Every container state the Docker API documents.
 const STATES: [&str; 7] = [
     "running",
     "exited",

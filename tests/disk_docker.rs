@@ -10,8 +10,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;
 
-use serde_json::Value;
-use support::{ImageSpec, Sandbox, pruneguard};
+use support::{ImageSpec, Run, Sandbox, gate, ids, pruneguard, run};
 
 const MIB: u64 = 1024 * 1024;
 /// The loop-mounted data root.
@@ -81,44 +80,15 @@ fn fill_to(sb: &Sandbox, percent: u8, tag_prefix: Option<&str>) -> BTreeSet<Stri
 }
 
 /// `pruneguard run` with the default policy; only the quiet gate is opened.
-fn default_run(sb: &Sandbox, output: &str) -> (i32, String, String) {
-    let out = pruneguard(sb)
-        .args([
-            "run",
-            "--no-config",
-            "--quiet-period",
-            "0s",
-            "--output",
-            output,
-        ])
-        .output()
-        .expect("the pruneguard binary runs");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-fn json(stdout: &str, stderr: &str) -> Value {
-    serde_json::from_str(stdout)
-        .unwrap_or_else(|err| panic!("no JSON report ({err}):\n{stdout}\n{stderr}"))
-}
-
-fn ids(report: &Value, field: &str) -> BTreeSet<String> {
-    report[field]
-        .as_array()
-        .unwrap_or_else(|| panic!("{field} is not an array in {report:#}"))
-        .iter()
-        .map(|entry| entry["id"].as_str().expect("an id").to_string())
-        .collect()
-}
-
-fn disk_gate(report: &Value) -> &Value {
-    report["gates"]
-        .as_array()
-        .and_then(|gates| gates.iter().find(|gate| gate["name"] == "disk"))
-        .unwrap_or_else(|| panic!("no disk gate in {report:#}"))
+fn default_run(sb: &Sandbox, output: &str) -> Run {
+    run(pruneguard(sb).args([
+        "run",
+        "--no-config",
+        "--quiet-period",
+        "0s",
+        "--output",
+        output,
+    ]))
 }
 
 #[test]
@@ -134,20 +104,20 @@ fn dangling_images_bring_a_full_disk_under_the_default_threshold() {
     let before_percent = df_percent(&sb.data_root());
     assert!(before_percent > 80, "filled past 80 %: {before_percent} %");
 
-    let (code, stdout, stderr) = default_run(&sb, "json");
-    assert_eq!(code, 0, "{stdout}\n{stderr}");
-    let report = json(&stdout, &stderr);
+    let result = default_run(&sb, "json");
+    assert_eq!(result.code, 0, "{}", result.show());
+    let report = result.json();
     assert_eq!(report["decision"], "pruned", "{report:#}");
-    let gate = disk_gate(&report);
-    assert_eq!(gate["open"], true, "{gate:#}");
-    assert_eq!(gate["evidence"]["threshold_percent"], 80, "the default");
+    let disk = gate(report, "disk");
+    assert_eq!(disk["open"], true, "{disk:#}");
+    assert_eq!(disk["evidence"]["threshold_percent"], 80, "the default");
     assert_eq!(
-        gate["evidence"]["path"],
+        disk["evidence"]["path"],
         sb.data_root().to_str().unwrap(),
         "the data root is measured"
     );
-    assert_eq!(ids(&report, "candidates"), dangling);
-    assert_eq!(ids(&report, "removed"), dangling);
+    assert_eq!(ids(report, "candidates"), dangling);
+    assert_eq!(ids(report, "removed"), dangling);
 
     let after_percent = df_percent(&sb.data_root());
     assert!(
@@ -186,8 +156,9 @@ fn when_dangling_images_are_not_enough_the_report_says_so() {
     let before_percent = df_percent(&sb.data_root());
 
     // For a person: the text report says the disk is still too full, and what holds it.
-    let (code, stdout, stderr) = default_run(&sb, "text");
-    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    let result = default_run(&sb, "text");
+    assert_eq!(result.code, 0, "{}", result.show());
+    let stdout = &result.stdout;
     assert!(stdout.contains("(run): pruned"), "{stdout}");
     let still = stdout
         .lines()
@@ -214,11 +185,11 @@ fn when_dangling_images_are_not_enough_the_report_says_so() {
 
     // For a machine: the same in the JSON report of the next run.
     let more = BTreeSet::from([load_one(&sb, None, 4 * MIB), load_one(&sb, None, 4 * MIB)]);
-    let (code, stdout, stderr) = default_run(&sb, "json");
-    assert_eq!(code, 0, "{stdout}\n{stderr}");
-    let report = json(&stdout, &stderr);
+    let result = default_run(&sb, "json");
+    assert_eq!(result.code, 0, "{}", result.show());
+    let report = result.json();
     assert_eq!(report["decision"], "pruned", "{report:#}");
-    assert_eq!(ids(&report, "removed"), more);
+    assert_eq!(ids(report, "removed"), more);
     assert!(
         report["disk_after"]["used_percent"].as_u64().unwrap() >= 80,
         "{report:#}"
@@ -239,8 +210,9 @@ fn when_dangling_images_are_not_enough_the_report_says_so() {
 
     // With no dangling image left at all, the disk is still full: "nothing to do" must not
     // read as "all is well".
-    let (code, stdout, stderr) = default_run(&sb, "text");
-    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    let result = default_run(&sb, "text");
+    assert_eq!(result.code, 0, "{}", result.show());
+    let stdout = &result.stdout;
     assert!(stdout.contains("(run): nothing_to_do"), "{stdout}");
     assert!(
         stdout.lines().any(

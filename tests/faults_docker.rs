@@ -11,83 +11,18 @@ mod support;
 use std::collections::BTreeSet;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::proxy::Proxy;
-use support::{ImageSpec, Sandbox, pruneguard};
-
-/// Open the disk and quiet gates on purpose: a sandbox's disk is nearly empty, and the test
-/// has just loaded images.
-const OPEN_GATES: [&str; 5] = [
-    "--no-config",
-    "--disk-threshold",
-    "0",
-    "--quiet-period",
-    "0s",
-];
-
-struct Run {
-    code: i32,
-    report: Value,
-    stdout: String,
-    stderr: String,
-    elapsed: Duration,
-}
-
-impl Run {
-    fn show(&self) -> String {
-        format!(
-            "exit {} after {:?}\n--- stdout\n{}\n--- stderr\n{}",
-            self.code, self.elapsed, self.stdout, self.stderr
-        )
-    }
-}
-
-fn finish(output: &Output, elapsed: Duration) -> Run {
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    let report = serde_json::from_str(&stdout).unwrap_or(Value::Null);
-    Run {
-        code: output.status.code().unwrap_or(-1),
-        report,
-        stdout,
-        stderr,
-        elapsed,
-    }
-}
-
-fn run(command: &mut Command) -> Run {
-    let started = Instant::now();
-    let output = command.output().expect("the pruneguard binary runs");
-    finish(&output, started.elapsed())
-}
+use support::proxy::{Proxy, Request};
+use support::{ImageSpec, OPEN_GATES, Run, Sandbox, finish, ids, json_command, pruneguard, run};
 
 /// `pruneguard run` with the gates opened, a JSON report, through `host`.
 fn run_via(sb: &Sandbox, host: &str, extra: &[&str]) -> Run {
-    run(pruneguard(sb)
-        .arg("run")
-        .args(OPEN_GATES)
-        .args(["--output", "json", "-H", host])
-        .args(extra))
-}
-
-fn ids(report: &Value, field: &str) -> BTreeSet<String> {
-    report[field]
-        .as_array()
-        .unwrap_or_else(|| panic!("{field} is not an array in {report:#}"))
-        .iter()
-        .map(|entry| {
-            entry
-                .as_str()
-                .or_else(|| entry["id"].as_str())
-                .expect("an id")
-                .to_string()
-        })
-        .collect()
+    run(json_command(sb, "run").args(["-H", host]).args(extra))
 }
 
 /// `count` old dangling images (the candidates) and one tagged image, sharing one tiny layer.
@@ -119,6 +54,12 @@ fn assert_only_planned_gone(
         "unplanned images are gone: {unplanned:?}"
     );
     gone
+}
+
+/// The run stopped part way (decision `partial`) for the reason `kind`.
+fn assert_stopped(report: &Value, kind: &str) {
+    assert_eq!(report["decision"], "partial", "{report:#}");
+    assert_eq!(report["stopped"]["kind"], kind, "{report:#}");
 }
 
 /// Each planned ID is in exactly one of removed, skipped, failed and `not_attempted`.
@@ -170,8 +111,7 @@ fn daemon_stopped_between_plan_and_execute_exits_1_and_reports_what_was_done() {
     let report = &result.report;
     assert!(report.is_object(), "a report on stdout: {}", result.show());
     assert_eq!(ids(report, "candidates"), candidates);
-    assert_eq!(report["decision"], "partial", "{report:#}");
-    assert_eq!(report["stopped"]["kind"], "daemon_lost", "{report:#}");
+    assert_stopped(report, "daemon_lost");
     assert!(
         report["stopped"]["error"]
             .as_str()
@@ -233,8 +173,7 @@ fn daemon_stopped_right_before_the_last_gate_check_deletes_nothing() {
     assert_hooks_ok(&proxy);
     assert_eq!(result.code, 1, "{}", result.show());
     let report = &result.report;
-    assert_eq!(report["decision"], "partial", "{report:#}");
-    assert_eq!(report["stopped"]["kind"], "daemon_lost", "{report:#}");
+    assert_stopped(report, "daemon_lost");
     assert_eq!(ids(report, "not_attempted"), candidates, "{report:#}");
     assert_partition(report, &candidates);
     assert_eq!(
@@ -341,8 +280,7 @@ fn gate_closes_mid_run(
         result.show()
     );
     let report = &result.report;
-    assert_eq!(report["decision"], "partial", "{report:#}");
-    assert_eq!(report["stopped"]["kind"], "gate_closed", "{report:#}");
+    assert_stopped(report, "gate_closed");
     let closed: Vec<&str> = report["stopped"]["gates"]
         .as_array()
         .unwrap()
@@ -422,10 +360,8 @@ fn two_runs_at_once_exactly_one_acts() {
         }
     });
     let started = Instant::now();
-    let first = pruneguard(&sb)
-        .arg("run")
-        .args(OPEN_GATES)
-        .args(["--output", "json", "-H", &proxy.host()])
+    let first = json_command(&sb, "run")
+        .args(["-H", &proxy.host()])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -437,10 +373,7 @@ fn two_runs_at_once_exactly_one_acts() {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    let second = run(pruneguard(&sb)
-        .arg("run")
-        .args(OPEN_GATES)
-        .args(["--output", "json"]));
+    let second = run(&mut json_command(&sb, "run"));
     assert!(
         started.elapsed() < Duration::from_secs(3),
         "the second run ended while the first still held the lock"
@@ -574,21 +507,31 @@ fn docker_host_pointing_nowhere_fails_fast_and_clearly() {
     }
 }
 
+/// `pruneguard run --api-timeout 2s` through a proxy whose `hook` holds requests back: asserts
+/// that the run fails (exit 1) without hanging (it ends within three times the timeout).
+fn run_timing_out(
+    sb: &Sandbox,
+    hook: impl Fn(&Request<'_>) + Send + Sync + 'static,
+) -> (Proxy, Run) {
+    let timeout = Duration::from_secs(2);
+    let proxy = Proxy::start(&proxy_socket(sb), &sb.socket(), hook);
+    let result = run_via(sb, &proxy.host(), &["--api-timeout", "2s"]);
+    assert!(result.elapsed < timeout * 3, "no hang: {}", result.show());
+    assert_eq!(result.code, 1, "{}", result.show());
+    (proxy, result)
+}
+
 #[test]
 fn slow_daemon_fails_within_the_api_timeout() {
     let sb = Sandbox::start();
     // More candidates than pruneguard keeps deletions in flight, so some are never attempted.
     let (candidates, _) = old_dangling(&sb, 46);
     let before = sb.image_ids();
-    let timeout = Duration::from_secs(2);
 
     // Every request is slow: the very first one (version negotiation) times out.
-    let proxy = Proxy::start(&proxy_socket(&sb), &sb.socket(), |request| {
+    let (proxy, result) = run_timing_out(&sb, |request| {
         request.sleep(Duration::from_secs(30));
     });
-    let result = run_via(&sb, &proxy.host(), &["--api-timeout", "2s"]);
-    assert!(result.elapsed < timeout * 3, "no hang: {}", result.show());
-    assert_eq!(result.code, 1, "{}", result.show());
     assert!(
         result.stderr.contains("did not answer")
             && result.stderr.contains("within 2s")
@@ -600,17 +543,13 @@ fn slow_daemon_fails_within_the_api_timeout() {
     drop(proxy);
 
     // Only deletions are slow: the run stops with a report of what was and was not done.
-    let proxy = Proxy::start(&proxy_socket(&sb), &sb.socket(), |request| {
+    let (proxy, result) = run_timing_out(&sb, |request| {
         if request.is_image_delete() {
             request.sleep(Duration::from_secs(30));
         }
     });
-    let result = run_via(&sb, &proxy.host(), &["--api-timeout", "2s"]);
-    assert!(result.elapsed < timeout * 3, "no hang: {}", result.show());
-    assert_eq!(result.code, 1, "{}", result.show());
     let report = &result.report;
-    assert_eq!(report["decision"], "partial", "{report:#}");
-    assert_eq!(report["stopped"]["kind"], "daemon_lost", "{report:#}");
+    assert_stopped(report, "daemon_lost");
     assert!(
         report["stopped"]["error"]
             .as_str()
@@ -638,16 +577,12 @@ fn daemon_that_stalls_after_the_headers_is_a_timeout_not_a_hang() {
     let sb = Sandbox::start();
     let (candidates, _) = old_dangling(&sb, 6);
     let before = sb.image_ids();
-    let timeout = Duration::from_secs(2);
     // The image list's status line and headers arrive at once, its body never (in time).
-    let proxy = Proxy::start(&proxy_socket(&sb), &sb.socket(), |request| {
+    let (proxy, result) = run_timing_out(&sb, |request| {
         if request.method == "GET" && request.endpoint() == "/images/json" {
             request.stall_response_body(Duration::from_secs(30));
         }
     });
-    let result = run_via(&sb, &proxy.host(), &["--api-timeout", "2s"]);
-    assert!(result.elapsed < timeout * 3, "no hang: {}", result.show());
-    assert_eq!(result.code, 1, "{}", result.show());
     assert!(
         result
             .stderr
@@ -658,17 +593,13 @@ fn daemon_that_stalls_after_the_headers_is_a_timeout_not_a_hang() {
     drop(proxy);
 
     // Same for the answers to the deletions: the run stops and reports.
-    let proxy = Proxy::start(&proxy_socket(&sb), &sb.socket(), |request| {
+    let (proxy, result) = run_timing_out(&sb, |request| {
         if request.is_image_delete() {
             request.stall_response_body(Duration::from_secs(30));
         }
     });
-    let result = run_via(&sb, &proxy.host(), &["--api-timeout", "2s"]);
-    assert!(result.elapsed < timeout * 3, "no hang: {}", result.show());
-    assert_eq!(result.code, 1, "{}", result.show());
     let report = &result.report;
-    assert_eq!(report["decision"], "partial", "{report:#}");
-    assert_eq!(report["stopped"]["kind"], "daemon_lost", "{report:#}");
+    assert_stopped(report, "daemon_lost");
     assert_partition(report, &candidates);
     drop(proxy);
     // The daemon did delete what it was asked to (only its answer was held): planned images.
@@ -731,11 +662,9 @@ fn state_and_metrics_on_a_full_filesystem_are_warnings_not_failures() {
     let metrics = full.0.join("pruneguard.prom");
     full.fill();
 
-    let mut command = pruneguard(&sb);
+    let mut command = json_command(&sb, "run");
     command
-        .arg("run")
-        .args(OPEN_GATES)
-        .args(["--output", "json", "--state-dir"])
+        .arg("--state-dir")
         .arg(&state)
         .arg("--metrics-file")
         .arg(&metrics);

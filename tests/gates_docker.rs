@@ -17,13 +17,13 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::Value;
-use support::{ImageSpec, Sandbox, expect_success, pruneguard};
+use support::{
+    ImageSpec, OPEN_GATES, Sandbox, expect_success, finish, gate, ids, json_command, pruneguard,
+    run,
+};
 
 /// The busybox image containers and services run (tagged, so never a candidate).
 const BUSYBOX: &str = "pg-busybox:1";
-
-/// Flags that open the disk and quiet gates, so the gate under test alone decides.
-const OPEN_DISK_AND_QUIET: [&str; 4] = ["--disk-threshold", "0", "--quiet-period", "0s"];
 
 /// Loads a runnable busybox image and `x:1` three times, three days old: 2 old dangling
 /// images (candidates) and 1 tagged. Returns the dangling IDs.
@@ -42,69 +42,26 @@ fn load_old_dangling(sb: &Sandbox) -> BTreeSet<String> {
 
 /// `pruneguard run --no-config --disk-threshold 0 --quiet-period 0s --output json ARGS…`.
 fn run_command(sb: &Sandbox, args: &[&str]) -> Command {
-    let mut cmd = pruneguard(sb);
-    cmd.args(["run", "--no-config"])
-        .args(OPEN_DISK_AND_QUIET)
-        .args(["--output", "json"])
-        .args(args);
+    let mut cmd = json_command(sb, "run");
+    cmd.args(args);
     cmd
 }
 
-/// Runs pruneguard to its end; returns the output and the parsed JSON report.
-fn run_json(sb: &Sandbox, args: &[&str]) -> (Output, Value) {
-    let mut cmd = run_command(sb, args);
-    let out = cmd
-        .output()
-        .unwrap_or_else(|err| panic!("cannot run {cmd:?}: {err}"));
-    let report = parse_report(&out);
-    (out, report)
-}
-
-fn parse_report(out: &Output) -> Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|err| {
-        panic!(
-            "stdout is not a JSON report ({err}); exit {}\n--- stdout\n{}\n--- stderr\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })
-}
-
-/// Asserts exit status 0 and returns the report.
+/// Runs pruneguard to its end, asserts exit status 0 and returns the JSON report.
 fn run_ok(sb: &Sandbox, args: &[&str]) -> Value {
-    let (out, report) = run_json(sb, args);
+    let result = run(&mut run_command(sb, args));
+    result.json();
     assert_eq!(
-        out.status.code(),
-        Some(0),
-        "pruneguard run {args:?} must exit 0\n--- stdout\n{}\n--- stderr\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+        result.code,
+        0,
+        "pruneguard run {args:?} must exit 0\n{}",
+        result.show()
     );
-    report
-}
-
-fn gate<'a>(report: &'a Value, name: &str) -> &'a Value {
-    report["gates"]
-        .as_array()
-        .and_then(|gates| gates.iter().find(|gate| gate["name"] == name))
-        .unwrap_or_else(|| panic!("no {name} gate in the report:\n{report:#}"))
+    result.report
 }
 
 fn detail(gate: &Value) -> &str {
     gate["detail"].as_str().unwrap_or_default()
-}
-
-fn removed_ids(report: &Value) -> BTreeSet<String> {
-    report["removed"]
-        .as_array()
-        .map(|removed| {
-            removed
-                .iter()
-                .filter_map(|item| item["id"].as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 /// The run skipped because `name` is closed, and not one dangling image was deleted.
@@ -112,7 +69,7 @@ fn assert_skipped_by(sb: &Sandbox, report: &Value, name: &str, dangling: &BTreeS
     assert_eq!(report["decision"], "skipped", "report:\n{report:#}");
     assert_eq!(gate(report, name)["open"], false, "report:\n{report:#}");
     assert!(
-        removed_ids(report).is_empty(),
+        ids(report, "removed").is_empty(),
         "nothing may be removed:\n{report:#}"
     );
     let left = sb.dangling_ids();
@@ -122,13 +79,34 @@ fn assert_skipped_by(sb: &Sandbox, report: &Value, name: &str, dangling: &BTreeS
     );
 }
 
+/// Runs with `args`; asserts that the gate `name` skipped the run (nothing deleted) and that
+/// its detail names each of `named`. Returns the report.
+fn run_closed_by(
+    sb: &Sandbox,
+    args: &[&str],
+    name: &str,
+    dangling: &BTreeSet<String>,
+    named: &[&str],
+) -> Value {
+    let report = run_ok(sb, args);
+    assert_skipped_by(sb, &report, name, dangling);
+    let closed = gate(&report, name);
+    for needle in named {
+        assert!(
+            detail(closed).contains(needle),
+            "the detail must name {needle}: {closed:#}"
+        );
+    }
+    report
+}
+
 /// The run pruned: every gate open and exactly the old dangling images gone.
 fn assert_pruned(sb: &Sandbox, report: &Value, dangling: &BTreeSet<String>) {
     for gate in report["gates"].as_array().expect("gates") {
         assert_eq!(gate["open"], true, "every gate must be open:\n{report:#}");
     }
     assert_eq!(report["decision"], "pruned", "report:\n{report:#}");
-    assert_eq!(&removed_ids(report), dangling, "report:\n{report:#}");
+    assert_eq!(&ids(report, "removed"), dangling, "report:\n{report:#}");
     let left = sb.dangling_ids();
     assert!(
         left.is_disjoint(dangling),
@@ -175,6 +153,13 @@ fn wait_child(mut child: Child, timeout: Duration) -> Output {
 // ---------------------------------------------------------------------------------------------
 // workload gate
 
+/// A dry run with `args` (a selector that matches nothing) finds the workload gate open.
+fn assert_workload_open_for(sb: &Sandbox, args: &[&str]) {
+    let report = run_ok(sb, &[&["--dry-run"], args].concat());
+    assert_eq!(gate(&report, "workload")["open"], true, "{report:#}");
+    assert_eq!(report["decision"], "dry_run", "{report:#}");
+}
+
 /// A live container of a matching stack closes the gate; the detail names it and the stack.
 fn assert_stack_container_closes(state_args: &[&str], expected_state: &str) {
     let sb = Sandbox::start();
@@ -196,17 +181,17 @@ fn assert_stack_container_closes(state_args: &[&str], expected_state: &str) {
     );
 
     // A stack that does not match leaves the gate open (dry run: nothing is deleted).
-    let report = run_ok(&sb, &["--dry-run", "--workload-stack", "other-*"]);
-    assert_eq!(gate(&report, "workload")["open"], true, "{report:#}");
-    assert_eq!(report["decision"], "dry_run", "{report:#}");
+    assert_workload_open_for(&sb, &["--workload-stack", "other-*"]);
 
-    let report = run_ok(&sb, &["--workload-stack", "run-app*"]);
-    assert_skipped_by(&sb, &report, "workload", &dangling);
-    let workload = gate(&report, "workload");
-    assert!(
-        detail(workload).contains(name) && detail(workload).contains("run-app-7"),
-        "the detail must name the container and the stack: {workload:#}"
+    // The detail names the container and the stack.
+    let report = run_closed_by(
+        &sb,
+        &["--workload-stack", "run-app*"],
+        "workload",
+        &dangling,
+        &[name, "run-app-7"],
     );
+    let workload = gate(&report, "workload");
     let live = &workload["evidence"]["live"];
     assert_eq!(live[0]["name"], name, "{workload:#}");
     assert_eq!(live[0]["state"], expected_state, "{workload:#}");
@@ -262,12 +247,13 @@ fn compose_project_container_closes_workload_gate() {
         "com.docker.compose.project=run-app-compose",
         BUSYBOX,
     ]);
-    let report = run_ok(&sb, &["--workload-stack", "run-app*"]);
-    assert_skipped_by(&sb, &report, "workload", &dangling);
-    let text = detail(gate(&report, "workload"));
-    assert!(
-        text.contains("run-app-compose-web-1") && text.contains("run-app-compose"),
-        "the detail must name the container and the project: {text}"
+    // The detail names the container and the project.
+    run_closed_by(
+        &sb,
+        &["--workload-stack", "run-app*"],
+        "workload",
+        &dangling,
+        &["run-app-compose-web-1", "run-app-compose"],
     );
 }
 
@@ -285,15 +271,15 @@ fn label_selector_closes_workload_gate() {
         BUSYBOX,
     ]);
     // Same key, other value: no match (dry run, nothing deleted).
-    let report = run_ok(&sb, &["--dry-run", "--workload-label", "ci.role=other"]);
-    assert_eq!(gate(&report, "workload")["open"], true, "{report:#}");
+    assert_workload_open_for(&sb, &["--workload-label", "ci.role=other"]);
 
-    let report = run_ok(&sb, &["--workload-label", "ci.role=run-app"]);
-    assert_skipped_by(&sb, &report, "workload", &dangling);
-    let text = detail(gate(&report, "workload"));
-    assert!(
-        text.contains("deployer") && text.contains("ci.role=run-app"),
-        "the detail must name the container and the label: {text}"
+    // The detail names the container and the label.
+    run_closed_by(
+        &sb,
+        &["--workload-label", "ci.role=run-app"],
+        "workload",
+        &dangling,
+        &["deployer", "ci.role=run-app"],
     );
 }
 
@@ -302,15 +288,14 @@ fn container_name_glob_closes_workload_gate() {
     let sb = Sandbox::start();
     let dangling = load_old_dangling(&sb);
     sb.docker_ok(["run", "-d", "--name", "ci-deploy-42", BUSYBOX]);
-    let report = run_ok(&sb, &["--dry-run", "--workload-container", "ci-build-*"]);
-    assert_eq!(gate(&report, "workload")["open"], true, "{report:#}");
+    assert_workload_open_for(&sb, &["--workload-container", "ci-build-*"]);
 
-    let report = run_ok(&sb, &["--workload-container", "ci-deploy-*"]);
-    assert_skipped_by(&sb, &report, "workload", &dangling);
-    let text = detail(gate(&report, "workload"));
-    assert!(
-        text.contains("ci-deploy-42"),
-        "the detail must name the container: {text}"
+    run_closed_by(
+        &sb,
+        &["--workload-container", "ci-deploy-*"],
+        "workload",
+        &dangling,
+        &["ci-deploy-42"],
     );
 }
 
@@ -329,14 +314,15 @@ fn lock_file_closes_workload_gate_while_present() {
         .expect("age the lock file");
     let lock_arg = lock.to_str().expect("a UTF-8 path");
 
-    let report = run_ok(&sb, &["--workload-lock-file", lock_arg]);
-    assert_skipped_by(&sb, &report, "workload", &dangling);
-    let workload = gate(&report, "workload");
-    let text = detail(workload);
-    assert!(
-        text.contains(lock_arg) && text.contains("2h"),
-        "the detail must name the lock file and its age: {text}"
+    // The detail names the lock file and its age.
+    let report = run_closed_by(
+        &sb,
+        &["--workload-lock-file", lock_arg],
+        "workload",
+        &dangling,
+        &[lock_arg, "2h"],
     );
+    let workload = gate(&report, "workload");
     let evidence = &workload["evidence"]["lock_files"][0];
     assert_eq!(evidence["present"], true, "{workload:#}");
     let age = evidence["age_seconds"].as_i64().expect("age_seconds");
@@ -366,8 +352,8 @@ fn text_report_shows_closed_workload_gate_with_the_container() {
         BUSYBOX,
     ]);
     let out = pruneguard(&sb)
-        .args(["run", "--no-config"])
-        .args(OPEN_DISK_AND_QUIET)
+        .arg("run")
+        .args(OPEN_GATES)
         .args(["--output", "text", "--workload-stack", "run-app*"])
         .output()
         .expect("run pruneguard");
@@ -393,8 +379,36 @@ fn text_report_shows_closed_workload_gate_with_the_container() {
 // ---------------------------------------------------------------------------------------------
 // swarm gate
 
-fn swarm_init(sb: &Sandbox) {
+/// A sandbox with old dangling images (returned) that is a single-node swarm manager.
+fn swarm_manager() -> (Sandbox, BTreeSet<String>) {
+    let sb = Sandbox::start();
+    let dangling = load_old_dangling(&sb);
     sb.docker_ok(["swarm", "init", "--advertise-addr", "127.0.0.1"]);
+    (sb, dangling)
+}
+
+/// `docker service create --detach --no-resolve-image --name NAME ARGS… busybox`.
+fn create_service(sb: &Sandbox, name: &str, args: &[&str]) {
+    let create = [
+        "service",
+        "create",
+        "--detach",
+        "--no-resolve-image",
+        "--name",
+        name,
+    ];
+    sb.docker_ok([&create[..], args, &[BUSYBOX]].concat());
+}
+
+/// The state of a service's update (`updating`, `completed`, …; empty when it has none).
+fn update_state(sb: &Sandbox, service: &str) -> String {
+    sb.docker_ok([
+        "service",
+        "inspect",
+        "--format",
+        "{{if .UpdateStatus}}{{.UpdateStatus.State}}{{end}}",
+        service,
+    ])
 }
 
 /// `docker service ps` of one service: `(desired state, current state)` per task.
@@ -425,13 +439,7 @@ fn wait_converged(sb: &Sandbox, service: &str, replicas: usize) {
                 .iter()
                 .filter(|(desired, current)| desired == "Running" && current.starts_with("Running"))
                 .count();
-            let update = sb.docker_ok([
-                "service",
-                "inspect",
-                "--format",
-                "{{if .UpdateStatus}}{{.UpdateStatus.State}}{{end}}",
-                service,
-            ]);
+            let update = update_state(sb, service);
             running == replicas && !matches!(update.as_str(), "updating" | "rollback_started")
         },
     );
@@ -439,20 +447,12 @@ fn wait_converged(sb: &Sandbox, service: &str, replicas: usize) {
 
 #[test]
 fn swarm_pending_service_closes_gate_until_stuck() {
-    let sb = Sandbox::start();
-    let dangling = load_old_dangling(&sb);
-    swarm_init(&sb);
-    sb.docker_ok([
-        "service",
-        "create",
-        "--detach",
-        "--no-resolve-image",
-        "--name",
+    let (sb, dangling) = swarm_manager();
+    create_service(
+        &sb,
         "never-placed",
-        "--constraint",
-        "node.labels.nope==1",
-        BUSYBOX,
-    ]);
+        &["--constraint", "node.labels.nope==1"],
+    );
     wait_until(
         "the task of never-placed to be pending",
         Duration::from_secs(20),
@@ -464,13 +464,15 @@ fn swarm_pending_service_closes_gate_until_stuck() {
     );
     let created = Instant::now();
 
-    let report = run_ok(&sb, &["--swarm-stuck-after", "10m"]);
-    assert_skipped_by(&sb, &report, "swarm", &dangling);
-    let swarm = gate(&report, "swarm");
-    assert!(
-        detail(swarm).contains("never-placed"),
-        "the detail must name the service: {swarm:#}"
+    // The detail names the service.
+    let report = run_closed_by(
+        &sb,
+        &["--swarm-stuck-after", "10m"],
+        "swarm",
+        &dangling,
+        &["never-placed"],
     );
+    let swarm = gate(&report, "swarm");
     assert_eq!(swarm["evidence"]["role"], "manager", "{swarm:#}");
     let converging = swarm["evidence"]["converging"]
         .as_array()
@@ -505,22 +507,12 @@ fn swarm_pending_service_closes_gate_until_stuck() {
 
 #[test]
 fn swarm_converged_service_leaves_gate_open_and_rolling_update_closes_it() {
-    let sb = Sandbox::start();
-    let dangling = load_old_dangling(&sb);
-    swarm_init(&sb);
-    sb.docker_ok([
-        "service",
-        "create",
-        "--detach",
-        "--no-resolve-image",
-        "--name",
+    let (sb, dangling) = swarm_manager();
+    create_service(
+        &sb,
         "rolling",
-        "--replicas",
-        "3",
-        "--update-delay",
-        "30s",
-        BUSYBOX,
-    ]);
+        &["--replicas", "3", "--update-delay", "30s"],
+    );
     wait_converged(&sb, "rolling", 3);
 
     // Converged: the gate is open and the run prunes.
@@ -543,23 +535,11 @@ fn swarm_converged_service_leaves_gate_open_and_rolling_update_closes_it() {
     wait_until(
         "service rolling to be updating",
         Duration::from_secs(20),
-        || {
-            sb.docker_ok([
-                "service",
-                "inspect",
-                "--format",
-                "{{if .UpdateStatus}}{{.UpdateStatus.State}}{{end}}",
-                "rolling",
-            ]) == "updating"
-        },
+        || update_state(&sb, "rolling") == "updating",
     );
-    let report = run_ok(&sb, &[]);
-    assert_skipped_by(&sb, &report, "swarm", &dangling);
+    // The detail names the service.
+    let report = run_closed_by(&sb, &[], "swarm", &dangling, &["rolling"]);
     let swarm = gate(&report, "swarm");
-    assert!(
-        detail(swarm).contains("rolling"),
-        "the detail must name the service: {swarm:#}"
-    );
     let converging = swarm["evidence"]["converging"]
         .as_array()
         .expect("converging");
@@ -600,14 +580,15 @@ fn swarm_worker_judges_from_local_evidence() {
         "com.docker.swarm.task.id=pgtesttask1",
         BUSYBOX,
     ]);
-    let report = run_ok(&worker, &["--workload-stack", "run-app*"]);
-    assert_skipped_by(&worker, &report, "swarm", &dangling);
+    let report = run_closed_by(
+        &worker,
+        &["--workload-stack", "run-app*"],
+        "swarm",
+        &dangling,
+        &["local evidence", "web.1.local-evidence"],
+    );
     let swarm = gate(&report, "swarm");
     assert_eq!(swarm["evidence"]["role"], "worker", "{swarm:#}");
-    assert!(
-        detail(swarm).contains("local evidence") && detail(swarm).contains("web.1.local-evidence"),
-        "{swarm:#}"
-    );
 
     // Without it the worker's gate is open, still judged locally, and the run prunes.
     worker.docker_ok(["rm", "web.1.local-evidence"]);
@@ -621,6 +602,29 @@ fn swarm_worker_judges_from_local_evidence() {
 // ---------------------------------------------------------------------------------------------
 // waiting for gates
 
+/// A sandbox with old dangling images (returned) and an empty deploy lock file (its path).
+fn locked_sandbox() -> (Sandbox, BTreeSet<String>, String) {
+    let sb = Sandbox::start();
+    let dangling = load_old_dangling(&sb);
+    let lock = sb.scratch().join("deploy.lock");
+    fs::write(&lock, "").expect("write the lock file");
+    let lock = lock.to_str().expect("a UTF-8 path").to_owned();
+    (sb, dangling, lock)
+}
+
+/// The arguments of a run that waits up to `wait` (re-checking every second) for the workload
+/// gate that the lock file `lock` closes.
+fn wait_for_lock<'a>(lock: &'a str, wait: &'a str) -> [&'a str; 6] {
+    [
+        "--workload-lock-file",
+        lock,
+        "--wait-for-gates",
+        wait,
+        "--wait-interval",
+        "1s",
+    ]
+}
+
 /// Spawns `pruneguard run … --output json ARGS` with piped stdout and stderr.
 fn spawn_run(sb: &Sandbox, args: &[&str]) -> Child {
     let mut cmd = run_command(sb, args);
@@ -633,35 +637,24 @@ fn spawn_run(sb: &Sandbox, args: &[&str]) -> Child {
 
 #[test]
 fn wait_ends_when_lock_file_is_removed_and_run_prunes() {
-    let sb = Sandbox::start();
-    let dangling = load_old_dangling(&sb);
-    let lock = sb.scratch().join("deploy.lock");
-    fs::write(&lock, "").expect("write the lock file");
-    let lock_arg = lock.to_str().expect("a UTF-8 path");
+    let (sb, dangling, lock) = locked_sandbox();
     let started = Instant::now();
-    let child = spawn_run(
-        &sb,
-        &[
-            "--workload-lock-file",
-            lock_arg,
-            "--wait-for-gates",
-            "60s",
-            "--wait-interval",
-            "1s",
-        ],
-    );
+    let child = spawn_run(&sb, &wait_for_lock(&lock, "60s"));
     std::thread::sleep(Duration::from_secs(3));
     fs::remove_file(&lock).expect("remove the lock file");
-    let out = wait_child(child, Duration::from_secs(40));
-    let report = parse_report(&out);
-    assert_eq!(out.status.code(), Some(0), "{report:#}");
+    let result = finish(
+        &wait_child(child, Duration::from_secs(40)),
+        started.elapsed(),
+    );
+    let report = result.json();
+    assert_eq!(result.code, 0, "{report:#}");
     assert!(
         started.elapsed() < Duration::from_secs(30),
         "the run must go on soon after the lock is gone, took {:?}",
         started.elapsed()
     );
-    assert_pruned(&sb, &report, &dangling);
-    assert!(!removed_ids(&report).is_empty());
+    assert_pruned(&sb, report, &dangling);
+    assert!(!ids(report, "removed").is_empty());
     let wait = &report["wait"];
     assert_eq!(wait["ended"], "gates_open", "{report:#}");
     assert!(wait["evaluations"].as_u64().unwrap_or(0) >= 2, "{report:#}");
@@ -675,23 +668,9 @@ fn wait_ends_when_lock_file_is_removed_and_run_prunes() {
 
 #[test]
 fn wait_that_times_out_skips() {
-    let sb = Sandbox::start();
-    let dangling = load_old_dangling(&sb);
-    let lock = sb.scratch().join("deploy.lock");
-    fs::write(&lock, "").expect("write the lock file");
-    let lock_arg = lock.to_str().expect("a UTF-8 path");
+    let (sb, dangling, lock) = locked_sandbox();
     let started = Instant::now();
-    let report = run_ok(
-        &sb,
-        &[
-            "--workload-lock-file",
-            lock_arg,
-            "--wait-for-gates",
-            "3s",
-            "--wait-interval",
-            "1s",
-        ],
-    );
+    let report = run_ok(&sb, &wait_for_lock(&lock, "3s"));
     let took = started.elapsed();
     assert!(
         took >= Duration::from_secs(3) && took < Duration::from_secs(30),
@@ -705,22 +684,8 @@ fn wait_that_times_out_skips() {
 
 #[test]
 fn sigterm_during_wait_skips_promptly() {
-    let sb = Sandbox::start();
-    let dangling = load_old_dangling(&sb);
-    let lock = sb.scratch().join("deploy.lock");
-    fs::write(&lock, "").expect("write the lock file");
-    let lock_arg = lock.to_str().expect("a UTF-8 path");
-    let mut child = spawn_run(
-        &sb,
-        &[
-            "--workload-lock-file",
-            lock_arg,
-            "--wait-for-gates",
-            "60s",
-            "--wait-interval",
-            "1s",
-        ],
-    );
+    let (sb, dangling, lock) = locked_sandbox();
+    let mut child = spawn_run(&sb, &wait_for_lock(&lock, "60s"));
     // Send SIGTERM only once the wait has begun (the log says so), not during start-up.
     let stderr = child.stderr.take().expect("piped stderr");
     let (lines_tx, lines_rx) = mpsc::channel();
@@ -762,8 +727,9 @@ fn sigterm_during_wait_skips_promptly() {
         Some(0),
         "a terminated wait is a skip (exit 0)\n--- stderr\n{stderr}"
     );
-    let report = parse_report(&out);
-    assert_skipped_by(&sb, &report, "workload", &dangling);
+    let result = finish(&out, took);
+    let report = result.json();
+    assert_skipped_by(&sb, report, "workload", &dangling);
     assert_eq!(report["wait"]["ended"], "terminated", "{report:#}");
 }
 

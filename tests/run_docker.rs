@@ -5,77 +5,35 @@
 mod support;
 
 use std::collections::BTreeSet;
-use std::process::{Command, Output};
-use std::time::Duration;
+use std::process::Command;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::{ImageSpec, Sandbox, pruneguard};
+use support::{
+    ImageSpec, OPEN_GATES, Run, Sandbox, finish, gate, ids, json_command, pruneguard, run,
+};
 
-/// The flags that open the disk and quiet gates on purpose: a sandbox's disk is far from
-/// 80 % full, and the test itself has just loaded images.
-const OPEN_GATES: [&str; 5] = [
-    "--no-config",
-    "--disk-threshold",
-    "0",
-    "--quiet-period",
-    "0s",
-];
-
-struct Run {
-    code: i32,
-    report: Value,
-    stdout: String,
-    stderr: String,
-}
-
-fn finish(output: &Output) -> Run {
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    let report = serde_json::from_str(&stdout).unwrap_or(Value::Null);
-    Run {
-        code: output.status.code().unwrap_or(-1),
-        report,
-        stdout,
-        stderr,
-    }
-}
-
-fn run(command: &mut Command) -> Run {
-    finish(&command.output().expect("the pruneguard binary runs"))
-}
-
+/// `pruneguard SUBCOMMAND` with the gates opened and `--output json`; asserts exit 0 and a JSON
+/// report.
 fn json_run(sb: &Sandbox, subcommand: &str, extra: &[&str]) -> Run {
-    let mut command = pruneguard(sb);
-    command
-        .arg(subcommand)
-        .args(OPEN_GATES)
-        .args(["--output", "json"])
-        .args(extra);
-    let result = run(&mut command);
-    assert!(
-        result.report.is_object(),
-        "no JSON report (exit {}):\n{}\n{}",
-        result.code,
-        result.stdout,
-        result.stderr
-    );
+    let result = run(json_command(sb, subcommand).args(extra));
+    assert_eq!(result.code, 0, "{}", result.show());
+    result.json();
     result
 }
 
-fn ids(report: &Value, field: &str) -> BTreeSet<String> {
-    report[field]
-        .as_array()
-        .unwrap_or_else(|| panic!("{field} is not an array in {report:#}"))
-        .iter()
-        .map(|entry| entry["id"].as_str().expect("an id").to_string())
-        .collect()
-}
-
-fn gate<'a>(report: &'a Value, name: &str) -> &'a Value {
-    report["gates"]
-        .as_array()
-        .and_then(|gates| gates.iter().find(|gate| gate["name"] == name))
-        .unwrap_or_else(|| panic!("no {name} gate in {report:#}"))
+/// `pruneguard run` with the quiet gate opened and the disk gate closed (threshold 100 %).
+fn closed_disk_run(sb: &Sandbox) -> Command {
+    let mut command = pruneguard(sb);
+    command.args([
+        "run",
+        "--no-config",
+        "--quiet-period",
+        "0s",
+        "--disk-threshold",
+        "100",
+    ]);
+    command
 }
 
 fn set(items: &[String]) -> BTreeSet<String> {
@@ -125,7 +83,6 @@ fn run_removes_only_old_unused_dangling_images() {
     let f = fixture();
     let before = f.sb.image_ids();
     let result = json_run(&f.sb, "run", &[]);
-    assert_eq!(result.code, 0, "{}", result.stderr);
     let report = &result.report;
     assert_eq!(report["decision"], "pruned", "{report:#}");
     assert_eq!(
@@ -163,7 +120,6 @@ fn run_removes_only_old_unused_dangling_images() {
 
     // A second run finds nothing more to do.
     let again = json_run(&f.sb, "run", &[]);
-    assert_eq!(again.code, 0);
     assert_eq!(again.report["decision"], "nothing_to_do");
     assert_eq!(f.sb.image_ids(), after);
 }
@@ -173,7 +129,6 @@ fn dry_run_removes_nothing_and_lists_exactly_what_a_run_removes() {
     let f = fixture();
     let before = f.sb.image_ids();
     let planned = json_run(&f.sb, "plan", &[]);
-    assert_eq!(planned.code, 0, "{}", planned.stderr);
     assert_eq!(planned.report["dry_run"], true);
     assert_eq!(planned.report["decision"], "dry_run");
     assert_eq!(f.sb.image_ids(), before, "plan deletes nothing");
@@ -196,18 +151,7 @@ fn dry_run_removes_nothing_and_lists_exactly_what_a_run_removes() {
 fn closed_disk_gate_removes_nothing_and_says_so() {
     let f = fixture();
     let before = f.sb.image_ids();
-    let mut command = pruneguard(&f.sb);
-    command.args([
-        "run",
-        "--no-config",
-        "--quiet-period",
-        "0s",
-        "--disk-threshold",
-        "100",
-        "--output",
-        "json",
-    ]);
-    let result = run(&mut command);
+    let result = run(closed_disk_run(&f.sb).args(["--output", "json"]));
     assert_eq!(
         result.code, 0,
         "a skip is a normal outcome for a timer: {}",
@@ -229,16 +173,7 @@ fn closed_disk_gate_removes_nothing_and_says_so() {
     assert_eq!(f.sb.image_ids(), before);
 
     // The text report says the same to a person.
-    let mut text = pruneguard(&f.sb);
-    text.args([
-        "run",
-        "--no-config",
-        "--quiet-period",
-        "0s",
-        "--disk-threshold",
-        "100",
-    ]);
-    let result = run(&mut text);
+    let result = run(&mut closed_disk_run(&f.sb));
     assert_eq!(result.code, 0);
     assert!(result.stdout.contains("CLOSED disk"), "{}", result.stdout);
 }
@@ -306,7 +241,6 @@ fn scratch_build_chain_is_removed_whole_once_superseded() {
 
     // Built just now, so only a zero min_age makes them candidates.
     let result = json_run(&sb, "run", &["--min-age", "0s"]);
-    assert_eq!(result.code, 0, "{}", result.stderr);
     let removed = ids(&result.report, "removed");
     assert!(!removed.is_empty());
     assert!(
@@ -341,20 +275,14 @@ fn a_second_concurrent_run_exits_1_with_the_lock_message() {
     let lock_file = sb.scratch().join("deploy.lock");
     std::fs::write(&lock_file, "busy").unwrap();
     // The first run holds the lock while it waits for the workload gate.
-    let mut first = pruneguard(&sb);
-    first
-        .arg("run")
-        .args(OPEN_GATES)
-        .arg("--workload-lock-file")
-        .arg(&lock_file)
-        .args([
-            "--wait-for-gates",
-            "20s",
-            "--wait-interval",
-            "1s",
-            "--output",
-            "json",
-        ]);
+    let mut first = json_command(&sb, "run");
+    first.arg("--workload-lock-file").arg(&lock_file).args([
+        "--wait-for-gates",
+        "20s",
+        "--wait-interval",
+        "1s",
+    ]);
+    let started = Instant::now();
     let child = first
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -383,7 +311,7 @@ fn a_second_concurrent_run_exits_1_with_the_lock_message() {
     let plan = run(pruneguard(&sb).arg("plan").args(OPEN_GATES));
     assert_eq!(plan.code, 0, "{}", plan.stderr);
     std::fs::remove_file(&lock_file).unwrap();
-    let first = finish(&child.wait_with_output().unwrap());
+    let first = finish(&child.wait_with_output().unwrap(), started.elapsed());
     assert_eq!(first.code, 0, "{}", first.stderr);
 }
 
@@ -469,8 +397,7 @@ fn bad_config_exits_2_and_removes_nothing() {
 fn metrics_and_state_file_describe_the_run() {
     let f = fixture();
     let metrics = f.sb.scratch().join("pruneguard.prom");
-    let result = json_run(&f.sb, "run", &["--metrics-file", metrics.to_str().unwrap()]);
-    assert_eq!(result.code, 0, "{}", result.stderr);
+    json_run(&f.sb, "run", &["--metrics-file", metrics.to_str().unwrap()]);
     let text = std::fs::read_to_string(&metrics).expect("the metrics file was written");
     for line in [
         "pruneguard_last_run_success 1",
@@ -533,17 +460,7 @@ fn metrics_and_state_file_describe_the_run() {
     );
 
     // A skipped run records which gate closed.
-    let skipped = run(pruneguard(&f.sb)
-        .args([
-            "run",
-            "--no-config",
-            "--quiet-period",
-            "0s",
-            "--disk-threshold",
-            "100",
-            "--metrics-file",
-        ])
-        .arg(&metrics));
+    let skipped = run(closed_disk_run(&f.sb).arg("--metrics-file").arg(&metrics));
     assert_eq!(skipped.code, 0);
     let text = std::fs::read_to_string(&metrics).unwrap();
     assert!(

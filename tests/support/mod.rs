@@ -24,7 +24,9 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
+
+use serde_json::Value;
 
 /// The repository root (where `scripts/` lives).
 pub fn repo_root() -> PathBuf {
@@ -628,4 +630,106 @@ pub fn pruneguard(sandbox: &Sandbox) -> Command {
         .env_remove("DOCKER_CERT_PATH")
         .stdin(Stdio::null());
     cmd
+}
+
+/// The flags that open the disk and quiet gates on purpose (after `--no-config`): a sandbox's
+/// disk is far from 80 % full, and the test has just loaded images, so whatever else a test
+/// sets (or nothing) alone decides.
+pub const OPEN_GATES: [&str; 5] = [
+    "--no-config",
+    "--disk-threshold",
+    "0",
+    "--quiet-period",
+    "0s",
+];
+
+/// `pruneguard SUBCOMMAND` ([`pruneguard`]) with [`OPEN_GATES`] and `--output json`; add the
+/// test's own arguments to it.
+pub fn json_command(sandbox: &Sandbox, subcommand: &str) -> Command {
+    let mut command = pruneguard(sandbox);
+    command
+        .arg(subcommand)
+        .args(OPEN_GATES)
+        .args(["--output", "json"]);
+    command
+}
+
+/// A finished pruneguard process: exit code (-1 when killed by a signal), its output, the JSON
+/// report on stdout (`Value::Null` when stdout is not JSON) and how long it took.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+    pub report: Value,
+    pub elapsed: Duration,
+}
+
+impl Run {
+    /// Exit code, time, stdout and stderr, for failure messages.
+    pub fn show(&self) -> String {
+        format!(
+            "exit {} after {:?}\n--- stdout\n{}\n--- stderr\n{}",
+            self.code, self.elapsed, self.stdout, self.stderr
+        )
+    }
+
+    /// The JSON report, asserting that stdout was one (a JSON object).
+    pub fn json(&self) -> &Value {
+        assert!(
+            self.report.is_object(),
+            "no JSON report on stdout: {}",
+            self.show()
+        );
+        &self.report
+    }
+}
+
+/// A [`Run`] of a process that ended with `output` after `elapsed`.
+pub fn finish(output: &Output, elapsed: Duration) -> Run {
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    let report = serde_json::from_str(&stdout).unwrap_or(Value::Null);
+    Run {
+        code: output.status.code().unwrap_or(-1),
+        stdout,
+        stderr,
+        report,
+        elapsed,
+    }
+}
+
+/// Runs `command` (the pruneguard binary) to its end; does not check the exit status.
+pub fn run(command: &mut Command) -> Run {
+    let started = Instant::now();
+    let output = command
+        .output()
+        .unwrap_or_else(|err| panic!("cannot run {command:?}: {err}"));
+    finish(&output, started.elapsed())
+}
+
+/// The image IDs a report lists in `field`: each entry's `id`, or for `not_attempted` (a list
+/// of bare IDs) each entry itself. Panics when `field` is not an array or an entry has no ID.
+pub fn ids(report: &Value, field: &str) -> BTreeSet<String> {
+    report[field]
+        .as_array()
+        .unwrap_or_else(|| panic!("{field} is not an array in {report:#}"))
+        .iter()
+        .map(|entry| {
+            let id = if field == "not_attempted" {
+                entry.as_str()
+            } else {
+                entry["id"].as_str()
+            };
+            id.unwrap_or_else(|| panic!("no id in the {field} entry {entry}"))
+                .to_owned()
+        })
+        .collect()
+}
+
+/// The verdict of the gate `name` (`disk`, `workload`, `swarm`, `quiet`) in a report.
+pub fn gate<'a>(report: &'a Value, name: &str) -> &'a Value {
+    report["gates"]
+        .as_array()
+        .and_then(|gates| gates.iter().find(|gate| gate["name"] == name))
+        .unwrap_or_else(|| panic!("no {name} gate in the report:\n{report:#}"))
 }
