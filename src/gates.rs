@@ -429,11 +429,17 @@ pub fn workload_gate(snapshot: &Snapshot, policy: &GatePolicy, now: DateTime<Utc
         reasons.push(text);
     }
     let open = reasons.is_empty();
-    let detail = if open {
+    let mut detail = if open {
         "no configured workload is live.".to_string()
     } else {
         format!("{}.", reasons.join("; "))
     };
+    let swarm = &snapshot.daemon.swarm;
+    if needs_services && swarm.local_node_state == "active" && !swarm.control_available {
+        detail.push_str(
+            " Swarm services cannot be listed on a worker node; only its containers were matched.",
+        );
+    }
     GateVerdict {
         name: GateName::Workload,
         open,

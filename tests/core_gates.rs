@@ -1352,3 +1352,38 @@ fn swarm_old_failure_before_a_healthy_task_is_history_not_a_crash_loop() {
     assert_eq!(converging, vec!["stack_web.1".to_string()]);
     assert!(stuck.is_empty());
 }
+
+#[test]
+fn workload_on_a_swarm_worker_says_services_were_not_visible() {
+    let policy = workload_policy(&["run-app*"], &[], &[], &[]);
+    let mut snap = snapshot();
+    snap.daemon.swarm = SwarmNode {
+        local_node_state: "active".into(),
+        control_available: false,
+        error: None,
+    };
+    snap.containers = Ok(vec![container(
+        "run-app-1_web.1",
+        "running",
+        &[("com.docker.stack.namespace", "run-app-1")],
+    )]);
+    let verdict = gates::workload_gate(&snap, &policy, now());
+    assert!(!verdict.open);
+    assert!(
+        verdict.detail.contains("cannot be listed on a worker"),
+        "{}",
+        verdict.detail
+    );
+
+    // A lock-file-only policy does not need services, so there is nothing to say.
+    let policy = workload_policy(&[], &[], &[], &["/nonexistent/lock"]);
+    let verdict = gates::workload_gate(&snap, &policy, now());
+    assert!(!verdict.detail.contains("worker"), "{}", verdict.detail);
+
+    // On a manager the services are listed, so neither.
+    manager(&mut snap);
+    snap.swarm_cluster = Some(Ok(SwarmCluster::default()));
+    let verdict =
+        gates::workload_gate(&snap, &workload_policy(&["run-app*"], &[], &[], &[]), now());
+    assert!(!verdict.detail.contains("worker"), "{}", verdict.detail);
+}
