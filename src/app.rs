@@ -88,36 +88,13 @@ async fn prune(args: &RunArgs, dry_run: bool, verbose_plan: bool) -> anyhow::Res
     let now = Utc::now();
     let plan = plan::plan(&snapshot.images, containers, settings.policy.min_age, now);
     for kept in &plan.kept_images {
-        debug!(image = %snapshot::short_id(&kept.id), reason = ?kept.reason, "kept");
+        debug!(image = %snapshot::short_id(&kept.id), reason = kept.reason.as_str(), "kept");
     }
     let disk_before = snapshot.disk.as_ref().ok().cloned();
 
     let execution = if !dry_run && all_open && !plan.candidates.is_empty() {
-        let engine_ref = &engine;
-        let settings_ref = &settings;
         let execution = execute::execute(&engine, &plan, execute::DEFAULT_CONCURRENCY, |when| {
-            async move {
-                // Every re-check starts by asking the daemon, so a daemon that went away
-                // stops the run here, before any delete is sent.
-                let daemon = engine_ref
-                    .info()
-                    .await
-                    .context("could not read the daemon's /info")?;
-                let snapshot = snapshot::gather(
-                    engine_ref,
-                    settings_ref,
-                    Utc::now(),
-                    daemon,
-                    Scope::GatesOnly,
-                )
-                .await?;
-                let mut verdicts =
-                    gates::evaluate(&snapshot, &settings_ref.policy.gates, Utc::now());
-                if when == Recheck::MidRun {
-                    verdicts.retain(|verdict| verdict.name != GateName::Disk);
-                }
-                Ok(verdicts)
-            }
+            recheck_gates(&engine, &settings, when)
         })
         .await;
         Some(execution)
@@ -164,6 +141,25 @@ async fn prune(args: &RunArgs, dry_run: bool, verbose_plan: bool) -> anyhow::Res
     } else {
         Outcome::Success
     })
+}
+
+/// Fresh evidence and verdicts for `execute`'s re-checks. It starts by asking the daemon, so
+/// a daemon that went away stops the run here, before any delete is sent.
+async fn recheck_gates(
+    engine: &DockerEngine,
+    settings: &Settings,
+    when: Recheck,
+) -> anyhow::Result<Vec<GateVerdict>> {
+    let daemon = engine
+        .info()
+        .await
+        .context("could not read the daemon's /info")?;
+    let snapshot = snapshot::gather(engine, settings, Utc::now(), daemon, Scope::GatesOnly).await?;
+    let mut verdicts = gates::evaluate(&snapshot, &settings.policy.gates, Utc::now());
+    if when == Recheck::MidRun {
+        verdicts.retain(|verdict| verdict.name != GateName::Disk);
+    }
+    Ok(verdicts)
 }
 
 /// Evaluates the gates, and while the disk gate is open but another is closed, re-evaluates
