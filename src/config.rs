@@ -318,7 +318,7 @@ fn read_file(path: &Path) -> Result<(String, FileConfig), ConfigError> {
             path.display()
         ))
     })?;
-    let parsed = parse_file(&text).map_err(|error| {
+    let parsed = toml::from_str::<FileConfig>(&text).map_err(|error| {
         let origin = Origin {
             file: Some((path, &text)),
         };
@@ -342,19 +342,6 @@ fn read_file(path: &Path) -> Result<(String, FileConfig), ConfigError> {
         ))
     })?;
     Ok((text, parsed))
-}
-
-fn parse_file(text: &str) -> Result<FileConfig, toml::de::Error> {
-    toml::from_str(text)
-}
-
-/// Checks a config text without resolving it (for `doctor`): `Ok` or the error sentence.
-pub fn check_file(path: &Path) -> Result<(), ConfigError> {
-    Settings::resolve(&RunArgs {
-        config: Some(path.to_path_buf()),
-        ..RunArgs::default()
-    })
-    .map(drop)
 }
 
 impl Settings {

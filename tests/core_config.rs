@@ -641,15 +641,6 @@ fn metrics_file_in_a_missing_directory_is_an_error() {
     assert!(Settings::resolve(&ok).is_ok());
 }
 
-#[test]
-fn check_file_reports_the_same_errors() {
-    let config = Config::new("[policy]\nmin_age = \"nope\"\n");
-    let error = pruneguard::config::check_file(&config.path).unwrap_err();
-    assert!(error.0.contains("policy.min_age"), "{}", error.0);
-    let good = Config::new("[policy]\nmin_age = \"1h\"\n");
-    assert!(pruneguard::config::check_file(&good.path).is_ok());
-}
-
 // ---------------------------------------------------------------------------------------------
 // to_toml round trip.
 
