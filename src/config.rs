@@ -423,27 +423,6 @@ impl Settings {
                 ))
             }
         };
-        let list = |key: &str,
-                    flags: &[String],
-                    file: Option<Vec<Spanned<String>>>|
-         -> Vec<(String, Option<Range<usize>>)> {
-            let _ = key;
-            if flags.is_empty() {
-                file.unwrap_or_default()
-                    .into_iter()
-                    .map(|item| {
-                        let span = item.span();
-                        (item.into_inner(), Some(span))
-                    })
-                    .collect()
-            } else {
-                flags.iter().map(|item| (item.clone(), None)).collect()
-            }
-        };
-        let flag_origin = Origin { file: None };
-        let item_origin =
-            |span: &Option<Range<usize>>| if span.is_some() { origin } else { &flag_origin };
-
         let defaults = Policy::default();
         let min_age = args
             .min_age
@@ -474,80 +453,45 @@ impl Settings {
             .unwrap_or(DEFAULT_QUIET_PERIOD);
 
         let workload_file = file.gates.workload;
-        let stacks = list(
-            "gates.workload.stacks",
+        let stacks = parse_list(
+            origin,
+            "gates.workload.stacks (--workload-stack)",
             &args.workload_stacks,
             workload_file.stacks,
-        )
-        .into_iter()
-        .map(|(text, span)| {
-            Pattern::new(&text).map_err(|problem| {
-                ConfigError::at(
-                    item_origin(&span),
-                    "gates.workload.stacks (--workload-stack)",
-                    span,
-                    &problem,
-                )
-            })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-        let containers = list(
-            "gates.workload.containers",
+            Pattern::new,
+        )?;
+        let containers = parse_list(
+            origin,
+            "gates.workload.containers (--workload-container)",
             &args.workload_containers,
             workload_file.containers,
-        )
-        .into_iter()
-        .map(|(text, span)| {
-            Pattern::new(&text).map_err(|problem| {
-                ConfigError::at(
-                    item_origin(&span),
-                    "gates.workload.containers (--workload-container)",
-                    span,
-                    &problem,
-                )
-            })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-        let labels = list(
-            "gates.workload.labels",
+            Pattern::new,
+        )?;
+        let labels = parse_list(
+            origin,
+            "gates.workload.labels (--workload-label)",
             &args.workload_labels,
             workload_file.labels,
-        )
-        .into_iter()
-        .map(|(text, span)| {
-            LabelSelector::parse(&text).map_err(|problem| {
-                ConfigError::at(
-                    item_origin(&span),
-                    "gates.workload.labels (--workload-label)",
-                    span,
-                    &problem,
-                )
-            })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+            LabelSelector::parse,
+        )?;
         let flag_lock_files: Vec<String> = args
             .workload_lock_files
             .iter()
             .map(|path| from_cwd(path).display().to_string())
             .collect();
-        let lock_files = list(
-            "gates.workload.lock_files",
+        let lock_files = parse_list(
+            origin,
+            "gates.workload.lock_files (--workload-lock-file)",
             &flag_lock_files,
             workload_file.lock_files,
-        )
-        .into_iter()
-        .map(|(text, span)| {
-            if text.trim().is_empty() {
-                return Err(ConfigError::at(
-                    item_origin(&span),
-                    "gates.workload.lock_files (--workload-lock-file)",
-                    span,
-                    "an empty path; remove it or name the lock file",
-                ));
-            }
-            Ok(PathBuf::from(text))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+            |text| {
+                if text.trim().is_empty() {
+                    Err("an empty path; remove it or name the lock file".to_string())
+                } else {
+                    Ok(PathBuf::from(text))
+                }
+            },
+        )?;
         let stale_lock_after = duration(
             "gates.workload.stale_lock_after",
             workload_file.stale_lock_after,
@@ -708,6 +652,32 @@ impl Settings {
         let body = toml::to_string_pretty(&effective)
             .unwrap_or_else(|error| format!("# cannot render: {error}\n"));
         format!("{source}{body}")
+    }
+}
+
+/// A list setting: flags, when given, replace the file's list. Each item is parsed; an error
+/// names the key and, for an item from the file, its line.
+fn parse_list<T>(
+    origin: &Origin<'_>,
+    key: &str,
+    flags: &[String],
+    file: Option<Vec<Spanned<String>>>,
+    parse: impl Fn(&str) -> Result<T, String>,
+) -> Result<Vec<T>, ConfigError> {
+    if flags.is_empty() {
+        file.unwrap_or_default()
+            .iter()
+            .map(|item| {
+                parse(item.get_ref())
+                    .map_err(|problem| ConfigError::at(origin, key, Some(item.span()), &problem))
+            })
+            .collect()
+    } else {
+        let flag = Origin { file: None };
+        flags
+            .iter()
+            .map(|item| parse(item).map_err(|problem| ConfigError::at(&flag, key, None, &problem)))
+            .collect()
     }
 }
 
