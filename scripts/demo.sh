@@ -46,8 +46,9 @@ python3 scripts/mkimages.py "$work/old.tar" --tag demo/app:1 --count 3 --age $((
 python3 scripts/mkimages.py "$work/young.tar" --tag demo/app:2 --count 2 --age 3600 >/dev/null
 docker load -q -i "$work/old.tar" >/dev/null
 docker load -q -i "$work/young.tar" >/dev/null
-# A stopped container still uses one old dangling image: it must be kept.
-docker create --name stopped-job "$(head -n 1 "$work/old.ids")" >/dev/null
+# A container that was created but never started still uses one old dangling image: it
+# must be kept (containers in every state count).
+docker create --name created-job "$(head -n 1 "$work/old.ids")" >/dev/null
 docker images -a
 
 # The loads above are recent events, and this sandbox's disk is nowhere near 80 % full, so
