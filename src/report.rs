@@ -93,6 +93,9 @@ pub struct Report {
     pub removed_image_bytes: u64,
     pub disk: Option<DiskUsage>,
     pub disk_after: Option<DiskUsage>,
+    /// After a run that attempted every candidate (or had none): is the disk still at or above
+    /// the threshold, i.e. are removable dangling images not enough? `null` otherwise.
+    pub disk_still_full: Option<bool>,
     pub wait: Option<WaitSummary>,
     pub stopped: Option<Stop>,
     /// Problems writing the state or metrics file; the decision stands.
@@ -166,14 +169,28 @@ impl Report {
             reclaimed_bytes,
             disk,
             disk_after,
+            disk_still_full: None,
             wait,
             stopped: execution.stopped,
             warnings: Vec::new(),
             duration_ms,
             kept_images: plan.kept_images,
         };
+        report.disk_still_full = report.still_full();
         report.summary = report.summarise(min_age);
         report
+    }
+
+    /// Only a real run that attempted every candidate (or had none) can show that dangling
+    /// images are not enough; one that stopped early has not removed them all. With nothing to
+    /// delete, the disk was measured only before the run.
+    fn still_full(&self) -> Option<bool> {
+        if self.dry_run || !matches!(self.decision, Decision::Pruned | Decision::NothingToDo) {
+            return None;
+        }
+        let threshold = self.disk_threshold().filter(|threshold| *threshold > 0)?;
+        let last = self.disk_after.as_ref().or(self.disk.as_ref())?;
+        Some(last.used_percent >= threshold)
     }
 
     fn closed_gates(&self) -> Vec<&GateVerdict> {
@@ -181,6 +198,20 @@ impl Report {
     }
 
     fn summarise(&self, min_age: &str) -> String {
+        let mut summary = self.decision_summary(min_age);
+        if self.disk_still_full == Some(true)
+            && let Some(last) = self.disk_after.as_ref().or(self.disk.as_ref())
+        {
+            summary.push_str(&format!(
+                " The disk is still {} % full, at or above the {} % threshold: dangling images are not enough.",
+                last.used_percent,
+                self.disk_threshold().unwrap_or(0)
+            ));
+        }
+        summary
+    }
+
+    fn decision_summary(&self, min_age: &str) -> String {
         let closed: Vec<&str> = self
             .closed_gates()
             .iter()
@@ -358,44 +389,35 @@ impl Report {
                 let _ = writeln!(out, "  failed  {}: {}", short_id(&failed.id), failed.error);
             }
         }
-        // A run with nothing to delete measured the disk only before; its gates were open, so
-        // the disk is at or above the threshold and that must read as "still full".
-        let final_disk = match (&self.disk_after, self.decision) {
-            (Some(after), _) => {
-                let _ = writeln!(
-                    out,
-                    "\nDisk: {} now {} % full ({} freed).",
-                    after.path.display(),
-                    after.used_percent,
-                    human_bytes(self.reclaimed_bytes)
-                );
-                Some(after)
-            }
-            (None, Decision::NothingToDo) if !self.dry_run => self.disk.as_ref().inspect(|disk| {
-                let _ = writeln!(
-                    out,
-                    "\nDisk: {} is {} % full.",
-                    disk.path.display(),
-                    disk.used_percent
-                );
-            }),
-            _ => None,
-        };
-        if let Some(after) = final_disk {
-            // Only a run that attempted every candidate (or had none) shows that dangling
-            // images are not enough; a run that stopped early has not removed them all.
-            if matches!(self.decision, Decision::Pruned | Decision::NothingToDo)
-                && let Some(threshold) = self.disk_threshold()
-                && threshold > 0
-                && after.used_percent >= threshold
-            {
-                let _ = writeln!(
-                    out,
-                    "Still at or above the {threshold} % threshold: removable dangling images are not enough. Tagged images hold up to {}, in-use images up to {}; see docs/runbook.md, \"When the disk stays full\".",
-                    human_bytes(self.kept_bytes.tagged),
-                    human_bytes(self.kept_bytes.in_use)
-                );
-            }
+        if let Some(after) = &self.disk_after {
+            let _ = writeln!(
+                out,
+                "\nDisk: {} now {} % full ({} freed).",
+                after.path.display(),
+                after.used_percent,
+                human_bytes(self.reclaimed_bytes)
+            );
+        } else if self.decision == Decision::NothingToDo
+            && !self.dry_run
+            && let Some(disk) = &self.disk
+        {
+            // Nothing was deleted, so the disk was measured only before the run.
+            let _ = writeln!(
+                out,
+                "\nDisk: {} is {} % full.",
+                disk.path.display(),
+                disk.used_percent
+            );
+        }
+        if self.disk_still_full == Some(true)
+            && let Some(threshold) = self.disk_threshold()
+        {
+            let _ = writeln!(
+                out,
+                "Still at or above the {threshold} % threshold: removable dangling images are not enough. Tagged images hold up to {}, in-use images up to {}; see docs/runbook.md, \"When the disk stays full\".",
+                human_bytes(self.kept_bytes.tagged),
+                human_bytes(self.kept_bytes.in_use)
+            );
         }
         for warning in &self.warnings {
             let _ = writeln!(out, "\nWarning: {warning}");

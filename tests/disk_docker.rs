@@ -126,6 +126,7 @@ fn dangling_images_bring_a_full_disk_under_the_default_threshold() {
     );
     let reported = report["disk_after"]["used_percent"].as_u64().unwrap();
     assert!(reported < 80, "{report:#}");
+    assert_eq!(report["disk_still_full"], false, "{report:#}");
     assert_eq!(
         reported,
         u64::from(after_percent),
@@ -192,6 +193,11 @@ fn when_dangling_images_are_not_enough_the_report_says_so() {
     assert_eq!(ids(report, "removed"), more);
     assert!(
         report["disk_after"]["used_percent"].as_u64().unwrap() >= 80,
+        "{report:#}"
+    );
+    assert_eq!(report["disk_still_full"], true, "{report:#}");
+    assert!(
+        report["summary"].as_str().unwrap().contains("dangling images are not enough"),
         "{report:#}"
     );
     assert_eq!(report["kept"]["tagged"], tagged.len());
