@@ -197,7 +197,10 @@ fn when_dangling_images_are_not_enough_the_report_says_so() {
     );
     assert_eq!(report["disk_still_full"], true, "{report:#}");
     assert!(
-        report["summary"].as_str().unwrap().contains("dangling images are not enough"),
+        report["summary"]
+            .as_str()
+            .unwrap()
+            .contains("dangling images are not enough"),
         "{report:#}"
     );
     assert_eq!(report["kept"]["tagged"], tagged.len());
