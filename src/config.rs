@@ -95,10 +95,17 @@ pub struct WorkloadGate {
 
 impl WorkloadGate {
     pub fn has_selectors(&self) -> bool {
-        !(self.stacks.is_empty()
-            && self.labels.is_empty()
-            && self.containers.is_empty()
-            && self.lock_files.is_empty())
+        self.matches_containers() || !self.lock_files.is_empty()
+    }
+
+    /// Stack, label or name selectors: the gate reads the container list.
+    pub fn matches_containers(&self) -> bool {
+        self.matches_services() || !self.containers.is_empty()
+    }
+
+    /// Stack or label selectors: on a swarm manager the gate also reads the services.
+    pub fn matches_services(&self) -> bool {
+        !(self.stacks.is_empty() && self.labels.is_empty())
     }
 }
 

@@ -306,10 +306,8 @@ pub fn workload_gate(snapshot: &Snapshot, policy: &GatePolicy, now: DateTime<Utc
             evidence: Evidence::None {},
         };
     }
-    let needs_containers = !(workload.stacks.is_empty()
-        && workload.labels.is_empty()
-        && workload.containers.is_empty());
-    let needs_services = !(workload.stacks.is_empty() && workload.labels.is_empty());
+    let needs_containers = workload.matches_containers();
+    let needs_services = workload.matches_services();
     let mut live = Vec::new();
     if needs_containers {
         let containers = match &snapshot.containers {
@@ -434,8 +432,7 @@ pub fn workload_gate(snapshot: &Snapshot, policy: &GatePolicy, now: DateTime<Utc
     } else {
         format!("{}.", reasons.join("; "))
     };
-    let swarm = &snapshot.daemon.swarm;
-    if needs_services && swarm.local_node_state == "active" && !swarm.control_available {
+    if needs_services && snapshot.daemon.swarm.is_worker() {
         detail.push_str(
             " Swarm services cannot be listed on a worker node; only its containers were matched.",
         );

@@ -50,6 +50,18 @@ pub struct SwarmNode {
     pub error: Option<String>,
 }
 
+impl SwarmNode {
+    /// An active swarm node that can answer for the cluster.
+    pub fn is_manager(&self) -> bool {
+        self.local_node_state == "active" && self.control_available
+    }
+
+    /// An active swarm node that cannot see the cluster (the API answers 503).
+    pub fn is_worker(&self) -> bool {
+        self.local_node_state == "active" && !self.control_available
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Image {
     pub id: String,
@@ -192,9 +204,8 @@ pub async fn gather<E: Engine>(
             .unwrap_or(DateTime::<Utc>::MIN_UTC);
         observe(engine.events(EventWindow { since, until: now }).await)?
     };
-    let is_manager = daemon.swarm.local_node_state == "active" && daemon.swarm.control_available;
     // Services feed both the swarm gate and the workload gate's stack and label selectors.
-    let swarm_cluster = if is_manager {
+    let swarm_cluster = if daemon.swarm.is_manager() {
         Some(observe(engine.swarm_cluster().await)?)
     } else {
         None
@@ -220,14 +231,7 @@ pub async fn gather<E: Engine>(
 /// container list; nothing else in a gate does.
 fn gates_need_containers(settings: &Settings, daemon: &DaemonInfo) -> bool {
     let gates = &settings.policy.gates;
-    let workload = &gates.workload;
-    let selectors = !(workload.stacks.is_empty()
-        && workload.labels.is_empty()
-        && workload.containers.is_empty());
-    let worker = gates.swarm.enabled
-        && daemon.swarm.local_node_state == "active"
-        && !daemon.swarm.control_available;
-    selectors || worker
+    gates.workload.matches_containers() || (gates.swarm.enabled && daemon.swarm.is_worker())
 }
 
 /// Keeps an API failure as evidence for the gate that needed it, but lets "the daemon went
