@@ -209,20 +209,20 @@ async fn wait_for_gates(
                 ended,
             })
         };
-        if all_open || !disk_open || remaining.is_zero() {
+        let ended = if all_open {
+            Some("gates_open")
+        } else if !disk_open {
+            // Without disk pressure there is nothing to wait for.
+            Some("disk_gate_closed")
+        } else if remaining.is_zero() {
+            Some("timeout")
+        } else {
+            None
+        };
+        if let Some(ended) = ended {
             if let Some(terminate) = terminate.take() {
                 terminate.exit_on_signal();
             }
-        }
-        if all_open {
-            return Ok((snapshot, verdicts, summary("gates_open", &held_by)));
-        }
-        if !disk_open || remaining.is_zero() {
-            let ended = if disk_open {
-                "timeout"
-            } else {
-                "disk_gate_closed"
-            };
             return Ok((snapshot, verdicts, summary(ended, &held_by)));
         }
         let pause = policy.wait_interval.min(remaining);
