@@ -83,19 +83,16 @@ where
     F: FnMut(Recheck) -> Fut,
     Fut: Future<Output = anyhow::Result<Vec<GateVerdict>>>,
 {
-    let mut execution = Execution::default();
+    let mut execution = Execution {
+        stopped: check(&mut recheck, Recheck::BeforeStart).await,
+        ..Execution::default()
+    };
     let mut last_check = Instant::now();
-    if let Some(stop) = check(&mut recheck, Recheck::BeforeStart).await {
-        execution.not_attempted = plan
-            .candidates
-            .iter()
-            .map(|candidate| candidate.id.clone())
-            .collect();
-        execution.stopped = Some(stop);
-        return execution;
-    }
     let limit = concurrency.max(1);
-    'waves: for wave in group_by_wave(&plan.candidates) {
+    for wave in group_by_wave(&plan.candidates) {
+        if execution.stopped.is_some() {
+            break;
+        }
         // A steady pipeline of `limit` deletions in flight: a new one starts as soon as one
         // finishes, so one slow delete does not hold up a whole batch.
         let mut queue = wave.into_iter();
@@ -119,17 +116,12 @@ where
             let Some((candidate, outcome)) = in_flight.next().await else {
                 break;
             };
-            let mut lost = None;
-            record(&mut execution, candidate, outcome, &mut lost);
             // Losing the daemon outranks a closed gate: it makes the run a failure.
-            if let Some(error) = lost
+            if let Some(error) = record(&mut execution, candidate, outcome)
                 && !matches!(execution.stopped, Some(Stop::DaemonLost { .. }))
             {
                 execution.stopped = Some(Stop::DaemonLost { error });
             }
-        }
-        if execution.stopped.is_some() {
-            break 'waves;
         }
     }
     let attempted: HashSet<&str> = (execution.removed.iter().map(|done| done.id.as_str()))
@@ -163,12 +155,12 @@ async fn remove_if_still_untagged<E: Engine>(
     }
 }
 
+/// Records one outcome; returns the error when it says the daemon is gone.
 fn record(
     execution: &mut Execution,
     candidate: &Candidate,
     outcome: Result<RemoveOutcome, EngineError>,
-    lost: &mut Option<String>,
-) {
+) -> Option<String> {
     let id = candidate.id.clone();
     match outcome {
         Ok(RemoveOutcome::Removed) => {
@@ -177,6 +169,7 @@ fn record(
                 id,
                 size_bytes: candidate.size_bytes,
             });
+            None
         }
         Ok(RemoveOutcome::Conflict(message)) => {
             info!(image = %id, %message, "skipped: the daemon refused a plain delete (409)");
@@ -186,6 +179,7 @@ fn record(
                     "conflict, left in place (it changed since the plan was made): {message}"
                 ),
             });
+            None
         }
         Ok(RemoveOutcome::NotFound) => {
             debug!(image = %id, "already gone (404)");
@@ -193,16 +187,16 @@ fn record(
                 id,
                 why: "already gone (404)".into(),
             });
+            None
         }
         Err(error) => {
             warn!(image = %id, %error, "delete failed");
-            if error.is_unreachable() {
-                lost.get_or_insert_with(|| error.to_string());
-            }
+            let message = error.to_string();
             execution.failed.push(Failed {
                 id,
-                error: error.to_string(),
+                error: message.clone(),
             });
+            error.is_unreachable().then_some(message)
         }
     }
 }
