@@ -193,10 +193,6 @@ impl Report {
         Some(last.used_percent >= threshold)
     }
 
-    fn closed_gates(&self) -> Vec<&GateVerdict> {
-        self.gates.iter().filter(|gate| !gate.open).collect()
-    }
-
     fn summarise(&self, min_age: &str) -> String {
         let mut summary = self.decision_summary(min_age);
         if self.disk_still_full == Some(true)
@@ -212,11 +208,7 @@ impl Report {
     }
 
     fn decision_summary(&self, min_age: &str) -> String {
-        let closed: Vec<&str> = self
-            .closed_gates()
-            .iter()
-            .map(|gate| gate.name.as_str())
-            .collect();
+        let closed = crate::gates::closed_names(&self.gates);
         let closed_text = match closed.as_slice() {
             [one] => format!("the {one} gate is closed"),
             [init @ .., last] => format!("the {} and {last} gates are closed", init.join(", ")),
