@@ -16,10 +16,12 @@ use crate::engine::{DockerEngine, Engine};
 use crate::execute::{self, Recheck};
 use crate::exit::Outcome;
 use crate::gates::{self, GateName, GateVerdict};
+use crate::human::{human_bytes, short_id};
 use crate::lock::RunLock;
+use crate::model::Snapshot;
 use crate::plan;
 use crate::report::{self, Report, ReportInput, WaitSummary};
-use crate::snapshot::{self, Scope, Snapshot};
+use crate::snapshot::{self, Scope};
 
 pub const LAST_RUN_FILE: &str = "last-run.json";
 
@@ -76,9 +78,9 @@ async fn prune(args: &RunArgs, dry_run: bool, verbose_plan: bool) -> anyhow::Res
     let engine = DockerEngine::connect(settings.host.as_deref(), settings.api_timeout).await?;
     info!(endpoint = engine.endpoint(), dry_run, "gathering");
 
-    let (mut snapshot, verdicts, wait) = wait_for_gates(&engine, &settings).await?;
+    let (snapshot, verdicts, wait) = wait_for_gates(&engine, &settings).await?;
     let all_open = gates::all_open(&verdicts);
-    snapshot.images = engine
+    let images = engine
         .images()
         .await
         .context("could not list images, so nothing can be planned")?;
@@ -86,9 +88,9 @@ async fn prune(args: &RunArgs, dry_run: bool, verbose_plan: bool) -> anyhow::Res
         anyhow::anyhow!("could not list containers ({error}), so it cannot be known which images are in use; nothing was deleted")
     })?;
     let now = Utc::now();
-    let plan = plan::plan(&snapshot.images, containers, settings.policy.min_age, now);
+    let plan = plan::plan(&images, containers, settings.policy.min_age, now);
     for kept in &plan.kept_images {
-        debug!(image = %snapshot::short_id(&kept.id), reason = kept.reason.as_str(), "kept");
+        debug!(image = %short_id(&kept.id), reason = kept.reason.as_str(), "kept");
     }
     let disk_before = snapshot.disk.as_ref().ok().cloned();
 
@@ -361,7 +363,7 @@ fn status(args: &StatusArgs) -> anyhow::Result<Outcome> {
     let removed = report["removed"].as_array().map_or(0, Vec::len);
     out.push_str(&format!(
         "Removed {removed} image(s); {} reclaimed.\n",
-        report::human_bytes(reclaimed)
+        human_bytes(reclaimed)
     ));
     print(&out)?;
     Ok(Outcome::Success)

@@ -5,27 +5,23 @@
 //! Any problem here is a [`ConfigError`] (exit status 2) that names the key, the file and the
 //! line, and how to fix it. Nothing is contacted and nothing is deleted on a bad config.
 
-use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use globset::{Glob, GlobMatcher};
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
 use crate::cli::{OutputFormat, RunArgs};
+use crate::policy::{
+    DEFAULT_DISK_THRESHOLD, DEFAULT_QUIET_PERIOD, DEFAULT_STALE_LOCK_AFTER, DEFAULT_STUCK_AFTER,
+    DEFAULT_WAIT_INTERVAL, DiskGate, GatePolicy, LabelSelector, Pattern, Policy, QuietGate,
+    SwarmGate, WorkloadGate,
+};
 
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/pruneguard/config.toml";
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/pruneguard";
-pub const DEFAULT_MIN_AGE: Duration = Duration::from_secs(24 * 3600);
-pub const DEFAULT_DISK_THRESHOLD: u8 = 80;
-pub const DEFAULT_QUIET_PERIOD: Duration = Duration::from_secs(10 * 60);
-pub const DEFAULT_STALE_LOCK_AFTER: Duration = Duration::from_secs(6 * 3600);
-pub const DEFAULT_STUCK_AFTER: Duration = Duration::from_secs(30 * 60);
-pub const DEFAULT_WAIT_INTERVAL: Duration = Duration::from_secs(30);
 pub const DEFAULT_API_TIMEOUT: Duration = Duration::from_secs(30);
-
 /// A configuration problem: exit status 2.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -51,171 +47,6 @@ pub struct Settings {
     pub dry_run: bool,
     /// Per-request timeout for the Docker API.
     pub api_timeout: Duration,
-}
-
-/// What may be removed and when: everything the pure core needs.
-#[derive(Debug, Clone)]
-pub struct Policy {
-    pub min_age: Duration,
-    pub gates: GatePolicy,
-}
-
-#[derive(Debug, Clone)]
-pub struct GatePolicy {
-    pub wait: Duration,
-    pub wait_interval: Duration,
-    pub disk: DiskGate,
-    pub quiet: QuietGate,
-    pub workload: WorkloadGate,
-    pub swarm: SwarmGate,
-}
-
-#[derive(Debug, Clone)]
-pub struct DiskGate {
-    /// `None` is `auto`: the daemon's data root.
-    pub path: Option<PathBuf>,
-    pub threshold_percent: u8,
-    pub inode_threshold_percent: Option<u8>,
-}
-
-#[derive(Debug, Clone)]
-pub struct QuietGate {
-    /// Zero disables the gate.
-    pub period: Duration,
-}
-
-#[derive(Debug, Clone, Default)]
-pub struct WorkloadGate {
-    pub stacks: Vec<Pattern>,
-    pub labels: Vec<LabelSelector>,
-    pub containers: Vec<Pattern>,
-    pub lock_files: Vec<PathBuf>,
-    pub stale_lock_after: Duration,
-}
-
-impl WorkloadGate {
-    pub fn has_selectors(&self) -> bool {
-        self.matches_containers() || !self.lock_files.is_empty()
-    }
-
-    /// Stack, label or name selectors: the gate reads the container list.
-    pub fn matches_containers(&self) -> bool {
-        self.matches_services() || !self.containers.is_empty()
-    }
-
-    /// Stack or label selectors: on a swarm manager the gate also reads the services.
-    pub fn matches_services(&self) -> bool {
-        !(self.stacks.is_empty() && self.labels.is_empty())
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct SwarmGate {
-    pub enabled: bool,
-    pub stuck_after: Duration,
-}
-
-impl Default for Policy {
-    fn default() -> Self {
-        Self {
-            min_age: DEFAULT_MIN_AGE,
-            gates: GatePolicy {
-                wait: Duration::ZERO,
-                wait_interval: DEFAULT_WAIT_INTERVAL,
-                disk: DiskGate {
-                    path: None,
-                    threshold_percent: DEFAULT_DISK_THRESHOLD,
-                    inode_threshold_percent: None,
-                },
-                quiet: QuietGate {
-                    period: DEFAULT_QUIET_PERIOD,
-                },
-                workload: WorkloadGate {
-                    stale_lock_after: DEFAULT_STALE_LOCK_AFTER,
-                    ..WorkloadGate::default()
-                },
-                swarm: SwarmGate {
-                    enabled: true,
-                    stuck_after: DEFAULT_STUCK_AFTER,
-                },
-            },
-        }
-    }
-}
-
-/// A glob with the text it came from, so reports can say which pattern matched.
-#[derive(Debug, Clone)]
-pub struct Pattern {
-    pub text: String,
-    matcher: GlobMatcher,
-}
-
-impl Pattern {
-    pub fn new(text: &str) -> Result<Self, String> {
-        if text.trim().is_empty() {
-            return Err(
-                "an empty glob matches nothing; remove it or write a pattern such as \"run-app*\""
-                    .into(),
-            );
-        }
-        let glob = Glob::new(text).map_err(|error| format!("invalid glob {text:?}: {error}"))?;
-        Ok(Self {
-            text: text.to_string(),
-            matcher: glob.compile_matcher(),
-        })
-    }
-
-    pub fn is_match(&self, candidate: &str) -> bool {
-        self.matcher.is_match(candidate)
-    }
-}
-
-impl fmt::Display for Pattern {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.text)
-    }
-}
-
-/// `key` (the label is present) or `key=value` (present with exactly that value).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LabelSelector {
-    pub key: String,
-    pub value: Option<String>,
-}
-
-impl LabelSelector {
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let (key, value) = match text.split_once('=') {
-            Some((key, value)) => (key.trim(), Some(value.to_string())),
-            None => (text.trim(), None),
-        };
-        if key.is_empty() || key.chars().any(char::is_whitespace) {
-            return Err(format!(
-                "invalid label selector {text:?}; write `key` or `key=value`, e.g. ci.role=run-app"
-            ));
-        }
-        Ok(Self {
-            key: key.to_string(),
-            value,
-        })
-    }
-
-    pub fn matches(&self, labels: &std::collections::BTreeMap<String, String>) -> bool {
-        match (labels.get(&self.key), &self.value) {
-            (Some(actual), Some(wanted)) => actual == wanted,
-            (Some(_), None) => true,
-            (None, _) => false,
-        }
-    }
-}
-
-impl fmt::Display for LabelSelector {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.value {
-            Some(value) => write!(f, "{}={value}", self.key),
-            None => f.write_str(&self.key),
-        }
-    }
 }
 
 // ---------------------------------------------------------------------------------------------

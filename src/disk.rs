@@ -1,77 +1,11 @@
-//! Disk and inode usage of the filesystem that holds a path, computed the way `df` does.
+//! Measuring the filesystem that holds a path (`statvfs`/`statfs`); the usage it returns and
+//! df's arithmetic are plain data in [`crate::model::DiskUsage`].
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::Context as _;
-use serde::Serialize;
 
-/// Usage of one filesystem, in bytes and inodes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct DiskUsage {
-    pub path: PathBuf,
-    pub fs_type: String,
-    pub size_bytes: u64,
-    pub used_bytes: u64,
-    pub available_bytes: u64,
-    pub used_percent: u8,
-    pub inodes_total: u64,
-    pub inodes_used: u64,
-    pub inodes_used_percent: Option<u8>,
-}
-
-impl DiskUsage {
-    /// Builds usage from raw `statvfs` counts (block counts already multiplied out to bytes).
-    pub fn from_counts(path: PathBuf, fs_type: String, counts: RawCounts) -> Self {
-        let used_bytes = counts.total_bytes.saturating_sub(counts.free_bytes);
-        let inodes_used = counts.inodes_total.saturating_sub(counts.inodes_free);
-        Self {
-            path,
-            fs_type,
-            size_bytes: counts.total_bytes,
-            used_bytes,
-            available_bytes: counts.available_bytes,
-            used_percent: df_percent(used_bytes, counts.available_bytes).unwrap_or(0),
-            inodes_total: counts.inodes_total,
-            inodes_used,
-            // Some filesystems (btrfs) report no inode counts at all.
-            inodes_used_percent: df_percent(inodes_used, counts.inodes_available),
-        }
-    }
-
-    /// Used fraction (0.0–1.0) on the same basis as `used_percent`, for metrics.
-    #[allow(clippy::cast_precision_loss)] // a ratio for a gauge; sub-byte precision is irrelevant
-    pub fn used_ratio(&self) -> f64 {
-        let basis = self.used_bytes + self.available_bytes;
-        if basis == 0 {
-            0.0
-        } else {
-            self.used_bytes as f64 / basis as f64
-        }
-    }
-}
-
-/// Raw counts from `statvfs`, in bytes and inodes.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct RawCounts {
-    pub total_bytes: u64,
-    pub free_bytes: u64,
-    pub available_bytes: u64,
-    pub inodes_total: u64,
-    pub inodes_free: u64,
-    pub inodes_available: u64,
-}
-
-/// `df`'s Use%: used / (used + available), rounded up; reserved blocks count as neither.
-/// `None` when there is nothing to measure (both zero).
-pub fn df_percent(used: u64, available: u64) -> Option<u8> {
-    let basis = u128::from(used) + u128::from(available);
-    if basis == 0 {
-        return None;
-    }
-    let percent = (u128::from(used) * 100).div_ceil(basis);
-    // used <= basis, so the quotient is at most 100.
-    Some(u8::try_from(percent).unwrap_or(100))
-}
+use crate::model::{DiskUsage, RawCounts};
 
 /// Measures the filesystem holding `path`.
 pub fn usage(path: &Path) -> anyhow::Result<DiskUsage> {
@@ -118,6 +52,7 @@ pub fn fs_type_name(magic: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::df_percent;
 
     #[test]
     fn df_percent_rounds_up_like_df() {

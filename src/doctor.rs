@@ -46,10 +46,11 @@ use serde_json::Value;
 use tracing::{debug, info};
 
 use crate::cli::{OutputFormat, RunArgs};
-use crate::config::{ConfigError, DEFAULT_CONFIG_PATH, Policy, Settings};
+use crate::config::{ConfigError, DEFAULT_CONFIG_PATH, Settings};
 use crate::engine::{DockerEngine, Engine as _, EngineError};
 use crate::exit::Outcome;
-use crate::snapshot::DaemonInfo;
+use crate::model::DaemonInfo;
+use crate::policy::Policy;
 
 /// Version of the JSON document `doctor --output json` prints.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -1819,7 +1820,7 @@ mod tests {
             api_version: "1.41".into(),
             docker_root_dir: Some(root.into()),
             storage_driver: Some("overlay2".into()),
-            swarm: crate::snapshot::SwarmNode::default(),
+            swarm: crate::model::SwarmNode::default(),
         }
     }
 

@@ -10,9 +10,9 @@ use std::path::PathBuf;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::config::{GatePolicy, Pattern};
-use crate::disk::DiskUsage;
-use crate::snapshot::{Container, Event, LockFileState, Snapshot, SwarmCluster, Task, short_id};
+use crate::human::{human_seconds, short_id};
+use crate::model::{Container, DiskUsage, Event, LockFileState, Snapshot, SwarmCluster, Task};
+use crate::policy::{GatePolicy, Pattern};
 
 pub const STACK_LABELS: [&str; 2] = ["com.docker.stack.namespace", "com.docker.compose.project"];
 pub const SWARM_TASK_LABEL: &str = "com.docker.swarm.task.id";
@@ -669,29 +669,6 @@ fn converging_on_worker(containers: &[Container], now: DateTime<Utc>) -> Vec<Con
             message: String::new(),
         })
         .collect()
-}
-
-/// Coarse `2d 7h`, `3m 12s`, `45s`-style durations for details: the two largest units.
-pub fn human_seconds(seconds: i64) -> String {
-    let seconds = seconds.max(0);
-    let units = [("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1)];
-    let mut parts = Vec::new();
-    let mut rest = seconds;
-    for (name, size) in units {
-        let count = rest / size;
-        rest %= size;
-        if count > 0 || !parts.is_empty() {
-            parts.push(format!("{count}{name}"));
-        }
-        if parts.len() == 2 {
-            break;
-        }
-    }
-    match parts.as_slice() {
-        [] => "0s".to_string(),
-        [first, second] if second.starts_with('0') => first.clone(),
-        _ => parts.join(" "),
-    }
 }
 
 /// Image IDs are long; people recognise the first 12 hex digits.

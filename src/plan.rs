@@ -13,7 +13,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::snapshot::{Container, Image, short_id};
+use crate::human::{human_seconds, short_id};
+use crate::model::{Container, Image};
 
 /// Why an image stays.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -226,7 +227,7 @@ fn candidate_reason(
     now: DateTime<Utc>,
     wave: u32,
 ) -> String {
-    let age = crate::gates::human_seconds((now - created).num_seconds());
+    let age = human_seconds((now - created).num_seconds());
     let mut reason = format!("dangling, created {age} ago, used by no container");
     if wave > 0 {
         reason.push_str(", parent only of images removed before it");

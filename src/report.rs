@@ -10,11 +10,11 @@ use anyhow::Context as _;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 
-use crate::disk::DiskUsage;
 use crate::execute::{Execution, Failed, Removed, Skipped, Stop};
 use crate::gates::{GateName, GateVerdict};
+use crate::human::{human_bytes, human_seconds, short_id};
+use crate::model::DiskUsage;
 use crate::plan::{Candidate, Kept, KeptCounts, KeptReason, Plan};
-use crate::snapshot::short_id;
 
 /// Bumped only when a field is removed or changes meaning; new fields do not bump it.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -308,9 +308,7 @@ impl Report {
             let _ = writeln!(
                 out,
                 "\nWaited {} over {} evaluation(s) (held by: {}); ended: {}.",
-                crate::gates::human_seconds(
-                    i64::try_from(wait.waited_ms / 1000).unwrap_or(i64::MAX)
-                ),
+                human_seconds(i64::try_from(wait.waited_ms / 1000).unwrap_or(i64::MAX)),
                 wait.evaluations,
                 if wait.held_by.is_empty() {
                     "nothing".to_string()
@@ -548,21 +546,4 @@ fn set_readable(file: &std::fs::File) -> anyhow::Result<()> {
     use std::os::unix::fs::PermissionsExt as _;
     file.set_permissions(std::fs::Permissions::from_mode(0o644))
         .context("cannot make the file readable")
-}
-
-/// `12.3 MiB`-style sizes.
-pub fn human_bytes(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut unit = 0;
-    #[allow(clippy::cast_precision_loss)] // display only
-    let mut value = bytes as f64;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
 }

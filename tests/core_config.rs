@@ -8,7 +8,8 @@ use clap::Parser as _;
 use proptest::prelude::*;
 
 use pruneguard::cli::{Cli, Command, OutputFormat, RunArgs};
-use pruneguard::config::{ConfigError, LabelSelector, Settings};
+use pruneguard::config::{ConfigError, Settings};
+use pruneguard::policy::LabelSelector;
 
 struct Config {
     dir: tempfile::TempDir,
@@ -93,7 +94,7 @@ fn resolve_error(args: &RunArgs) -> String {
     }
 }
 
-fn patterns(list: &[pruneguard::config::Pattern]) -> Vec<String> {
+fn patterns(list: &[pruneguard::policy::Pattern]) -> Vec<String> {
     list.iter().map(|p| p.text.clone()).collect()
 }
 

@@ -12,9 +12,9 @@ use proptest::prelude::*;
 use pruneguard::engine::{Engine, EngineError, EventWindow, RemoveOutcome};
 use pruneguard::execute::{self, Execution, RECHECK_EVERY, Recheck, Stop};
 use pruneguard::gates::{Evidence, GateName, GateVerdict};
+use pruneguard::model::{Container, DaemonInfo, Event, Image, SwarmCluster};
 use pruneguard::plan::{self, Candidate, Plan};
 use pruneguard::report::{Decision, Report, ReportInput};
-use pruneguard::snapshot::{Container, DaemonInfo, Event, Image, SwarmCluster};
 
 fn now() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).unwrap()

@@ -6,16 +6,16 @@ use std::time::Duration;
 use chrono::{DateTime, TimeZone as _, Utc};
 use proptest::prelude::*;
 
-use pruneguard::config::{GatePolicy, LabelSelector, Pattern, Policy};
-use pruneguard::disk::DiskUsage;
 use pruneguard::gates::{
     self, CONVERGING_TASK_STATES, Evidence, GateName, GateVerdict, STACK_LABELS, SWARM_TASK_LABEL,
     SwarmRole,
 };
-use pruneguard::snapshot::{
+use pruneguard::model::DiskUsage;
+use pruneguard::model::{
     Container, DaemonInfo, Event, LockFile, LockFileState, Service, Snapshot, SwarmCluster,
     SwarmNode, Task,
 };
+use pruneguard::policy::{GatePolicy, LabelSelector, Pattern, Policy};
 
 fn now() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).unwrap()
@@ -57,7 +57,6 @@ fn snapshot() -> Snapshot {
             },
         },
         disk: Ok(usage(90, Some(10))),
-        images: Vec::new(),
         containers: Ok(Vec::new()),
         events: Ok(Vec::new()),
         swarm_cluster: None,

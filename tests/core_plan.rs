@@ -7,8 +7,8 @@ use std::time::Duration;
 use chrono::{DateTime, TimeZone as _, Utc};
 use proptest::prelude::*;
 
+use pruneguard::model::{Container, Image};
 use pruneguard::plan::{self as planner, KeptCounts, KeptReason, Plan};
-use pruneguard::snapshot::{Container, Image};
 
 const DAY: i64 = 24 * 3600;
 const MIN_AGE: Duration = Duration::from_secs(24 * 3600);

@@ -8,16 +8,16 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeZone as _, Utc};
 
-use pruneguard::config::{LabelSelector, Pattern, Policy};
-use pruneguard::disk::DiskUsage;
 use pruneguard::execute::{Execution, Failed, Removed, Skipped, Stop};
 use pruneguard::gates::{self, GateName, GateVerdict};
-use pruneguard::plan;
-use pruneguard::report::{Decision, Report, ReportInput, SCHEMA_VERSION, WaitSummary};
-use pruneguard::snapshot::{
+use pruneguard::model::DiskUsage;
+use pruneguard::model::{
     Container, DaemonInfo, Event, Image, LockFile, LockFileState, Service, Snapshot, SwarmCluster,
     SwarmNode, Task,
 };
+use pruneguard::plan;
+use pruneguard::policy::{LabelSelector, Pattern, Policy};
+use pruneguard::report::{Decision, Report, ReportInput, SCHEMA_VERSION, WaitSummary};
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -91,7 +91,7 @@ fn containers() -> Vec<Container> {
     }]
 }
 
-fn gate_policy() -> pruneguard::config::GatePolicy {
+fn gate_policy() -> pruneguard::policy::GatePolicy {
     let mut policy = Policy::default().gates;
     policy.disk.inode_threshold_percent = Some(90);
     policy.workload.stacks = vec![Pattern::new("run-app*").unwrap()];
@@ -115,7 +115,6 @@ fn open_snapshot() -> Snapshot {
             },
         },
         disk: Ok(disk(86)),
-        images: images(),
         containers: Ok(containers()),
         events: Ok(vec![Event {
             time: ago(3600),
@@ -204,12 +203,13 @@ fn closed_snapshot() -> Snapshot {
 fn input(
     dry_run: bool,
     snap: &Snapshot,
+    images: &[Image],
     execution: Option<Execution>,
     disk_after: Option<DiskUsage>,
 ) -> ReportInput<'static> {
     let gates = gates::evaluate(snap, &gate_policy(), now());
     let plan = plan::plan(
-        &snap.images,
+        images,
         snap.containers.as_ref().unwrap(),
         Duration::from_secs(86_400),
         now(),
@@ -254,7 +254,7 @@ fn pruned_report() -> Report {
         not_attempted: vec![],
         stopped: None,
     };
-    let mut input = input(false, &snap, Some(execution), Some(disk(82)));
+    let mut input = input(false, &snap, &images(), Some(execution), Some(disk(82)));
     input.wait = Some(WaitSummary {
         waited_ms: 95_000,
         evaluations: 4,
@@ -270,7 +270,7 @@ fn pruned_report() -> Report {
 }
 
 fn skipped_report() -> Report {
-    Report::new(input(false, &closed_snapshot(), None, None))
+    Report::new(input(false, &closed_snapshot(), &images(), None, None))
 }
 
 fn partial_gate_closed_report() -> Report {
@@ -292,7 +292,13 @@ fn partial_gate_closed_report() -> Report {
         not_attempted: vec![id(9), id(1)],
         stopped: Some(Stop::GateClosed { gates: closed }),
     };
-    Report::new(input(false, &snap, Some(execution), Some(disk(85))))
+    Report::new(input(
+        false,
+        &snap,
+        &images(),
+        Some(execution),
+        Some(disk(85)),
+    ))
 }
 
 fn partial_daemon_lost_report() -> Report {
@@ -311,17 +317,16 @@ fn partial_daemon_lost_report() -> Report {
         not_attempted: vec![id(9), id(1)],
         stopped: Some(Stop::DaemonLost { error }),
     };
-    Report::new(input(false, &snap, Some(execution), None))
+    Report::new(input(false, &snap, &images(), Some(execution), None))
 }
 
 fn dry_run_report() -> Report {
-    Report::new(input(true, &open_snapshot(), None, None))
+    Report::new(input(true, &open_snapshot(), &images(), None, None))
 }
 
 fn nothing_to_do_report() -> Report {
-    let mut snap = open_snapshot();
-    snap.images = vec![image(4, &["registry.example/app:1.2"], None, 30)];
-    Report::new(input(false, &snap, None, None))
+    let only_tagged = [image(4, &["registry.example/app:1.2"], None, 30)];
+    Report::new(input(false, &open_snapshot(), &only_tagged, None, None))
 }
 
 fn all_reports() -> Vec<(&'static str, Report)> {
@@ -584,7 +589,7 @@ fn the_disk_still_full_hint_follows_only_a_complete_run() {
     assert!(text.contains("now 85 % full"), "{text}");
     assert!(!text.contains(hint), "{text}");
     // Nothing left to remove and still full: the hint shows.
-    let mut input = input(false, &open_snapshot(), None, Some(disk(83)));
+    let mut input = input(false, &open_snapshot(), &images(), None, Some(disk(83)));
     input.plan = plan::Plan::default();
     let nothing = Report::new(input);
     assert_eq!(nothing.decision, Decision::NothingToDo);

@@ -12,13 +12,11 @@ use bollard::query_parameters::{
     EventsOptionsBuilder, ListContainersOptionsBuilder, ListImagesOptionsBuilder,
     ListServicesOptionsBuilder, ListTasksOptions, RemoveImageOptionsBuilder,
 };
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeZone as _, Utc};
 use futures_util::StreamExt as _;
 
 use super::{Engine, EngineError, EventWindow, RemoveOutcome};
-use crate::snapshot::{
-    Container, DaemonInfo, Event, Image, Service, SwarmCluster, SwarmNode, Task, unix_time,
-};
+use crate::model::{Container, DaemonInfo, Event, Image, Service, SwarmCluster, SwarmNode, Task};
 
 pub const DEFAULT_HOST: &str = "unix:///var/run/docker.sock";
 
@@ -420,4 +418,13 @@ fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
         current = error.source();
     }
     parts.join(": ")
+}
+
+/// Converts Docker's unix-seconds timestamps; zero or negative means "unknown" (Docker reports
+/// the zero time for images without a creation date).
+pub fn unix_time(seconds: i64) -> Option<DateTime<Utc>> {
+    if seconds <= 0 {
+        return None;
+    }
+    Utc.timestamp_opt(seconds, 0).single()
 }

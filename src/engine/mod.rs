@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 
 pub use docker::DockerEngine;
 
-use crate::snapshot::{Container, DaemonInfo, Event, Image, SwarmCluster};
+use crate::model::{Container, DaemonInfo, Event, Image, SwarmCluster};
 
 /// A closed time window for the events endpoint (`since`..`until`, so the stream ends).
 #[derive(Debug, Clone, Copy)]

@@ -1,0 +1,48 @@
+//! Formatting for people: coarse durations, byte sizes and Docker's short IDs. Pure functions,
+//! shared by the gates' details, the plan's reasons and the report.
+
+/// Docker's 12-character short ID, without the `sha256:` prefix.
+pub fn short_id(id: &str) -> &str {
+    let hex = id.strip_prefix("sha256:").unwrap_or(id);
+    hex.get(..12).unwrap_or(hex)
+}
+
+/// Coarse `2d 7h`, `3m 12s`, `45s`-style durations for details: the two largest units.
+pub fn human_seconds(seconds: i64) -> String {
+    let seconds = seconds.max(0);
+    let units = [("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1)];
+    let mut parts = Vec::new();
+    let mut rest = seconds;
+    for (name, size) in units {
+        let count = rest / size;
+        rest %= size;
+        if count > 0 || !parts.is_empty() {
+            parts.push(format!("{count}{name}"));
+        }
+        if parts.len() == 2 {
+            break;
+        }
+    }
+    match parts.as_slice() {
+        [] => "0s".to_string(),
+        [first, second] if second.starts_with('0') => first.clone(),
+        _ => parts.join(" "),
+    }
+}
+
+/// `12.3 MiB`-style sizes.
+pub fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut unit = 0;
+    #[allow(clippy::cast_precision_loss)] // display only
+    let mut value = bytes as f64;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}

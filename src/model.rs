@@ -1,0 +1,218 @@
+//! Plain data that the engine returns and the pure core reads: daemon info, swarm membership,
+//! images, containers, events, swarm services and tasks, lock-file observations, disk usage,
+//! and the [`Snapshot`] that bundles them. No I/O lives here; gathering is `snapshot`'s job.
+//!
+//! Each observation that can fail on its own is an [`Observed`] value: the error text travels
+//! with the snapshot so that a gate depending on it can report it and stay closed.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::human::short_id;
+
+/// An observation that may have failed; the error is kept as a sentence for the report.
+pub type Observed<T> = Result<T, String>;
+
+/// Everything the pure core may look at.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    pub daemon: DaemonInfo,
+    pub disk: Observed<DiskUsage>,
+    pub containers: Observed<Vec<Container>>,
+    pub events: Observed<Vec<Event>>,
+    /// Services and tasks; only gathered on a swarm manager.
+    pub swarm_cluster: Option<Observed<SwarmCluster>>,
+    pub lock_files: Vec<LockFile>,
+}
+
+/// What `/info` says about the daemon.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct DaemonInfo {
+    pub server_version: String,
+    pub api_version: String,
+    pub docker_root_dir: Option<String>,
+    pub storage_driver: Option<String>,
+    pub swarm: SwarmNode,
+}
+
+/// This node's swarm membership, from `/info`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SwarmNode {
+    /// `inactive`, `pending`, `active`, `error` or `locked` (empty when unknown).
+    pub local_node_state: String,
+    pub control_available: bool,
+    pub error: Option<String>,
+}
+
+impl SwarmNode {
+    /// An active swarm node that can answer for the cluster.
+    pub fn is_manager(&self) -> bool {
+        self.local_node_state == "active" && self.control_available
+    }
+
+    /// An active swarm node that cannot see the cluster (the API answers 503).
+    pub fn is_worker(&self) -> bool {
+        self.local_node_state == "active" && !self.control_available
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Image {
+    pub id: String,
+    /// Real tags only: Docker's `<none>:<none>` placeholder is dropped when gathering.
+    pub repo_tags: Vec<String>,
+    pub parent_id: Option<String>,
+    /// `None` when the daemon reports no usable creation time.
+    pub created: Option<DateTime<Utc>>,
+    pub size_bytes: u64,
+}
+
+impl Image {
+    /// Untagged, as Docker's `dangling=true` filter understands it.
+    pub fn is_dangling(&self) -> bool {
+        self.repo_tags.is_empty()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Container {
+    pub id: String,
+    /// Without Docker's leading `/`.
+    pub name: String,
+    pub image_id: String,
+    /// `created`, `running`, `paused`, `restarting`, `removing`, `exited` or `dead`.
+    pub state: String,
+    pub labels: BTreeMap<String, String>,
+    pub created: Option<DateTime<Utc>>,
+}
+
+impl Container {
+    pub fn short_id(&self) -> &str {
+        short_id(&self.id)
+    }
+}
+
+/// A daemon event relevant to the quiet gate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Event {
+    pub time: DateTime<Utc>,
+    /// `image` or `container`.
+    pub kind: String,
+    pub action: String,
+    /// Image reference or container name, whatever identifies the subject best.
+    pub subject: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct SwarmCluster {
+    pub services: Vec<Service>,
+    pub tasks: Vec<Task>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Service {
+    pub id: String,
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    /// `UpdateStatus.State`, e.g. `updating`, `rollback_started`, `completed`.
+    pub update_state: Option<String>,
+    pub update_started_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Task {
+    pub id: String,
+    pub service_id: String,
+    /// Replicated services number their tasks by slot; global services use the node.
+    pub slot: Option<i64>,
+    pub node_id: Option<String>,
+    pub desired_state: String,
+    pub state: String,
+    pub created_at: Option<DateTime<Utc>>,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LockFile {
+    pub path: PathBuf,
+    pub state: LockFileState,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum LockFileState {
+    Absent,
+    Present { modified: Option<DateTime<Utc>> },
+    Unreadable { error: String },
+}
+
+/// Usage of one filesystem, in bytes and inodes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DiskUsage {
+    pub path: PathBuf,
+    pub fs_type: String,
+    pub size_bytes: u64,
+    pub used_bytes: u64,
+    pub available_bytes: u64,
+    pub used_percent: u8,
+    pub inodes_total: u64,
+    pub inodes_used: u64,
+    pub inodes_used_percent: Option<u8>,
+}
+
+impl DiskUsage {
+    /// Builds usage from raw `statvfs` counts (block counts already multiplied out to bytes).
+    pub fn from_counts(path: PathBuf, fs_type: String, counts: RawCounts) -> Self {
+        let used_bytes = counts.total_bytes.saturating_sub(counts.free_bytes);
+        let inodes_used = counts.inodes_total.saturating_sub(counts.inodes_free);
+        Self {
+            path,
+            fs_type,
+            size_bytes: counts.total_bytes,
+            used_bytes,
+            available_bytes: counts.available_bytes,
+            used_percent: df_percent(used_bytes, counts.available_bytes).unwrap_or(0),
+            inodes_total: counts.inodes_total,
+            inodes_used,
+            // Some filesystems (btrfs) report no inode counts at all.
+            inodes_used_percent: df_percent(inodes_used, counts.inodes_available),
+        }
+    }
+
+    /// Used fraction (0.0–1.0) on the same basis as `used_percent`, for metrics.
+    #[allow(clippy::cast_precision_loss)] // a ratio for a gauge; sub-byte precision is irrelevant
+    pub fn used_ratio(&self) -> f64 {
+        let basis = self.used_bytes + self.available_bytes;
+        if basis == 0 {
+            0.0
+        } else {
+            self.used_bytes as f64 / basis as f64
+        }
+    }
+}
+
+/// Raw counts from `statvfs`, in bytes and inodes.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RawCounts {
+    pub total_bytes: u64,
+    pub free_bytes: u64,
+    pub available_bytes: u64,
+    pub inodes_total: u64,
+    pub inodes_free: u64,
+    pub inodes_available: u64,
+}
+
+/// `df`'s Use%: used / (used + available), rounded up; reserved blocks count as neither.
+/// `None` when there is nothing to measure (both zero).
+pub fn df_percent(used: u64, available: u64) -> Option<u8> {
+    let basis = u128::from(used) + u128::from(available);
+    if basis == 0 {
+        return None;
+    }
+    let percent = (u128::from(used) * 100).div_ceil(basis);
+    // used <= basis, so the quotient is at most 100.
+    Some(u8::try_from(percent).unwrap_or(100))
+}
