@@ -22,7 +22,7 @@ pub fn usage(path: &Path) -> anyhow::Result<DiskUsage> {
         inodes_free: vfs.f_ffree,
         inodes_available: vfs.f_favail,
     };
-    #[allow(clippy::useless_conversion)] // f_type's width differs between targets
+    #[expect(clippy::useless_conversion)] // f_type's width differs between targets
     let magic = i64::from(fs.f_type);
     Ok(DiskUsage::from_counts(
         path.to_path_buf(),

@@ -11,6 +11,7 @@ use futures_util::stream::FuturesUnordered;
 use serde::Serialize;
 use tracing::{debug, info, warn};
 
+pub use crate::decision::Recheck;
 use crate::engine::{Engine, EngineError, RemoveOutcome};
 use crate::gates::{self, GateVerdict};
 use crate::plan::{Candidate, Plan};
@@ -60,18 +61,9 @@ pub struct Execution {
     pub stopped: Option<Stop>,
 }
 
-/// When a re-check happens, so the caller can choose which gates matter then.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Recheck {
-    /// Right before the first deletion: every gate.
-    BeforeStart,
-    /// While deleting: the deploy-safety gates (the run's own deletions lower disk usage, so
-    /// the disk gate closing then is the goal, not a reason to stop).
-    MidRun,
-}
-
-/// Deletes the plan's candidates. `recheck` gathers fresh evidence and evaluates the gates;
-/// an error from it (the daemon went away) stops the run as `DaemonLost`.
+/// Deletes the plan's candidates. `recheck` gathers fresh evidence and evaluates the gates
+/// (of which only those [`Recheck::consults`] count); an error from it (the daemon went away)
+/// stops the run as `DaemonLost`.
 pub async fn execute<E, F, Fut>(
     engine: &E,
     plan: &Plan,
@@ -206,7 +198,10 @@ where
     F: FnMut(Recheck) -> Fut,
     Fut: Future<Output = anyhow::Result<Vec<GateVerdict>>>,
 {
-    match recheck(when).await {
+    match recheck(when).await.map(|mut verdicts| {
+        verdicts.retain(|verdict| when.consults(verdict.name));
+        verdicts
+    }) {
         Ok(verdicts) if gates::all_open(&verdicts) => None,
         Ok(verdicts) => {
             warn!(closed = ?gates::closed_names(&verdicts), ?when, "a gate closed; stopping before deleting more");

@@ -4,11 +4,14 @@
 //! A gate that cannot be evaluated (its observation failed) is **closed**, with the error as
 //! its detail: unknown means no.
 
+// Pure: no clock, filesystem, environment or process (clippy.toml lists what is denied).
+#![deny(clippy::disallowed_methods)]
+
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::human::{human_seconds, short_id};
 use crate::model::{Container, DiskUsage, Event, LockFileState, Snapshot, SwarmCluster, Task};
@@ -30,7 +33,7 @@ pub const CONVERGING_TASK_STATES: [&str; 8] = [
 ];
 pub const CONVERGING_UPDATE_STATES: [&str; 2] = ["updating", "rollback_started"];
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum GateName {
     Disk,
@@ -295,7 +298,6 @@ fn stack_match(stacks: &[Pattern], labels: &BTreeMap<String, String>) -> Option<
     })
 }
 
-#[allow(clippy::too_many_lines)] // one selector kind after the other; splitting hides the order
 pub fn workload_gate(snapshot: &Snapshot, policy: &GatePolicy, now: DateTime<Utc>) -> GateVerdict {
     let workload = &policy.workload;
     if !workload.has_selectors() {
@@ -369,8 +371,71 @@ pub fn workload_gate(snapshot: &Snapshot, policy: &GatePolicy, now: DateTime<Utc
             None => {}
         }
     }
-    let stale_after = i64::try_from(workload.stale_lock_after.as_secs()).unwrap_or(i64::MAX);
-    let lock_files: Vec<LockFileEvidence> = snapshot
+    let lock_files = lock_file_evidence(snapshot, workload.stale_lock_after, now);
+
+    let reasons = workload_reasons(&live, &lock_files, workload.stale_lock_after);
+    let open = reasons.is_empty();
+    let mut detail = if open {
+        "no configured workload is live.".to_string()
+    } else {
+        format!("{}.", reasons.join("; "))
+    };
+    if needs_services && snapshot.daemon.swarm.is_worker() {
+        detail.push_str(
+            " Swarm services cannot be listed on a worker node; only its containers were matched.",
+        );
+    }
+    GateVerdict {
+        name: GateName::Workload,
+        open,
+        detail,
+        evidence: Evidence::Workload { live, lock_files },
+    }
+}
+
+/// One phrase per live workload and per present lock file; none means the gate is open.
+fn workload_reasons(
+    live: &[WorkloadMatch],
+    lock_files: &[LockFileEvidence],
+    stale_lock_after: std::time::Duration,
+) -> Vec<String> {
+    let mut reasons: Vec<String> = live
+        .iter()
+        .map(|found| {
+            format!(
+                "{} {} is {} (matches {})",
+                found.kind, found.name, found.state, found.matched
+            )
+        })
+        .collect();
+    for lock in lock_files.iter().filter(|lock| lock.present) {
+        let mut text = format!("lock file {} exists", lock.path.display());
+        if let Some(age) = lock.age_seconds {
+            text.push_str(&format!(" (age {})", human_seconds(age)));
+        }
+        if let Some(error) = &lock.error {
+            text.push_str(&format!(" but cannot be checked ({error})"));
+        }
+        if lock.stale {
+            text.push_str(&format!(
+                "; it is older than stale_lock_after ({}), so it may be left over from a crashed deploy: a human must look and remove it",
+                humantime::format_duration(stale_lock_after)
+            ));
+        }
+        reasons.push(text);
+    }
+    reasons
+}
+
+/// Each configured lock file: present or not, its age, and whether it is older than
+/// `stale_lock_after` (a stale one still closes the gate; the detail asks a human to look).
+fn lock_file_evidence(
+    snapshot: &Snapshot,
+    stale_lock_after: std::time::Duration,
+    now: DateTime<Utc>,
+) -> Vec<LockFileEvidence> {
+    let stale_after = i64::try_from(stale_lock_after.as_secs()).unwrap_or(i64::MAX);
+    snapshot
         .lock_files
         .iter()
         .map(|lock| match &lock.state {
@@ -399,50 +464,7 @@ pub fn workload_gate(snapshot: &Snapshot, policy: &GatePolicy, now: DateTime<Utc
                 error: Some(error.clone()),
             },
         })
-        .collect();
-
-    let mut reasons: Vec<String> = live
-        .iter()
-        .map(|found| {
-            format!(
-                "{} {} is {} (matches {})",
-                found.kind, found.name, found.state, found.matched
-            )
-        })
-        .collect();
-    for lock in lock_files.iter().filter(|lock| lock.present) {
-        let mut text = format!("lock file {} exists", lock.path.display());
-        if let Some(age) = lock.age_seconds {
-            text.push_str(&format!(" (age {})", human_seconds(age)));
-        }
-        if let Some(error) = &lock.error {
-            text.push_str(&format!(" but cannot be checked ({error})"));
-        }
-        if lock.stale {
-            text.push_str(&format!(
-                "; it is older than stale_lock_after ({}), so it may be left over from a crashed deploy: a human must look and remove it",
-                humantime::format_duration(workload.stale_lock_after)
-            ));
-        }
-        reasons.push(text);
-    }
-    let open = reasons.is_empty();
-    let mut detail = if open {
-        "no configured workload is live.".to_string()
-    } else {
-        format!("{}.", reasons.join("; "))
-    };
-    if needs_services && snapshot.daemon.swarm.is_worker() {
-        detail.push_str(
-            " Swarm services cannot be listed on a worker node; only its containers were matched.",
-        );
-    }
-    GateVerdict {
-        name: GateName::Workload,
-        open,
-        detail,
-        evidence: Evidence::Workload { live, lock_files },
-    }
+        .collect()
 }
 
 pub fn swarm_gate(snapshot: &Snapshot, policy: &GatePolicy, now: DateTime<Utc>) -> GateVerdict {
@@ -491,69 +513,20 @@ pub fn swarm_gate(snapshot: &Snapshot, policy: &GatePolicy, now: DateTime<Utc>) 
             );
         }
     }
-    let stuck_after = i64::try_from(policy.swarm.stuck_after.as_secs()).unwrap_or(i64::MAX);
-    let (role, found) = if swarm.control_available {
-        match &snapshot.swarm_cluster {
-            Some(Ok(cluster)) => (SwarmRole::Manager, converging_on_manager(cluster, now)),
-            Some(Err(error)) => {
-                return error_verdict(
-                    GateName::Swarm,
-                    "the swarm services and tasks (manager node)",
-                    error,
-                );
-            }
-            None => {
-                return closed(
-                    SwarmRole::Manager,
-                    "closed because the swarm services and tasks were not gathered.".into(),
-                );
-            }
-        }
-    } else {
-        match &snapshot.containers {
-            Ok(containers) => (SwarmRole::Worker, converging_on_worker(containers, now)),
-            Err(error) => {
-                return error_verdict(
-                    GateName::Swarm,
-                    "the container list (worker node, local evidence)",
-                    error,
-                );
-            }
-        }
+    let (role, found) = match converging_in_swarm(snapshot, now) {
+        Ok(found) => found,
+        Err(verdict) => return *verdict,
     };
+    let stuck_after = i64::try_from(policy.swarm.stuck_after.as_secs()).unwrap_or(i64::MAX);
     let (stuck, converging): (Vec<Converging>, Vec<Converging>) =
         found.into_iter().partition(|item| {
             item.for_seconds
                 .is_some_and(|seconds| seconds > stuck_after)
         });
-    let open = converging.is_empty();
-    let mut detail = match (role, open) {
-        (SwarmRole::Worker, true) => "worker node, judged from local evidence: no swarm task container is still being created.".to_string(),
-        (SwarmRole::Worker, false) => format!(
-            "worker node, judged from local evidence: {}.",
-            converging.iter().map(Converging::describe).collect::<Vec<_>>().join("; ")
-        ),
-        (_, true) => "manager node: no service is updating and no task is still starting.".to_string(),
-        (_, false) => format!(
-            "manager node: {}.",
-            converging.iter().map(Converging::describe).collect::<Vec<_>>().join("; ")
-        ),
-    };
-    if !stuck.is_empty() {
-        detail.push_str(&format!(
-            " Stuck longer than stuck_after ({}), so not blocking: {}.",
-            humantime::format_duration(policy.swarm.stuck_after),
-            stuck
-                .iter()
-                .map(Converging::describe)
-                .collect::<Vec<_>>()
-                .join("; ")
-        ));
-    }
     GateVerdict {
         name: GateName::Swarm,
-        open,
-        detail,
+        open: converging.is_empty(),
+        detail: swarm_detail(role, &converging, &stuck, policy.swarm.stuck_after),
         evidence: Evidence::Swarm {
             node_state: swarm.local_node_state.clone(),
             role,
@@ -561,6 +534,76 @@ pub fn swarm_gate(snapshot: &Snapshot, policy: &GatePolicy, now: DateTime<Utc>) 
             stuck,
         },
     }
+}
+
+/// What is converging on an active swarm node: the cluster's view on a manager, local evidence
+/// on a worker. An observation that failed is a closed verdict.
+fn converging_in_swarm(
+    snapshot: &Snapshot,
+    now: DateTime<Utc>,
+) -> Result<(SwarmRole, Vec<Converging>), Box<GateVerdict>> {
+    if snapshot.daemon.swarm.control_available {
+        match &snapshot.swarm_cluster {
+            Some(Ok(cluster)) => Ok((SwarmRole::Manager, converging_on_manager(cluster, now))),
+            Some(Err(error)) => Err(Box::new(error_verdict(
+                GateName::Swarm,
+                "the swarm services and tasks (manager node)",
+                error,
+            ))),
+            None => Err(Box::new(GateVerdict {
+                name: GateName::Swarm,
+                open: false,
+                detail: "closed because the swarm services and tasks were not gathered.".into(),
+                evidence: Evidence::Swarm {
+                    node_state: snapshot.daemon.swarm.local_node_state.clone(),
+                    role: SwarmRole::Manager,
+                    converging: Vec::new(),
+                    stuck: Vec::new(),
+                },
+            })),
+        }
+    } else {
+        match &snapshot.containers {
+            Ok(containers) => Ok((SwarmRole::Worker, converging_on_worker(containers, now))),
+            Err(error) => Err(Box::new(error_verdict(
+                GateName::Swarm,
+                "the container list (worker node, local evidence)",
+                error,
+            ))),
+        }
+    }
+}
+
+fn swarm_detail(
+    role: SwarmRole,
+    converging: &[Converging],
+    stuck: &[Converging],
+    stuck_after: std::time::Duration,
+) -> String {
+    let describe = |items: &[Converging]| {
+        items
+            .iter()
+            .map(Converging::describe)
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    let mut detail = match (role, converging.is_empty()) {
+        (SwarmRole::Worker, true) => "worker node, judged from local evidence: no swarm task container is still being created.".to_string(),
+        (SwarmRole::Worker, false) => format!(
+            "worker node, judged from local evidence: {}.",
+            describe(converging)
+        ),
+        (_, true) => "manager node: no service is updating and no task is still starting.".to_string(),
+        (_, false) => format!("manager node: {}.", describe(converging)),
+    };
+    if !stuck.is_empty() {
+        detail.push_str(&format!(
+            " Stuck longer than stuck_after ({}), so not blocking: {}.",
+            humantime::format_duration(stuck_after),
+            describe(stuck)
+        ));
+    }
+    detail
 }
 
 fn seconds_since(now: DateTime<Utc>, since: Option<DateTime<Utc>>) -> Option<i64> {

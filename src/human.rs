@@ -1,6 +1,9 @@
 //! Formatting for people: coarse durations, byte sizes and Docker's short IDs. Pure functions,
 //! shared by the gates' details, the plan's reasons and the report.
 
+// Pure: no clock, filesystem, environment or process (clippy.toml lists what is denied).
+#![deny(clippy::disallowed_methods)]
+
 /// Docker's 12-character short ID, without the `sha256:` prefix.
 pub fn short_id(id: &str) -> &str {
     let hex = id.strip_prefix("sha256:").unwrap_or(id);
@@ -34,7 +37,7 @@ pub fn human_seconds(seconds: i64) -> String {
 pub fn human_bytes(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut unit = 0;
-    #[allow(clippy::cast_precision_loss)] // display only
+    #[expect(clippy::cast_precision_loss)] // display only
     let mut value = bytes as f64;
     while value >= 1024.0 && unit + 1 < UNITS.len() {
         value /= 1024.0;

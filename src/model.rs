@@ -5,6 +5,9 @@
 //! Each observation that can fail on its own is an [`Observed`] value: the error text travels
 //! with the snapshot so that a gate depending on it can report it and stay closed.
 
+// Pure: no clock, filesystem, environment or process (clippy.toml lists what is denied).
+#![deny(clippy::disallowed_methods)]
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -183,7 +186,7 @@ impl DiskUsage {
     }
 
     /// Used fraction (0.0–1.0) on the same basis as `used_percent`, for metrics.
-    #[allow(clippy::cast_precision_loss)] // a ratio for a gauge; sub-byte precision is irrelevant
+    #[expect(clippy::cast_precision_loss)] // a ratio for a gauge; sub-byte precision is irrelevant
     pub fn used_ratio(&self) -> f64 {
         let basis = self.used_bytes + self.available_bytes;
         if basis == 0 {

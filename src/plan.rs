@@ -7,6 +7,9 @@
 //! is itself a candidate: a dangling chain left by a rebuild goes as a whole, children first,
 //! and an image with a child that stays is kept (`has_children`).
 
+// Pure: no clock, filesystem, environment or process (clippy.toml lists what is denied).
+#![deny(clippy::disallowed_methods)]
+
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 

@@ -2,6 +2,9 @@
 //! gate's settings, and the patterns and label selectors they match with. Built once by
 //! `config` from the settings layers; read by `gates`, `plan` and `doctor`. No I/O.
 
+// Pure: no clock, filesystem, environment or process (clippy.toml lists what is denied).
+#![deny(clippy::disallowed_methods)]
+
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;

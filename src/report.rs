@@ -1,14 +1,15 @@
 //! Everything pruneguard tells the outside world about a run: the [`Report`] (text for people,
-//! versioned JSON for machines), the `node_exporter` textfile metrics, and the state file. Files
-//! are written atomically (temporary file in the same directory, then rename).
+//! versioned JSON for machines) and the `node_exporter` textfile metrics. The report is the one
+//! source of the run's [`Outcome`] (exit status and the metrics' success). Writing files is
+//! `state`'s job.
 
 use std::fmt::Write as _;
-use std::io::Write as _;
-use std::path::Path;
 
-use anyhow::Context as _;
 use chrono::{DateTime, SecondsFormat, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+
+use crate::decision::{Action, WaitEnd};
+use crate::exit::Outcome;
 
 use crate::execute::{Execution, Failed, Removed, Skipped, Stop};
 use crate::gates::{GateName, GateVerdict};
@@ -19,7 +20,7 @@ use crate::plan::{Candidate, Kept, KeptCounts, KeptReason, Plan};
 /// Bumped only when a field is removed or changes meaning; new fields do not bump it.
 pub const SCHEMA_VERSION: u32 = 1;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Decision {
     /// Every planned image was attempted (409/404 skips allowed).
@@ -48,14 +49,13 @@ impl Decision {
 }
 
 /// How long a run waited for closed gates (`--wait-for-gates`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct WaitSummary {
     pub waited_ms: u64,
     pub evaluations: u32,
     /// Gates that were closed at some point of the wait.
     pub held_by: Vec<String>,
-    /// Why the wait ended: `gates_open`, `timeout`, `disk_gate_closed` or `terminated`.
-    pub ended: &'static str,
+    pub ended: WaitEnd,
 }
 
 /// Bytes Docker reports for the images kept, by reason (sizes overlap where images share
@@ -109,6 +109,9 @@ pub struct Report {
 pub struct ReportInput<'a> {
     pub started_at: DateTime<Utc>,
     pub dry_run: bool,
+    /// What the shell decided to do with these verdicts and this plan ([`Action::decide`]).
+    pub action: Action,
+    /// The verdicts the action was decided on; a stop at a re-check overrides them.
     pub gates: Vec<GateVerdict>,
     pub plan: Plan,
     pub execution: Option<Execution>,
@@ -124,6 +127,7 @@ impl Report {
         let ReportInput {
             started_at,
             dry_run,
+            action,
             gates,
             plan,
             execution,
@@ -134,8 +138,8 @@ impl Report {
             min_age,
         } = input;
         let execution = execution.unwrap_or_default();
-        let all_open = crate::gates::all_open(&gates);
-        let decision = decide(dry_run, all_open, &plan, &execution);
+        let decision = decide(action, &execution);
+        let gates = latest_verdicts(gates, execution.stopped.as_ref());
         let reclaimed_bytes = match (&disk, &disk_after) {
             (Some(before), Some(after)) => before.used_bytes.saturating_sub(after.used_bytes),
             _ => 0,
@@ -275,6 +279,18 @@ impl Report {
         matches!(self.stopped, Some(Stop::DaemonLost { .. }))
     }
 
+    /// How the run finished: the one source of the exit status and of the metrics' success.
+    /// Losing the daemon outranks failed deletions (some of which it caused).
+    pub fn outcome(&self) -> Outcome {
+        if self.daemon_lost() {
+            Outcome::RuntimeFailure
+        } else if !self.failed.is_empty() {
+            Outcome::DeletionsFailed
+        } else {
+            Outcome::Success
+        }
+    }
+
     pub fn gate_open(&self, name: GateName) -> Option<bool> {
         self.gates
             .iter()
@@ -291,6 +307,19 @@ impl Report {
     /// The human summary. `verbose` adds every kept image (for `plan`).
     pub fn to_text(&self, verbose: bool) -> String {
         let mut out = String::new();
+        self.text_gates(&mut out);
+        self.text_wait(&mut out);
+        self.text_candidates(&mut out);
+        self.text_kept(&mut out, verbose);
+        self.text_execution(&mut out);
+        self.text_disk(&mut out);
+        for warning in &self.warnings {
+            let _ = writeln!(out, "\nWarning: {warning}");
+        }
+        out
+    }
+
+    fn text_gates(&self, out: &mut String) {
         let mode = if self.dry_run { "dry run" } else { "run" };
         let _ = writeln!(
             out,
@@ -304,20 +333,25 @@ impl Report {
             let state = if gate.open { "open  " } else { "CLOSED" };
             let _ = writeln!(out, "  {state} {:<9} {}", gate.name.as_str(), gate.detail);
         }
-        if let Some(wait) = &self.wait {
-            let _ = writeln!(
-                out,
-                "\nWaited {} over {} evaluation(s) (held by: {}); ended: {}.",
-                human_seconds(i64::try_from(wait.waited_ms / 1000).unwrap_or(i64::MAX)),
-                wait.evaluations,
-                if wait.held_by.is_empty() {
-                    "nothing".to_string()
-                } else {
-                    wait.held_by.join(", ")
-                },
-                wait.ended
-            );
-        }
+    }
+
+    fn text_wait(&self, out: &mut String) {
+        let Some(wait) = &self.wait else { return };
+        let _ = writeln!(
+            out,
+            "\nWaited {} over {} evaluation(s) (held by: {}); ended: {}.",
+            human_seconds(i64::try_from(wait.waited_ms / 1000).unwrap_or(i64::MAX)),
+            wait.evaluations,
+            if wait.held_by.is_empty() {
+                "nothing".to_string()
+            } else {
+                wait.held_by.join(", ")
+            },
+            wait.ended.as_str()
+        );
+    }
+
+    fn text_candidates(&self, out: &mut String) {
         let total: u64 = self
             .candidates
             .iter()
@@ -339,6 +373,9 @@ impl Report {
                 candidate.reason
             );
         }
+    }
+
+    fn text_kept(&self, out: &mut String, verbose: bool) {
         let kept = &self.kept;
         let _ = writeln!(
             out,
@@ -363,22 +400,29 @@ impl Report {
                 );
             }
         }
-        if !self.dry_run && !self.candidates.is_empty() && self.decision != Decision::Skipped {
-            let _ = writeln!(
-                out,
-                "\nRemoved {} image(s); skipped {}; failed {}; not attempted {}.",
-                self.removed.len(),
-                self.skipped.len(),
-                self.failed.len(),
-                self.not_attempted.len()
-            );
-            for skipped in &self.skipped {
-                let _ = writeln!(out, "  skipped {}: {}", short_id(&skipped.id), skipped.why);
-            }
-            for failed in &self.failed {
-                let _ = writeln!(out, "  failed  {}: {}", short_id(&failed.id), failed.error);
-            }
+    }
+
+    fn text_execution(&self, out: &mut String) {
+        if self.dry_run || self.candidates.is_empty() || self.decision == Decision::Skipped {
+            return;
         }
+        let _ = writeln!(
+            out,
+            "\nRemoved {} image(s); skipped {}; failed {}; not attempted {}.",
+            self.removed.len(),
+            self.skipped.len(),
+            self.failed.len(),
+            self.not_attempted.len()
+        );
+        for skipped in &self.skipped {
+            let _ = writeln!(out, "  skipped {}: {}", short_id(&skipped.id), skipped.why);
+        }
+        for failed in &self.failed {
+            let _ = writeln!(out, "  failed  {}: {}", short_id(&failed.id), failed.error);
+        }
+    }
+
+    fn text_disk(&self, out: &mut String) {
         if let Some(after) = &self.disk_after {
             let _ = writeln!(
                 out,
@@ -409,10 +453,6 @@ impl Report {
                 human_bytes(self.kept_bytes.in_use)
             );
         }
-        for warning in &self.warnings {
-            let _ = writeln!(out, "\nWarning: {warning}");
-        }
-        out
     }
 
     fn disk_threshold(&self) -> Option<u8> {
@@ -434,7 +474,7 @@ impl Report {
                 let _ = writeln!(out, "{name}{labels} {value}");
             }
         };
-        let success = !self.daemon_lost() && self.failed.is_empty();
+        let success = self.outcome() == Outcome::Success;
         let plain = |value: String| vec![(String::new(), value)];
         metric(
             "pruneguard_last_run_timestamp_seconds",
@@ -491,7 +531,7 @@ impl Report {
                 &plain(format!("{:.6}", disk.used_ratio())),
             );
         }
-        #[allow(clippy::cast_precision_loss)] // milliseconds to seconds for a gauge
+        #[expect(clippy::cast_precision_loss)] // milliseconds to seconds for a gauge
         let seconds = self.duration_ms as f64 / 1000.0;
         metric(
             "pruneguard_run_duration_seconds",
@@ -503,15 +543,14 @@ impl Report {
     }
 }
 
-fn decide(dry_run: bool, all_open: bool, plan: &Plan, execution: &Execution) -> Decision {
-    if !all_open {
-        return Decision::Skipped;
-    }
-    if plan.candidates.is_empty() {
-        return Decision::NothingToDo;
-    }
-    if dry_run {
-        return Decision::DryRun;
+/// The decision follows the action; only an execution can turn it into a partial run, or back
+/// into a skip when a gate closed before the first deletion.
+fn decide(action: Action, execution: &Execution) -> Decision {
+    match action {
+        Action::Skip => return Decision::Skipped,
+        Action::NothingToDo => return Decision::NothingToDo,
+        Action::DryRun => return Decision::DryRun,
+        Action::Execute => {}
     }
     let nothing_attempted =
         execution.removed.is_empty() && execution.skipped.is_empty() && execution.failed.is_empty();
@@ -523,27 +562,17 @@ fn decide(dry_run: bool, all_open: bool, plan: &Plan, execution: &Execution) -> 
     }
 }
 
-/// Writes `contents` to `path` atomically: a temporary file in the same directory, flushed,
-/// then renamed over the target, so readers never see half a file.
-pub fn write_atomically(path: &Path, contents: &str) -> anyhow::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|dir| !dir.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let mut file = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
-    file.write_all(contents.as_bytes())
-        .and_then(|()| file.as_file().sync_all())
-        .with_context(|| format!("cannot write a temporary file in {}", dir.display()))?;
-    // Metrics and reports are for everyone on the host to read; they hold no secrets.
-    set_readable(file.as_file())?;
-    file.persist(path)
-        .with_context(|| format!("cannot rename the temporary file over {}", path.display()))?;
-    Ok(())
-}
-
-fn set_readable(file: &std::fs::File) -> anyhow::Result<()> {
-    use std::os::unix::fs::PermissionsExt as _;
-    file.set_permissions(std::fs::Permissions::from_mode(0o644))
-        .context("cannot make the file readable")
+/// The verdicts a report shows: those the run started with, with each gate that closed at a
+/// re-check replaced by its closing verdict, so that the summary, `gates`, the metrics and
+/// `status` all say what stopped the run.
+fn latest_verdicts(mut gates: Vec<GateVerdict>, stopped: Option<&Stop>) -> Vec<GateVerdict> {
+    if let Some(Stop::GateClosed { gates: closed }) = stopped {
+        for verdict in closed {
+            match gates.iter_mut().find(|gate| gate.name == verdict.name) {
+                Some(gate) => *gate = verdict.clone(),
+                None => gates.push(verdict.clone()),
+            }
+        }
+    }
+    gates
 }

@@ -9,6 +9,7 @@ use std::time::Duration;
 use chrono::{DateTime, TimeZone as _, Utc};
 use proptest::prelude::*;
 
+use pruneguard::decision::Action;
 use pruneguard::engine::{Engine, EngineError, EventWindow, RemoveOutcome};
 use pruneguard::execute::{self, Execution, RECHECK_EVERY, Recheck, Stop};
 use pruneguard::gates::{Evidence, GateName, GateVerdict};
@@ -744,6 +745,7 @@ fn report(
     Report::new(ReportInput {
         started_at: now(),
         dry_run,
+        action: Action::decide(dry_run, &gates, &plan),
         gates,
         plan,
         execution,
@@ -834,7 +836,6 @@ async fn report_decisions() {
     let r = report(false, all_open(), plan.clone(), Some(execution));
     assert_eq!(r.decision, Decision::Skipped);
     assert!(r.removed.is_empty());
-
     // A gate closed mid-run after some deletions: partial, naming the gate.
     let execution = run_with(
         &plan,
@@ -878,4 +879,39 @@ async fn report_decisions() {
     assert_eq!(r.decision, Decision::Skipped);
     let r = report(true, all_open(), Plan::default(), None);
     assert_eq!(r.decision, Decision::NothingToDo);
+}
+
+/// A gate that closes at the re-check right before the first deletion: the summary, `gates`,
+/// the metrics and `status` all name it, not the open verdicts the run began with.
+#[tokio::test]
+async fn a_gate_closed_at_the_first_recheck_shows_in_every_view() {
+    let plan = flat_plan(3);
+    let execution = run_with(
+        &plan,
+        &[],
+        vec![Ok(one_closed(GateName::Quiet))],
+        Duration::ZERO,
+    )
+    .await;
+    let r = report(false, all_open(), plan.clone(), Some(execution));
+    assert_eq!(r.decision, Decision::Skipped);
+    assert_eq!(r.gate_open(GateName::Quiet), Some(false));
+    assert_eq!(r.gate_open(GateName::Disk), Some(true));
+    assert!(
+        r.summary.contains("the quiet gate is closed"),
+        "{}",
+        r.summary
+    );
+    let metrics = r.to_metrics(now());
+    assert!(
+        metrics.contains("pruneguard_gate_open{gate=\"quiet\"} 0"),
+        "{metrics}"
+    );
+    let last: pruneguard::state::LastRun = serde_json::from_str(&r.to_json()).unwrap();
+    assert!(
+        last.to_text()
+            .contains("closed quiet: quiet closed by test."),
+        "{}",
+        last.to_text()
+    );
 }

@@ -73,14 +73,15 @@ fn wave_of(plan: &Plan, n: u32) -> u32 {
 // ---------------------------------------------------------------------------------------------
 // Single images: one table row per reason.
 
+struct Row {
+    what: &'static str,
+    image: Image,
+    containers: Vec<Container>,
+    expect: Option<KeptReason>,
+}
+
 #[test]
 fn kept_reason_table() {
-    struct Row {
-        what: &'static str,
-        image: Image,
-        containers: Vec<Container>,
-        expect: Option<KeptReason>,
-    }
     let old = 2 * DAY;
     let mut rows = vec![
         Row {
@@ -159,34 +160,39 @@ fn kept_reason_table() {
         });
     }
     for row in rows {
-        let images = [row.image.clone()];
-        let plan = run(&images, &row.containers);
-        let states: Vec<&str> = row.containers.iter().map(|c| c.state.as_str()).collect();
-        match row.expect {
-            None => {
-                assert_eq!(
-                    candidate_ids(&plan),
-                    vec![id(1)],
-                    "{} (containers {states:?}): expected a candidate",
-                    row.what
-                );
-                assert_eq!(plan.kept, KeptCounts::default(), "{}", row.what);
-                assert!(plan.kept_images.is_empty(), "{}", row.what);
-            }
-            Some(reason) => {
-                assert!(
-                    plan.candidates.is_empty(),
-                    "{} (containers {states:?}): expected kept as {reason:?}, got {plan:#?}",
-                    row.what
-                );
-                assert_eq!(
-                    kept_reason(&plan, 1),
-                    Some(reason),
-                    "{} (containers {states:?})",
-                    row.what
-                );
-                assert_eq!(plan.kept.total(), 1, "{}", row.what);
-            }
+        check_kept_reason(&row);
+    }
+}
+
+/// One row: either the image is the only candidate, or it is kept for exactly that reason.
+fn check_kept_reason(row: &Row) {
+    let images = [row.image.clone()];
+    let plan = run(&images, &row.containers);
+    let states: Vec<&str> = row.containers.iter().map(|c| c.state.as_str()).collect();
+    match row.expect {
+        None => {
+            assert_eq!(
+                candidate_ids(&plan),
+                vec![id(1)],
+                "{} (containers {states:?}): expected a candidate",
+                row.what
+            );
+            assert_eq!(plan.kept, KeptCounts::default(), "{}", row.what);
+            assert!(plan.kept_images.is_empty(), "{}", row.what);
+        }
+        Some(reason) => {
+            assert!(
+                plan.candidates.is_empty(),
+                "{} (containers {states:?}): expected kept as {reason:?}, got {plan:#?}",
+                row.what
+            );
+            assert_eq!(
+                kept_reason(&plan, 1),
+                Some(reason),
+                "{} (containers {states:?})",
+                row.what
+            );
+            assert_eq!(plan.kept.total(), 1, "{}", row.what);
         }
     }
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeZone as _, Utc};
 
+use pruneguard::decision::{Action, WaitEnd};
 use pruneguard::execute::{Execution, Failed, Removed, Skipped, Stop};
 use pruneguard::gates::{self, GateName, GateVerdict};
 use pruneguard::model::DiskUsage;
@@ -217,6 +218,7 @@ fn input(
     ReportInput {
         started_at: now(),
         dry_run,
+        action: Action::decide(dry_run, &gates, &plan),
         gates,
         plan,
         execution,
@@ -259,7 +261,7 @@ fn pruned_report() -> Report {
         waited_ms: 95_000,
         evaluations: 4,
         held_by: vec!["quiet".into()],
-        ended: "gates_open",
+        ended: WaitEnd::GatesOpen,
     });
     let mut report = Report::new(input);
     report.warnings = vec![
@@ -591,6 +593,7 @@ fn the_disk_still_full_hint_follows_only_a_complete_run() {
     // Nothing left to remove and still full: the hint shows.
     let mut input = input(false, &open_snapshot(), &images(), None, Some(disk(83)));
     input.plan = plan::Plan::default();
+    input.action = Action::NothingToDo;
     let nothing = Report::new(input);
     assert_eq!(nothing.decision, Decision::NothingToDo);
     assert!(

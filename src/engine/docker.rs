@@ -10,7 +10,7 @@ use bollard::Docker;
 use bollard::errors::Error as BollardError;
 use bollard::query_parameters::{
     EventsOptionsBuilder, ListContainersOptionsBuilder, ListImagesOptionsBuilder,
-    ListServicesOptionsBuilder, ListTasksOptions, RemoveImageOptionsBuilder,
+    ListServicesOptionsBuilder, ListTasksOptions, RemoveImageOptions, RemoveImageOptionsBuilder,
 };
 use chrono::{DateTime, TimeZone as _, Utc};
 use futures_util::StreamExt as _;
@@ -301,16 +301,10 @@ impl Engine for DockerEngine {
     }
 
     async fn remove_image(&self, id: &str) -> Result<RemoveOutcome, EngineError> {
-        // noprune: Docker would otherwise also delete untagged parents that were not planned;
-        // the plan lists eligible parents itself and removes them after their children.
-        let options = RemoveImageOptionsBuilder::default()
-            .force(false)
-            .noprune(true)
-            .build();
         match self
             .timed(
                 "DELETE /images/{id}",
-                self.docker.remove_image(id, Some(options), None),
+                self.docker.remove_image(id, Some(remove_options()), None),
             )
             .await?
         {
@@ -330,6 +324,17 @@ impl Engine for DockerEngine {
             )),
         }
     }
+}
+
+/// The only options a delete is ever sent with. Never forced (an image in use or tagged
+/// elsewhere answers 409 and stays); `noprune`, because Docker would otherwise also delete
+/// untagged parents that were not planned: the plan lists eligible parents itself and removes
+/// them after their children.
+fn remove_options() -> RemoveImageOptions {
+    RemoveImageOptionsBuilder::default()
+        .force(false)
+        .noprune(true)
+        .build()
 }
 
 /// `seconds.nanoseconds`, as the events endpoint accepts: whole seconds would cut off the
@@ -427,4 +432,20 @@ pub fn unix_time(seconds: i64) -> Option<DateTime<Utc>> {
         return None;
     }
     Utc.timestamp_opt(seconds, 0).single()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The query a delete sends, as a value: never `force`, always `noprune`, nothing else.
+    #[test]
+    fn deletes_are_never_forced_and_never_prune_parents() {
+        let query = serde_json::to_value(remove_options()).unwrap();
+        assert_eq!(
+            query,
+            serde_json::json!({ "force": false, "noprune": true }),
+            "DELETE /images/{{id}} must be sent with exactly these options"
+        );
+    }
 }

@@ -87,7 +87,7 @@ impl EngineError {
 }
 
 /// The narrow engine interface pruneguard needs.
-#[allow(async_fn_in_trait)] // used with concrete types only; no Send bound is needed
+#[expect(async_fn_in_trait)] // used with concrete types only; no Send bound is needed
 pub trait Engine {
     /// Where the engine is, for messages.
     fn endpoint(&self) -> &str;
