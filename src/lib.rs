@@ -1,9 +1,18 @@
 //! pruneguard: gated, conservative Docker image pruning.
 //!
-//! The flow is a functional core in an imperative shell:
-//! [`snapshot::gather`] and the image list (the only I/O before deciding) → pure [`gates::evaluate`] and
-//! [`plan::plan`] → [`execute::execute`] → [`report`]. [`app`] wires them per command;
-//! [`engine`] is the only code that speaks to Docker.
+//! A functional core in an imperative shell: gather a snapshot (the only I/O before deciding)
+//! → pure gates and plan (no engine, no filesystem, no clock: `now` is passed in) → execute →
+//! report. Where each concern lives:
+//!
+//! | layer | modules |
+//! | --- | --- |
+//! | leaf data, no I/O | [`model`] (what the engine returns and the core reads), [`policy`] (typed policy), [`human`] (formatting) |
+//! | pure core (clock, filesystem and process calls denied by clippy.toml) | [`gates`] (verdicts with evidence), [`plan`] (candidates and kept reasons), [`decision`] (mode, action, why a wait ended, re-check scope) |
+//! | settings | [`cli`] (raw flags), [`config`] (file, environment and flags combined once into immutable settings) |
+//! | the engine boundary | [`engine`] (the narrow trait and its bollard implementation: the only code that speaks an engine's API) |
+//! | gathering and acting | [`snapshot`] (engine + filesystem + clock → snapshot), [`disk`] (statvfs), [`wait`] (waiting for closed gates), [`execute`] (deleting exactly the plan, re-checking gates) |
+//! | telling | [`report`] (text, JSON, metrics; the run's outcome), [`state`] (run lock, `last-run.json`, atomic writes), [`logging`] |
+//! | commands | [`app`] (wires the calls per command), [`doctor`] (host checks), [`exit`] (the one mapping to exit codes) |
 
 pub mod app;
 pub mod cli;

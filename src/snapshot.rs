@@ -1,4 +1,4 @@
-//! Gathering: engine + filesystem + clock → [`model::Snapshot`]. This is the only I/O that
+//! Gathering: engine + filesystem + clock → [`crate::model::Snapshot`]. This is the only I/O that
 //! happens before deciding; everything after it (`gates`, `plan`) is a pure function of the
 //! snapshot, the policy and `now`.
 
