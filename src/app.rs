@@ -16,12 +16,14 @@ use crate::config::Settings;
 use crate::decision::{Action, Mode};
 use crate::disk;
 use crate::engine::{DockerEngine, Engine};
-use crate::execute;
+use crate::execute::{self, Execution, Stop};
 use crate::exit::Outcome;
 use crate::gates::{self, GateVerdict};
 use crate::human::short_id;
-use crate::plan;
-use crate::report::{Report, ReportInput};
+use crate::model::DiskUsage;
+use crate::plan::{self, Plan};
+use crate::report::{Report, ReportInput, WaitSummary};
+use crate::signals::{self, Signals};
 use crate::snapshot::{self, Scope};
 use crate::state::{self, LastRunFile, RunLock};
 use crate::wait;
@@ -78,6 +80,7 @@ async fn prune(args: &RunArgs, mode: Mode) -> anyhow::Result<Outcome> {
     };
     let started = Instant::now();
     let started_at = Utc::now();
+    let signals = Signals::install()?;
     // A dry run changes nothing, so it may run beside a real one.
     let _lock = if dry_run {
         None
@@ -87,33 +90,43 @@ async fn prune(args: &RunArgs, mode: Mode) -> anyhow::Result<Outcome> {
     let engine = DockerEngine::connect(settings.host.as_deref(), settings.api_timeout).await?;
     info!(endpoint = engine.endpoint(), dry_run, "gathering");
 
-    let evaluated = wait::evaluate_gates(&engine, &settings, wait).await?;
-    let images = engine
-        .images()
-        .await
-        .context("could not list images, so nothing can be planned")?;
-    let containers = evaluated.snapshot.containers.as_ref().map_err(|error| {
-        anyhow::anyhow!("could not list containers ({error}), so it cannot be known which images are in use; nothing was deleted")
-    })?;
-    let plan = plan::plan(&images, containers, settings.policy.min_age, Utc::now());
-    for kept in &plan.kept_images {
-        debug!(image = %short_id(&kept.id), reason = kept.reason.as_str(), "kept");
-    }
-    let action = Action::decide(dry_run, &evaluated.verdicts, &plan);
-    let disk_before = evaluated.snapshot.disk.as_ref().ok().cloned();
-
-    let execution = if action == Action::Execute {
-        Some(
-            execute::execute(&engine, &plan, execute::DEFAULT_CONCURRENCY, |_| {
-                recheck_gates(&engine, &settings)
-            })
-            .await,
-        )
-    } else {
-        None
+    // Gathering only reads, so a signal may abandon it at once; a waiting run ends its wait
+    // itself, with a skip report that says so.
+    let decided = tokio::select! {
+        decided = decide(&engine, &settings, wait, dry_run, &signals) => Some(decided?),
+        () = signals.arrived(), if wait.is_zero() => None,
     };
+    let (decided, execution) = if let Some(decided) = decided {
+        let execution = if decided.action == Action::Execute {
+            Some(
+                execute::execute(
+                    &engine,
+                    &decided.plan,
+                    execute::DEFAULT_CONCURRENCY,
+                    signals.interrupt(),
+                    |_| recheck_gates(&engine, &settings),
+                )
+                .await,
+            )
+        } else {
+            None
+        };
+        (decided, execution)
+    } else {
+        let signal = signals.received().map_or("a signal", signals::name);
+        let execution = Execution {
+            stopped: Some(Stop::Interrupted {
+                signal: signal.into(),
+            }),
+            ..Execution::default()
+        };
+        (Decided::interrupted_early(), Some(execution))
+    };
+    let disk_before = decided.disk;
     let disk_after = match (&execution, &disk_before) {
-        (Some(_), Some(before)) => disk::usage(&before.path).ok(),
+        (Some(execution), Some(before)) if !execution.removed.is_empty() => {
+            disk::usage(&before.path).ok()
+        }
         _ => None,
     };
 
@@ -121,13 +134,13 @@ async fn prune(args: &RunArgs, mode: Mode) -> anyhow::Result<Outcome> {
     let mut report = Report::new(ReportInput {
         started_at,
         dry_run,
-        action,
-        gates: evaluated.verdicts,
-        plan,
+        action: decided.action,
+        gates: decided.verdicts,
+        plan: decided.plan,
         execution,
         disk: disk_before,
         disk_after,
-        wait: evaluated.wait,
+        wait: decided.wait,
         duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
         min_age: &min_age,
     });
@@ -146,7 +159,61 @@ async fn prune(args: &RunArgs, mode: Mode) -> anyhow::Result<Outcome> {
         OutputFormat::Text => report.to_text(mode == Mode::Plan),
     };
     print(rendered.as_bytes())?;
-    Ok(report.outcome())
+    Ok(signals
+        .received()
+        .map_or_else(|| report.outcome(), Outcome::Signalled))
+}
+
+/// Everything decided before acting.
+struct Decided {
+    verdicts: Vec<GateVerdict>,
+    wait: Option<WaitSummary>,
+    plan: Plan,
+    action: Action,
+    disk: Option<DiskUsage>,
+}
+
+impl Decided {
+    /// A run stopped by a signal before it had gathered anything.
+    fn interrupted_early() -> Self {
+        Self {
+            verdicts: Vec::new(),
+            wait: None,
+            plan: Plan::default(),
+            action: Action::Skip,
+            disk: None,
+        }
+    }
+}
+
+/// Evaluates the gates (waiting for them if asked), lists the images, plans, and decides.
+async fn decide(
+    engine: &DockerEngine,
+    settings: &Settings,
+    wait: std::time::Duration,
+    dry_run: bool,
+    signals: &Signals,
+) -> anyhow::Result<Decided> {
+    let evaluated = wait::evaluate_gates(engine, settings, wait, signals).await?;
+    let images = engine
+        .images()
+        .await
+        .context("could not list images, so nothing can be planned")?;
+    let containers = evaluated.snapshot.containers.as_ref().map_err(|error| {
+        anyhow::anyhow!("could not list containers ({error}), so it cannot be known which images are in use; nothing was deleted")
+    })?;
+    let plan = plan::plan(&images, containers, settings.policy.min_age, Utc::now());
+    for kept in &plan.kept_images {
+        debug!(image = %short_id(&kept.id), reason = kept.reason.as_str(), "kept");
+    }
+    let action = Action::decide(dry_run, &evaluated.verdicts, &plan);
+    Ok(Decided {
+        disk: evaluated.snapshot.disk.as_ref().ok().cloned(),
+        verdicts: evaluated.verdicts,
+        wait: evaluated.wait,
+        plan,
+        action,
+    })
 }
 
 /// Fresh evidence and verdicts for `execute`'s re-checks, all judged at one `now`. It starts

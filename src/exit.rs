@@ -16,6 +16,9 @@ pub enum Outcome {
     /// `doctor` found a failing check.
     CheckFailed,
     DeletionsFailed,
+    /// SIGTERM or SIGINT ended the run after its report was written: the process ends by that
+    /// signal (`main`), as its default action would.
+    Signalled(i32),
 }
 
 pub const SUCCESS: u8 = 0;
@@ -29,6 +32,8 @@ pub fn code(result: &anyhow::Result<Outcome>) -> u8 {
     match result {
         Ok(Outcome::Success) => SUCCESS,
         Ok(Outcome::DeletionsFailed) => DELETIONS_FAILED,
+        // What a shell reports for death by that signal, should the signal not end the process.
+        Ok(Outcome::Signalled(signal)) => u8::try_from(128 + signal).unwrap_or(RUNTIME_FAILURE),
         Err(error) if is_config_error(error) => USAGE_ERROR,
         Ok(Outcome::RuntimeFailure | Outcome::CheckFailed) | Err(_) => RUNTIME_FAILURE,
     }

@@ -16,8 +16,11 @@ fn main() -> ExitCode {
         Ok(runtime) => runtime.block_on(app::run(cli)),
         Err(error) => Err(anyhow::Error::new(error).context("cannot start the async runtime")),
     };
-    if let Err(error) = &result {
-        eprintln!("pruneguard: error: {error:#}");
+    match &result {
+        Err(error) => eprintln!("pruneguard: error: {error:#}"),
+        // The report is written; end the way the signal would have ended the process.
+        Ok(exit::Outcome::Signalled(signal)) => pruneguard::signals::die_by(*signal),
+        Ok(_) => {}
     }
     ExitCode::from(exit::code(&result))
 }

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::decision::{Action, WaitEnd};
 use crate::exit::Outcome;
 
-use crate::execute::{Execution, Failed, Removed, Skipped, Stop};
+use crate::execute::{Execution, Failed, Removed, Skipped, Stop, TagsLost};
 use crate::gates::{GateName, GateVerdict};
 use crate::human::{human_bytes, human_seconds, short_id};
 use crate::model::DiskUsage;
@@ -34,6 +34,9 @@ pub enum Decision {
     /// The run stopped part way (a gate closed mid-run, the daemon went away) or some
     /// deletions failed.
     Partial,
+    /// SIGTERM or SIGINT stopped the run: no deletion started after it, the ones in flight
+    /// were seen through and are recorded.
+    Interrupted,
 }
 
 impl Decision {
@@ -44,6 +47,7 @@ impl Decision {
             Self::Skipped => "skipped",
             Self::DryRun => "dry_run",
             Self::Partial => "partial",
+            Self::Interrupted => "interrupted",
         }
     }
 }
@@ -84,6 +88,11 @@ pub struct Report {
     pub removed: Vec<Removed>,
     pub skipped: Vec<Skipped>,
     pub failed: Vec<Failed>,
+    /// Removed images that Docker untagged on the way (tagged after the last look): these
+    /// tags are gone and must be pulled or built again. Each image is also in `removed`.
+    pub tags_lost: Vec<TagsLost>,
+    /// Deletes whose answer was lost and whose result could not be checked.
+    pub outcome_unknown: Vec<Failed>,
     pub not_attempted: Vec<String>,
     pub kept: KeptCounts,
     pub kept_bytes: KeptBytes,
@@ -167,6 +176,8 @@ impl Report {
             removed: execution.removed,
             skipped: execution.skipped,
             failed: execution.failed,
+            tags_lost: execution.tags_lost,
+            outcome_unknown: execution.outcome_unknown,
             not_attempted: execution.not_attempted,
             kept: plan.kept,
             kept_bytes,
@@ -199,6 +210,7 @@ impl Report {
 
     fn summarise(&self, min_age: &str) -> String {
         let mut summary = self.decision_summary(min_age);
+        summary.push_str(&self.attention());
         if self.disk_still_full == Some(true)
             && let Some(last) = self.disk_after.as_ref().or(self.disk.as_ref())
         {
@@ -262,7 +274,16 @@ impl Report {
                             error.trim_end_matches('.')
                         )
                     }
-                    None => format!("{} deletion(s) failed", self.failed.len()),
+                    Some(Stop::DaemonUnresponsive { error }) => {
+                        format!(
+                            "stopped because deletes keep failing: {}",
+                            error.trim_end_matches('.')
+                        )
+                    }
+                    Some(Stop::Interrupted { .. }) | None => format!(
+                        "{} deletion(s) failed",
+                        self.failed.len() + self.outcome_unknown.len()
+                    ),
                 };
                 format!(
                     "Partial: removed {} of {} planned image(s), {} not attempted; {why}.",
@@ -271,20 +292,65 @@ impl Report {
                     self.not_attempted.len()
                 )
             }
+            Decision::Interrupted => {
+                let signal = match &self.stopped {
+                    Some(Stop::Interrupted { signal }) => signal.as_str(),
+                    _ => "a signal",
+                };
+                format!(
+                    "Interrupted by {signal}: removed {} of {} planned image(s), {} not attempted; no deletion was started after the signal.",
+                    self.removed.len(),
+                    self.candidates.len(),
+                    self.not_attempted.len()
+                )
+            }
         }
     }
 
-    /// The run hit a runtime failure (exit status 1).
+    /// Sentences that follow the decision's: tags lost and deletes of unknown outcome are
+    /// things an operator must act on.
+    fn attention(&self) -> String {
+        let mut text = String::new();
+        if !self.tags_lost.is_empty() {
+            let tags: Vec<&str> = self
+                .tags_lost
+                .iter()
+                .flat_map(|lost| lost.tags.iter().map(String::as_str))
+                .collect();
+            text.push_str(&format!(
+                " {} image(s) were tagged after the last look and lost these tags when deleted; pull or rebuild them: {}.",
+                self.tags_lost.len(),
+                tags.join(", ")
+            ));
+        }
+        if !self.outcome_unknown.is_empty() {
+            text.push_str(&format!(
+                " {} delete(s) have an unknown outcome (the answer was lost and the image could not be looked up); `docker image inspect` them.",
+                self.outcome_unknown.len()
+            ));
+        }
+        text
+    }
+
+    /// The run hit a runtime failure (exit status 1): the daemon went away, or it answers
+    /// pings but not deletes.
     pub fn daemon_lost(&self) -> bool {
-        matches!(self.stopped, Some(Stop::DaemonLost { .. }))
+        matches!(
+            self.stopped,
+            Some(Stop::DaemonLost { .. } | Stop::DaemonUnresponsive { .. })
+        )
     }
 
     /// How the run finished: the one source of the exit status and of the metrics' success.
-    /// Losing the daemon outranks failed deletions (some of which it caused).
+    /// Losing the daemon outranks failed deletions (some of which it caused); a lost tag or a
+    /// delete of unknown outcome is a deletion that did not go as planned.
     pub fn outcome(&self) -> Outcome {
         if self.daemon_lost() {
             Outcome::RuntimeFailure
-        } else if !self.failed.is_empty() {
+        } else if !self.failed.is_empty()
+            || !self.tags_lost.is_empty()
+            || !self.outcome_unknown.is_empty()
+        {
             Outcome::DeletionsFailed
         } else {
             Outcome::Success
@@ -420,6 +486,22 @@ impl Report {
         for failed in &self.failed {
             let _ = writeln!(out, "  failed  {}: {}", short_id(&failed.id), failed.error);
         }
+        for unknown in &self.outcome_unknown {
+            let _ = writeln!(
+                out,
+                "  unknown {}: {}",
+                short_id(&unknown.id),
+                unknown.error
+            );
+        }
+        for lost in &self.tags_lost {
+            let _ = writeln!(
+                out,
+                "  removed {} but it lost tags (tagged after the last look): {}",
+                short_id(&lost.id),
+                lost.tags.join(", ")
+            );
+        }
     }
 
     fn text_disk(&self, out: &mut String) {
@@ -518,6 +600,18 @@ impl Report {
             &plain(self.reclaimed_bytes.to_string()),
         );
         metric(
+            "pruneguard_tags_lost",
+            "Tags the last run's deletions untagged (images tagged after the last look); pull or rebuild them.",
+            "gauge",
+            &plain(
+                self.tags_lost
+                    .iter()
+                    .map(|lost| lost.tags.len())
+                    .sum::<usize>()
+                    .to_string(),
+            ),
+        );
+        metric(
             "pruneguard_candidates",
             "Images the last run planned to remove.",
             "gauge",
@@ -546,6 +640,9 @@ impl Report {
 /// The decision follows the action; only an execution can turn it into a partial run, or back
 /// into a skip when a gate closed before the first deletion.
 fn decide(action: Action, execution: &Execution) -> Decision {
+    if matches!(execution.stopped, Some(Stop::Interrupted { .. })) {
+        return Decision::Interrupted;
+    }
     match action {
         Action::Skip => return Decision::Skipped,
         Action::NothingToDo => return Decision::NothingToDo,
@@ -557,7 +654,9 @@ fn decide(action: Action, execution: &Execution) -> Decision {
     match &execution.stopped {
         Some(Stop::GateClosed { .. }) if nothing_attempted => Decision::Skipped,
         Some(_) => Decision::Partial,
-        None if !execution.failed.is_empty() => Decision::Partial,
+        None if !execution.failed.is_empty() || !execution.outcome_unknown.is_empty() => {
+            Decision::Partial
+        }
         None => Decision::Pruned,
     }
 }

@@ -1,7 +1,7 @@
 //! Waiting for closed gates (`--wait-for-gates`): evaluate, and while the disk gate is open but
 //! another is closed, re-evaluate every `wait_interval` until the gates open or the wait ends.
-//! SIGTERM/SIGINT end a wait early with a skip; after a wait they stop the process again.
-//! Whether a wait ends is decided by the pure [`WaitEnd::after_evaluation`].
+//! SIGTERM/SIGINT end a wait early with a skip ([`Signals`]). Whether a wait ends is decided
+//! by the pure [`WaitEnd::after_evaluation`].
 
 use std::time::{Duration, Instant};
 
@@ -15,6 +15,7 @@ use crate::engine::{DockerEngine, Engine as _};
 use crate::gates::{self, GateVerdict};
 use crate::model::Snapshot;
 use crate::report::WaitSummary;
+use crate::signals::Signals;
 use crate::snapshot::{self, Scope};
 
 /// The last evaluation of a (possibly zero-length) wait.
@@ -31,19 +32,12 @@ pub async fn evaluate_gates(
     engine: &DockerEngine,
     settings: &Settings,
     wait: Duration,
+    signals: &Signals,
 ) -> anyhow::Result<Evaluated> {
     let policy = &settings.policy.gates;
     let started = Instant::now();
     let mut evaluations = 0_u32;
     let mut held_by: Vec<String> = Vec::new();
-    // Only a run that may wait takes over SIGTERM/SIGINT: once tokio listens for a signal its
-    // default action is gone for good, and a run that does not wait must stay stoppable
-    // (Ctrl-C, `systemctl stop`) while it deletes.
-    let mut terminate = if wait.is_zero() {
-        None
-    } else {
-        Some(Termination::new()?)
-    };
     let summary = |ended: WaitEnd, evaluations: u32, held_by: &[String]| {
         (!wait.is_zero()).then(|| WaitSummary {
             waited_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
@@ -70,9 +64,6 @@ pub async fn evaluate_gates(
         }
         let remaining = wait.saturating_sub(started.elapsed());
         if let Some(ended) = WaitEnd::after_evaluation(&verdicts, !remaining.is_zero()) {
-            if let Some(terminate) = terminate.take() {
-                terminate.exit_on_signal();
-            }
             let wait = summary(ended, evaluations, &held_by);
             return Ok(Evaluated {
                 snapshot,
@@ -82,11 +73,9 @@ pub async fn evaluate_gates(
         }
         let pause = policy.wait_interval.min(remaining);
         info!(closed = ?gates::closed_names(&verdicts), next_check_in = ?pause, "waiting for gates");
-        let terminated = if let Some(terminate) = terminate.as_mut() {
-            terminate.sleep_or_signal(pause).await
-        } else {
-            tokio::time::sleep(pause).await;
-            false
+        let terminated = tokio::select! {
+            () = tokio::time::sleep(pause) => false,
+            () = signals.arrived() => true,
         };
         if terminated {
             warn!("terminated while waiting for gates; skipping this run");
@@ -96,45 +85,6 @@ pub async fn evaluate_gates(
                 verdicts,
                 wait,
             });
-        }
-    }
-}
-
-/// SIGTERM (systemd stopping the unit) or SIGINT ends a wait early.
-struct Termination {
-    term: tokio::signal::unix::Signal,
-    int: tokio::signal::unix::Signal,
-}
-
-impl Termination {
-    fn new() -> anyhow::Result<Self> {
-        use tokio::signal::unix::{SignalKind, signal};
-        Ok(Self {
-            term: signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?,
-            int: signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?,
-        })
-    }
-
-    /// After the wait, a signal means what it means by default again: stop now. Deleting is
-    /// safe to interrupt (each image is one request, gone or not), and the handlers cannot be
-    /// uninstalled once tokio owns them.
-    fn exit_on_signal(mut self) {
-        tokio::spawn(async move {
-            let code = tokio::select! {
-                _ = self.term.recv() => 128 + 15,
-                _ = self.int.recv() => 128 + 2,
-            };
-            warn!("terminated by a signal after the wait; stopping now");
-            std::process::exit(code);
-        });
-    }
-
-    /// True when a signal arrived before `pause` ended.
-    async fn sleep_or_signal(&mut self, pause: Duration) -> bool {
-        tokio::select! {
-            () = tokio::time::sleep(pause) => false,
-            _ = self.term.recv() => true,
-            _ = self.int.recv() => true,
         }
     }
 }

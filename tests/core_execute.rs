@@ -11,7 +11,7 @@ use proptest::prelude::*;
 
 use pruneguard::decision::Action;
 use pruneguard::engine::{Engine, EngineError, EventWindow, RemoveOutcome};
-use pruneguard::execute::{self, Execution, RECHECK_EVERY, Recheck, Stop};
+use pruneguard::execute::{self, Execution, Interrupt, RECHECK_EVERY, Recheck, Stop};
 use pruneguard::gates::{Evidence, GateName, GateVerdict};
 use pruneguard::model::{Container, DaemonInfo, Event, Image, SwarmCluster};
 use pruneguard::plan::{self, Candidate, Plan};
@@ -40,6 +40,14 @@ enum Answer {
     GoneBeforeDelete,
     /// The lookup itself finds the daemon gone.
     LookupUnreachable,
+    /// The delete times out on a daemon that still answers a ping; a second lookup then finds
+    /// the image gone (`true`) or still there (`false`).
+    HungDelete {
+        gone: bool,
+    },
+    /// Docker deleted the image but reports untagging a tag on the way (it was tagged after
+    /// the lookup), and a digest reference that is not a tag.
+    RemovedUntagging,
 }
 
 impl Answer {
@@ -111,6 +119,14 @@ impl Engine for FakeEngine<'_> {
     async fn info(&self) -> Result<DaemonInfo, EngineError> {
         panic!("execute must not call info")
     }
+    async fn ping(&self) -> Result<(), EngineError> {
+        self.log.borrow_mut().push("ping".into());
+        if self.answers.values().any(Answer::loses_daemon) {
+            Err(unreachable())
+        } else {
+            Ok(())
+        }
+    }
     async fn images(&self) -> Result<Vec<Image>, EngineError> {
         panic!("execute must not list images")
     }
@@ -124,8 +140,10 @@ impl Engine for FakeEngine<'_> {
         panic!("execute must not read the swarm")
     }
     async fn image_tags(&self, id: &str) -> Result<Option<Vec<String>>, EngineError> {
+        let looked_before = self.lookups().contains(&id.to_string());
         self.log.borrow_mut().push(format!("tags {id}"));
         match self.answer(id) {
+            Answer::HungDelete { gone: true } if looked_before => Ok(None),
             Answer::TaggedSince => Ok(Some(vec!["app:rebuilt".into(), "app:latest".into()])),
             Answer::GoneBeforeDelete => Ok(None),
             Answer::LookupUnreachable => Err(unreachable()),
@@ -138,7 +156,9 @@ impl Engine for FakeEngine<'_> {
             tokio::time::sleep(self.delay).await;
         }
         match self.answer(id) {
-            Answer::Removed => Ok(RemoveOutcome::Removed),
+            Answer::Removed => Ok(RemoveOutcome::Removed {
+                untagged_tags: Vec::new(),
+            }),
             Answer::Conflict => Ok(RemoveOutcome::Conflict(
                 "image is being used by stopped container 1234".into(),
             )),
@@ -149,6 +169,14 @@ impl Engine for FakeEngine<'_> {
                 message: "driver failed".into(),
             }),
             Answer::Unreachable => Err(unreachable()),
+            Answer::HungDelete { .. } => Err(EngineError::Timeout {
+                endpoint: "fake://".into(),
+                operation: "DELETE /images/{id}",
+                timeout_secs: 30,
+            }),
+            Answer::RemovedUntagging => Ok(RemoveOutcome::Removed {
+                untagged_tags: vec!["app:rebuilt".into()],
+            }),
             other => panic!("remove_image sent for {id} although its lookup answered {other:?}"),
         }
     }
@@ -232,6 +260,7 @@ fn attempted_sets(execution: &Execution) -> Vec<String> {
         .map(|r| r.id.clone())
         .chain(execution.skipped.iter().map(|s| s.id.clone()))
         .chain(execution.failed.iter().map(|f| f.id.clone()))
+        .chain(execution.outcome_unknown.iter().map(|f| f.id.clone()))
         .chain(execution.not_attempted.iter().cloned())
         .collect();
     all.sort();
@@ -245,7 +274,14 @@ async fn removes_exactly_the_planned_ids() {
     let log = RefCell::new(Vec::new());
     let engine = FakeEngine::new(&log);
     let plan = flat_plan(7);
-    let execution = execute::execute(&engine, &plan, 3, scripted(&log, vec![Ok(all_open())])).await;
+    let execution = execute::execute(
+        &engine,
+        &plan,
+        3,
+        &Interrupt::never(),
+        scripted(&log, vec![Ok(all_open())]),
+    )
+    .await;
 
     let mut asked = engine.removes();
     asked.sort();
@@ -281,6 +317,7 @@ async fn an_empty_plan_asks_nothing() {
         &engine,
         &Plan::default(),
         4,
+        &Interrupt::never(),
         scripted(&log, vec![Ok(all_open())]),
     )
     .await;
@@ -318,6 +355,7 @@ async fn children_are_removed_before_their_parents() {
             &engine,
             &plan,
             concurrency,
+            &Interrupt::never(),
             scripted(&log, vec![Ok(all_open())]),
         )
         .await;
@@ -348,7 +386,14 @@ async fn conflict_not_found_and_errors_are_recorded_per_image() {
     engine.answers.insert(id(3), Answer::NotFound);
     engine.answers.insert(id(4), Answer::ServerError);
     let plan = flat_plan(5);
-    let execution = execute::execute(&engine, &plan, 1, scripted(&log, vec![Ok(all_open())])).await;
+    let execution = execute::execute(
+        &engine,
+        &plan,
+        1,
+        &Interrupt::never(),
+        scripted(&log, vec![Ok(all_open())]),
+    )
+    .await;
 
     let removed: Vec<&str> = execution.removed.iter().map(|r| r.id.as_str()).collect();
     assert_eq!(removed, vec![id(1).as_str(), id(5).as_str()]);
@@ -380,14 +425,27 @@ async fn a_lost_daemon_stops_the_run() {
     let mut engine = FakeEngine::new(&log);
     engine.answers.insert(id(3), Answer::Unreachable);
     let plan = flat_plan(6);
-    let execution = execute::execute(&engine, &plan, 1, scripted(&log, vec![Ok(all_open())])).await;
+    let execution = execute::execute(
+        &engine,
+        &plan,
+        1,
+        &Interrupt::never(),
+        scripted(&log, vec![Ok(all_open())]),
+    )
+    .await;
 
     assert_eq!(engine.removes(), vec![id(1), id(2), id(3)]);
     let removed: Vec<&str> = execution.removed.iter().map(|r| r.id.as_str()).collect();
     assert_eq!(removed, vec![id(1).as_str(), id(2).as_str()]);
-    assert_eq!(execution.failed.len(), 1);
-    assert_eq!(execution.failed[0].id, id(3));
+    // The delete was sent and the daemon is gone: whether it went through is unknown.
+    assert!(execution.failed.is_empty(), "{:?}", execution.failed);
+    assert_eq!(execution.outcome_unknown.len(), 1);
+    assert_eq!(execution.outcome_unknown[0].id, id(3));
     assert_eq!(execution.not_attempted, vec![id(4), id(5), id(6)]);
+    assert!(
+        log.borrow().contains(&"ping".to_string()),
+        "the daemon was pinged"
+    );
     match &execution.stopped {
         Some(Stop::DaemonLost { error }) => {
             assert!(error.contains("connection refused"), "{error}");
@@ -403,7 +461,14 @@ async fn an_image_tagged_or_gone_since_the_plan_is_not_deleted() {
     engine.answers.insert(id(1), Answer::TaggedSince);
     engine.answers.insert(id(2), Answer::GoneBeforeDelete);
     let plan = flat_plan(3);
-    let execution = execute::execute(&engine, &plan, 2, scripted(&log, vec![Ok(all_open())])).await;
+    let execution = execute::execute(
+        &engine,
+        &plan,
+        2,
+        &Interrupt::never(),
+        scripted(&log, vec![Ok(all_open())]),
+    )
+    .await;
     assert_eq!(engine.lookups().len(), 3);
     assert_eq!(engine.removes(), vec![id(3)]);
     let tagged = execution.skipped.iter().find(|s| s.id == id(1)).unwrap();
@@ -426,7 +491,14 @@ async fn a_lost_daemon_at_the_tag_lookup_stops_the_run() {
     let mut engine = FakeEngine::new(&log);
     engine.answers.insert(id(2), Answer::LookupUnreachable);
     let plan = flat_plan(4);
-    let execution = execute::execute(&engine, &plan, 1, scripted(&log, vec![Ok(all_open())])).await;
+    let execution = execute::execute(
+        &engine,
+        &plan,
+        1,
+        &Interrupt::never(),
+        scripted(&log, vec![Ok(all_open())]),
+    )
+    .await;
     assert_eq!(engine.removes(), vec![id(1)]);
     assert_eq!(engine.lookups(), vec![id(1), id(2)]);
     assert_eq!(execution.failed.len(), 1);
@@ -445,7 +517,14 @@ async fn a_lost_daemon_stops_before_the_next_wave() {
         candidates: vec![candidate(2, 0), candidate(3, 0), candidate(1, 1)],
         ..Plan::default()
     };
-    let execution = execute::execute(&engine, &plan, 4, scripted(&log, vec![Ok(all_open())])).await;
+    let execution = execute::execute(
+        &engine,
+        &plan,
+        4,
+        &Interrupt::never(),
+        scripted(&log, vec![Ok(all_open())]),
+    )
+    .await;
     assert!(!engine.removes().contains(&id(1)));
     assert_eq!(execution.not_attempted, vec![id(1)]);
     assert!(matches!(execution.stopped, Some(Stop::DaemonLost { .. })));
@@ -465,6 +544,7 @@ async fn a_gate_closed_before_start_removes_nothing() {
         &engine,
         &plan,
         4,
+        &Interrupt::never(),
         scripted(&log, vec![Ok(one_closed(GateName::Workload))]),
     )
     .await;
@@ -495,6 +575,7 @@ async fn a_failed_recheck_before_start_is_a_lost_daemon() {
         &engine,
         &plan,
         4,
+        &Interrupt::never(),
         scripted(&log, vec![Err("cannot reach the daemon")]),
     )
     .await;
@@ -519,6 +600,7 @@ async fn a_gate_closing_mid_run_stops_deleting() {
         &engine,
         &plan,
         1,
+        &Interrupt::never(),
         scripted(
             &log,
             vec![
@@ -565,6 +647,7 @@ async fn a_failed_recheck_mid_run_stops_as_lost_daemon() {
         &engine,
         &plan,
         1,
+        &Interrupt::never(),
         scripted(&log, vec![Ok(all_open()), Err("info timed out")]),
     )
     .await;
@@ -587,6 +670,7 @@ async fn fast_deletions_are_not_rechecked_every_time() {
         &engine,
         &plan,
         1,
+        &Interrupt::never(),
         scripted(&log, vec![Ok(all_open()), Ok(one_closed(GateName::Quiet))]),
     )
     .await;
@@ -663,7 +747,7 @@ proptest! {
             _ => vec![Err("gone")],
         };
         let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
-        let execution = runtime.block_on(execute::execute(&engine, &plan, concurrency, scripted(&log, script)));
+        let execution = runtime.block_on(execute::execute(&engine, &plan, concurrency, &Interrupt::never(), scripted(&log, script)));
 
         let planned: HashSet<String> = ids(&plan).into_iter().collect();
         let removes = engine.removes();
@@ -689,6 +773,7 @@ proptest! {
         let mut recorded: Vec<String> = execution.removed.iter().map(|r| r.id.clone())
             .chain(execution.skipped.iter().map(|s| s.id.clone()))
             .chain(execution.failed.iter().map(|f| f.id.clone()))
+            .chain(execution.outcome_unknown.iter().map(|f| f.id.clone()))
             .collect();
         recorded.sort();
         prop_assert_eq!(asked, recorded);
@@ -769,7 +854,14 @@ async fn run_with(
     for (n, answer) in answers {
         engine.answers.insert(id(*n), answer.clone());
     }
-    execute::execute(&engine, plan, 1, scripted(&log, script)).await
+    execute::execute(
+        &engine,
+        plan,
+        1,
+        &Interrupt::never(),
+        scripted(&log, script),
+    )
+    .await
 }
 
 #[tokio::test]
@@ -914,4 +1006,104 @@ async fn a_gate_closed_at_the_first_recheck_shows_in_every_view() {
         "{}",
         last.to_text()
     );
+}
+
+/// A delete that hangs on a healthy daemon is not a lost daemon: the daemon answers a ping, the
+/// image is looked up again, and the delete is recorded as what it turned out to be.
+#[tokio::test]
+async fn a_hung_delete_on_a_live_daemon_is_checked_not_called_a_lost_daemon() {
+    let log = RefCell::new(Vec::new());
+    let mut engine = FakeEngine::new(&log);
+    engine
+        .answers
+        .insert(id(1), Answer::HungDelete { gone: true });
+    engine
+        .answers
+        .insert(id(2), Answer::HungDelete { gone: false });
+    let plan = flat_plan(3);
+    let execution = execute::execute(
+        &engine,
+        &plan,
+        1,
+        &Interrupt::never(),
+        scripted(&log, vec![Ok(all_open())]),
+    )
+    .await;
+    assert_eq!(execution.stopped, None, "the daemon was there all along");
+    let removed: Vec<&str> = execution.removed.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(removed, vec![id(1).as_str(), id(3).as_str()]);
+    assert_eq!(execution.failed.len(), 1);
+    assert_eq!(execution.failed[0].id, id(2));
+    assert!(
+        execution.failed[0].error.contains("still there"),
+        "{}",
+        execution.failed[0].error
+    );
+    assert!(execution.not_attempted.is_empty());
+    let r = report(false, all_open(), plan, Some(execution));
+    assert_eq!(r.decision, Decision::Partial);
+    assert_eq!(r.outcome(), pruneguard::exit::Outcome::DeletionsFailed);
+}
+
+/// Docker reports untagging a tag: the image is removed *with the tags it lost*, which the
+/// report, the metrics and the exit status (3) all show; a digest reference is not a tag.
+#[tokio::test]
+async fn a_delete_that_untagged_a_tag_is_reported_with_the_tags_lost() {
+    let log = RefCell::new(Vec::new());
+    let mut engine = FakeEngine::new(&log);
+    engine.answers.insert(id(2), Answer::RemovedUntagging);
+    let plan = flat_plan(2);
+    let execution = execute::execute(
+        &engine,
+        &plan,
+        1,
+        &Interrupt::never(),
+        scripted(&log, vec![Ok(all_open())]),
+    )
+    .await;
+    assert_eq!(execution.removed.len(), 2);
+    assert_eq!(execution.tags_lost.len(), 1);
+    assert_eq!(execution.tags_lost[0].id, id(2));
+    assert_eq!(execution.tags_lost[0].tags, vec!["app:rebuilt".to_string()]);
+    let r = report(false, all_open(), plan, Some(execution));
+    assert_eq!(r.outcome(), pruneguard::exit::Outcome::DeletionsFailed);
+    assert!(r.summary.contains("lost these tags"), "{}", r.summary);
+    assert!(r.summary.contains("app:rebuilt"), "{}", r.summary);
+    assert!(
+        r.to_text(false).contains("lost tags"),
+        "{}",
+        r.to_text(false)
+    );
+    let metrics = r.to_metrics(now());
+    assert!(metrics.contains("pruneguard_tags_lost 1"), "{metrics}");
+    assert!(
+        metrics.contains("pruneguard_last_run_success 0"),
+        "{metrics}"
+    );
+    let json: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+    assert_eq!(json["tags_lost"][0]["tags"][0], "app:rebuilt");
+}
+
+/// Once interrupted, no new deletion starts; the report says interrupted.
+#[tokio::test]
+async fn an_interrupted_run_starts_no_new_deletion() {
+    let log = RefCell::new(Vec::new());
+    let engine = FakeEngine::new(&log);
+    let plan = flat_plan(4);
+    let interrupt = Interrupt::default();
+    interrupt.set();
+    let execution = execute::execute(
+        &engine,
+        &plan,
+        2,
+        &interrupt,
+        scripted(&log, vec![Ok(all_open())]),
+    )
+    .await;
+    assert!(engine.removes().is_empty());
+    assert_eq!(execution.not_attempted, ids(&plan));
+    assert!(matches!(execution.stopped, Some(Stop::Interrupted { .. })));
+    let r = report(false, all_open(), plan, Some(execution));
+    assert_eq!(r.decision, Decision::Interrupted);
+    assert!(r.summary.starts_with("Interrupted by"), "{}", r.summary);
 }

@@ -255,6 +255,7 @@ fn pruned_report() -> Report {
         failed: vec![],
         not_attempted: vec![],
         stopped: None,
+        ..Execution::default()
     };
     let mut input = input(false, &snap, &images(), Some(execution), Some(disk(82)));
     input.wait = Some(WaitSummary {
@@ -293,6 +294,7 @@ fn partial_gate_closed_report() -> Report {
         failed: vec![],
         not_attempted: vec![id(9), id(1)],
         stopped: Some(Stop::GateClosed { gates: closed }),
+        ..Execution::default()
     };
     Report::new(input(
         false,
@@ -318,6 +320,7 @@ fn partial_daemon_lost_report() -> Report {
         }],
         not_attempted: vec![id(9), id(1)],
         stopped: Some(Stop::DaemonLost { error }),
+        ..Execution::default()
     };
     Report::new(input(false, &snap, &images(), Some(execution), None))
 }

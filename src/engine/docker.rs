@@ -118,6 +118,13 @@ impl Engine for DockerEngine {
         })
     }
 
+    async fn ping(&self) -> Result<(), EngineError> {
+        self.timed("GET /_ping", self.docker.ping())
+            .await?
+            .map(drop)
+            .map_err(self.fail("GET /_ping"))
+    }
+
     async fn images(&self) -> Result<Vec<Image>, EngineError> {
         let options = ListImagesOptionsBuilder::default().all(true).build();
         let images = self
@@ -308,7 +315,13 @@ impl Engine for DockerEngine {
             )
             .await?
         {
-            Ok(_) => Ok(RemoveOutcome::Removed),
+            Ok(items) => Ok(RemoveOutcome::Removed {
+                untagged_tags: items
+                    .into_iter()
+                    .filter_map(|item| item.untagged)
+                    .filter(|reference| !reference.contains('@'))
+                    .collect(),
+            }),
             Err(BollardError::DockerResponseServerError {
                 status_code: 409,
                 message,

@@ -21,7 +21,10 @@ pub struct EventWindow {
 /// What happened to one `DELETE /images/{id}`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RemoveOutcome {
-    Removed,
+    /// Deleted. `untagged_tags` lists the `name:tag` references Docker reported untagging on
+    /// the way (digest references, `name@sha256:…`, are not tags and are left out): non-empty
+    /// only when the image was tagged between the last look and the delete.
+    Removed { untagged_tags: Vec<String> },
     /// 409: the image is in use or referenced in a way that forbids a plain delete.
     Conflict(String),
     /// 404: somebody else removed it first.
@@ -92,6 +95,9 @@ pub trait Engine {
     /// Where the engine is, for messages.
     fn endpoint(&self) -> &str;
     async fn info(&self) -> Result<DaemonInfo, EngineError>;
+    /// `GET /_ping`: is the daemon there at all? Used after one request failed in transport,
+    /// to tell a lost daemon from one bad request.
+    async fn ping(&self) -> Result<(), EngineError>;
     /// Every image, including intermediate ones (`all=true`), so parents and children are known.
     async fn images(&self) -> Result<Vec<Image>, EngineError>;
     /// Every container in every state (`all=true`).
