@@ -49,26 +49,47 @@ pub fn check(probe: &DaemonProbe) -> Check {
                 probe.endpoint
             ),
         ),
-        Err(error) => Check::fail(NAME, error.to_string(), fix(error)),
+        Err(error) => {
+            let (problem, fix) = problem_and_fix(error);
+            Check::fail(NAME, problem, fix)
+        }
     }
 }
 
-fn fix(error: &EngineError) -> &'static str {
+/// What went wrong, and the one fix for it. An [`EngineError`]'s message ends with advice for
+/// the other commands; doctor puts its fix on the `fix:` line, so the detail is built from the
+/// error's fields without that advice, lest the report say the fix twice in different words.
+fn problem_and_fix(error: &EngineError) -> (String, &'static str) {
     match error {
-        EngineError::Unreachable { .. } => {
+        EngineError::Unreachable { endpoint, reason } => (
+            format!("cannot reach the Docker daemon at {endpoint}: {reason}"),
             "start dockerd (`systemctl start docker`), or point pruneguard at the daemon with \
-             -H/--host or DOCKER_HOST"
-        }
-        EngineError::PermissionDenied { .. } => {
-            "run pruneguard as root or as a user in the docker group"
-        }
-        EngineError::Timeout { .. } => {
-            "see `journalctl -u docker` for why the daemon is slow, or raise --api-timeout"
-        }
-        EngineError::BadHost { .. } => "use -H unix:///path/to/docker.sock or tcp://host:port",
-        EngineError::Api { .. } | EngineError::Protocol { .. } => {
-            "check that -H/DOCKER_HOST points at a Docker daemon, and see `journalctl -u docker`"
-        }
+             -H/--host or DOCKER_HOST",
+        ),
+        EngineError::PermissionDenied { endpoint } => (
+            format!("permission denied on the Docker socket {endpoint}"),
+            "run pruneguard as root or as a user in the docker group",
+        ),
+        EngineError::Timeout {
+            endpoint,
+            operation,
+            timeout_secs,
+        } => (
+            format!(
+                "the Docker daemon at {endpoint} did not answer {operation} within \
+                 {timeout_secs}s: it may be overloaded or hung"
+            ),
+            "see `journalctl -u docker` for why the daemon is slow, or raise --api-timeout",
+        ),
+        EngineError::BadHost { host, reason } => (
+            format!("unsupported Docker host {host:?}: {reason}"),
+            "use -H unix:///path/to/docker.sock or tcp://host:port",
+        ),
+        // These messages state the problem only.
+        EngineError::Api { .. } | EngineError::Protocol { .. } => (
+            error.to_string(),
+            "check that -H/DOCKER_HOST points at a Docker daemon, and see `journalctl -u docker`",
+        ),
     }
 }
 
@@ -96,5 +117,75 @@ mod tests {
             "Docker 20.10.24 (API ?) at unix:///run/docker.sock"
         );
         assert!(check.fix.is_empty());
+    }
+
+    /// Every failure, with a phrase only its fix uses: the text report (detail and `fix:`
+    /// line) says that fix once, and still says what went wrong.
+    #[test]
+    fn a_failing_daemon_says_its_fix_once() {
+        let endpoint = || "unix:///run/d.sock".to_string();
+        // (error, what went wrong, a phrase of the fix)
+        let table = [
+            (
+                EngineError::Unreachable {
+                    endpoint: endpoint(),
+                    reason: "there is no socket at /run/d.sock".into(),
+                },
+                "cannot reach the Docker daemon at unix:///run/d.sock: there is no socket",
+                "DOCKER_HOST",
+            ),
+            (
+                EngineError::PermissionDenied {
+                    endpoint: endpoint(),
+                },
+                "permission denied on the Docker socket unix:///run/d.sock",
+                "docker group",
+            ),
+            (
+                EngineError::Timeout {
+                    endpoint: endpoint(),
+                    operation: "GET /info",
+                    timeout_secs: 5,
+                },
+                "did not answer GET /info within 5s",
+                "journalctl -u docker",
+            ),
+            (
+                EngineError::BadHost {
+                    host: "ftp://x".into(),
+                    reason: "the scheme ftp is not supported".into(),
+                },
+                "unsupported Docker host \"ftp://x\": the scheme ftp is not supported",
+                "unix:///path/to/docker.sock",
+            ),
+            (
+                EngineError::Api {
+                    operation: "GET /info",
+                    status: 500,
+                    message: "boom".into(),
+                },
+                "answered GET /info with HTTP 500: boom",
+                "journalctl -u docker",
+            ),
+            (
+                EngineError::Protocol {
+                    operation: "GET /info",
+                    message: "not JSON".into(),
+                },
+                "unexpected answer from the Docker daemon to GET /info: not JSON",
+                "journalctl -u docker",
+            ),
+        ];
+        for (error, problem, fix_phrase) in table {
+            let check = check(&DaemonProbe {
+                endpoint: endpoint(),
+                info: Err(error),
+            });
+            assert_eq!(check.status, Status::Fail);
+            assert!(check.detail.contains(problem), "{check:?}");
+            assert!(check.fix.contains(fix_phrase), "{check:?}");
+            let text = crate::doctor::DoctorReport::new(vec![check]).to_text();
+            assert_eq!(text.matches(fix_phrase).count(), 1, "{text}");
+        }
     }
 }
