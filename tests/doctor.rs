@@ -15,20 +15,15 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+use pruneguard::doctor::CheckName;
 use serde_json::Value;
 use support::Sandbox;
 
 const NO_DAEMON: &str = "unix:///nonexistent.sock";
-const CHECK_NAMES: [&str; 8] = [
-    "config",
-    "daemon",
-    "data_root",
-    "registry_auth",
-    "registry_auth_file_mode",
-    "prune_timers",
-    "policy",
-    "state_dir",
-];
+/// Every check's name, in report order.
+fn check_names() -> Vec<&'static str> {
+    CheckName::ALL.iter().map(|name| name.as_str()).collect()
+}
 
 /// A private world for one doctor run: Docker client config, unit dirs, state dir.
 struct World {
@@ -171,7 +166,7 @@ fn run_json(cmd: Command) -> (Run, Value) {
             check["name"].as_str().expect("name")
         })
         .collect();
-    assert_eq!(names, CHECK_NAMES, "every check, in order");
+    assert_eq!(names, check_names(), "every check, in order");
     assert_eq!(
         json["healthy"].as_bool().expect("healthy"),
         run.code == 0,
@@ -236,7 +231,7 @@ fn unreachable_daemon_fails_and_the_other_checks_still_run() {
         "{}",
         text.stdout
     );
-    for name in CHECK_NAMES {
+    for name in check_names() {
         text_line(&text.stdout, name);
     }
     assert_eq!(
@@ -625,7 +620,7 @@ fn healthy_host_passes_with_exit_0() {
         json_run.stdout, json_run.stderr
     );
     assert_eq!(json["healthy"], true);
-    for name in CHECK_NAMES {
+    for name in check_names() {
         assert_eq!(status(&json, name), "ok", "{name}: {json}");
     }
     let daemon = detail(&json, "daemon");
@@ -699,7 +694,10 @@ fn data_root_on_tmpfs_fails() {
         root["fix"].as_str().expect("fix").contains("data-root"),
         "{root}"
     );
-    for name in CHECK_NAMES.iter().filter(|name| **name != "data_root") {
+    for name in check_names()
+        .into_iter()
+        .filter(|name| *name != "data_root")
+    {
         assert_eq!(status(&json, name), "ok", "{name}: {json}");
     }
 
