@@ -31,40 +31,82 @@ pub enum KeptReason {
     HasChildren,
     /// Created less than `min_age` ago, in the future (clock skew), or at an unknown time.
     TooYoung,
+    /// Its ID is not `sha256:` + 64 lowercase hex digits: nothing is ever sent for it.
+    MalformedId,
+    /// The daemon listed its ID more than once (and no copy is tagged): odd data, so kept.
+    Duplicated,
+    /// Its parent link names an image that is not in the list (or is malformed).
+    UnknownParent,
+    /// Eligible, but some container's image could not be resolved to an image ID, so no
+    /// image can be shown to be unused (see `Plan::unresolved_containers`).
+    UnresolvedContainer,
 }
 
+/// Kept images by reason (counts, or Docker's bytes).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct KeptCounts {
     pub tagged: u64,
     pub in_use: u64,
     pub too_young: u64,
     pub has_children: u64,
+    pub malformed_id: u64,
+    pub duplicated: u64,
+    pub unknown_parent: u64,
+    pub unresolved_container: u64,
 }
 
 impl KeptReason {
-    /// The name used in reports (`tagged`, `in_use`, `has_children`, `too_young`).
+    pub const ALL: [Self; 8] = [
+        Self::Tagged,
+        Self::InUse,
+        Self::TooYoung,
+        Self::HasChildren,
+        Self::MalformedId,
+        Self::Duplicated,
+        Self::UnknownParent,
+        Self::UnresolvedContainer,
+    ];
+
+    /// The name used in reports (`tagged`, `in_use`, `has_children`, `too_young`, …).
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Tagged => "tagged",
             Self::InUse => "in_use",
             Self::HasChildren => "has_children",
             Self::TooYoung => "too_young",
+            Self::MalformedId => "malformed_id",
+            Self::Duplicated => "duplicated",
+            Self::UnknownParent => "unknown_parent",
+            Self::UnresolvedContainer => "unresolved_container",
         }
     }
 }
 
 impl KeptCounts {
-    fn add(&mut self, reason: KeptReason) {
+    pub fn add(&mut self, reason: KeptReason, amount: u64) {
+        *self.slot(reason) += amount;
+    }
+
+    pub fn get(&self, reason: KeptReason) -> u64 {
+        let mut copy = *self;
+        *copy.slot(reason)
+    }
+
+    fn slot(&mut self, reason: KeptReason) -> &mut u64 {
         match reason {
-            KeptReason::Tagged => self.tagged += 1,
-            KeptReason::InUse => self.in_use += 1,
-            KeptReason::HasChildren => self.has_children += 1,
-            KeptReason::TooYoung => self.too_young += 1,
+            KeptReason::Tagged => &mut self.tagged,
+            KeptReason::InUse => &mut self.in_use,
+            KeptReason::HasChildren => &mut self.has_children,
+            KeptReason::TooYoung => &mut self.too_young,
+            KeptReason::MalformedId => &mut self.malformed_id,
+            KeptReason::Duplicated => &mut self.duplicated,
+            KeptReason::UnknownParent => &mut self.unknown_parent,
+            KeptReason::UnresolvedContainer => &mut self.unresolved_container,
         }
     }
 
     pub fn total(&self) -> u64 {
-        self.tagged + self.in_use + self.too_young + self.has_children
+        KeptReason::ALL.iter().map(|reason| self.get(*reason)).sum()
     }
 }
 
@@ -97,6 +139,18 @@ pub struct Plan {
     /// Every kept image with its reason (for `plan`'s full reasoning and debug logs).
     #[serde(skip)]
     pub kept_images: Vec<Kept>,
+    /// Containers whose image could not be resolved to an image ID: while there is one, no
+    /// image is planned (it might be the one that container uses).
+    pub unresolved_containers: Vec<UnresolvedContainer>,
+}
+
+/// A container whose image reference matches no image ID, tag or ID prefix in the list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UnresolvedContainer {
+    pub id: String,
+    pub name: String,
+    /// The image reference as the daemon listed it (may be empty).
+    pub image: String,
 }
 
 impl Plan {
@@ -119,36 +173,59 @@ impl Plan {
 }
 
 /// Decides what to remove. `now` is passed in; nothing here reads a clock.
+///
+/// Doubt means keep: a malformed ID, an ID listed twice, a parent link that does not resolve,
+/// or a container whose image cannot be resolved keeps images rather than risking one in use.
 pub fn plan(
     images: &[Image],
     containers: &[Container],
     min_age: Duration,
     now: DateTime<Utc>,
 ) -> Plan {
-    let used: HashSet<&str> = containers
-        .iter()
-        .map(|container| container.image_id.as_str())
-        .collect();
+    let (used, unresolved_containers) = resolve_containers(containers, images);
+    let any_unresolved = !unresolved_containers.is_empty();
     let min_age = chrono::Duration::from_std(min_age).unwrap_or(chrono::Duration::MAX);
-
-    // Reason an image cannot go on its own account; `None` means eligible.
-    let own_reason = |image: &Image| -> Option<KeptReason> {
+    let mut listed: HashMap<&str, usize> = HashMap::new();
+    let mut tagged: HashSet<&str> = HashSet::new();
+    for image in images {
+        *listed.entry(image.id.as_str()).or_default() += 1;
         if !image.is_dangling() {
-            Some(KeptReason::Tagged)
-        } else if used.contains(image.id.as_str()) {
-            Some(KeptReason::InUse)
-        } else {
-            match image.created {
-                Some(created) if created <= now && now - created >= min_age => None,
-                _ => Some(KeptReason::TooYoung),
-            }
+            tagged.insert(image.id.as_str());
         }
-    };
-
+    }
     let by_id: HashMap<&str, &Image> = images
         .iter()
         .map(|image| (image.id.as_str(), image))
         .collect();
+
+    // Reason an image cannot go on its own account; `None` means eligible.
+    let own_reason = |image: &Image| -> Option<KeptReason> {
+        let parent_resolves = image
+            .parent_id
+            .as_deref()
+            .is_none_or(|parent| is_image_id(parent) && by_id.contains_key(parent));
+        if !is_image_id(&image.id) {
+            Some(KeptReason::MalformedId)
+        } else if tagged.contains(image.id.as_str()) {
+            Some(KeptReason::Tagged)
+        } else if listed[image.id.as_str()] > 1 {
+            Some(KeptReason::Duplicated)
+        } else if used.contains(image.id.as_str()) {
+            Some(KeptReason::InUse)
+        } else if !parent_resolves {
+            Some(KeptReason::UnknownParent)
+        } else if !image
+            .created
+            .is_some_and(|created| created <= now && now - created >= min_age)
+        {
+            Some(KeptReason::TooYoung)
+        } else if any_unresolved {
+            Some(KeptReason::UnresolvedContainer)
+        } else {
+            None
+        }
+    };
+
     let mut child_count: HashMap<&str, usize> = HashMap::new();
     for image in images {
         if let Some(parent) = image
@@ -194,8 +271,16 @@ pub fn plan(
         wave += 1;
     }
 
-    let mut result = Plan::default();
+    let mut result = Plan {
+        unresolved_containers,
+        ..Plan::default()
+    };
+    let mut seen: HashSet<&str> = HashSet::new();
     for image in images {
+        // An ID listed twice is one image: counted and listed once.
+        if !seen.insert(image.id.as_str()) {
+            continue;
+        }
         if let Some(&wave) = wave_of.get(image.id.as_str()) {
             // Candidates are eligible, so their creation time is known.
             let Some(created) = image.created else {
@@ -210,7 +295,7 @@ pub fn plan(
             });
         } else {
             let reason = own_reason(image).unwrap_or(KeptReason::HasChildren);
-            result.kept.add(reason);
+            result.kept.add(reason, 1);
             result.kept_images.push(Kept {
                 id: image.id.clone(),
                 reason,
@@ -239,4 +324,83 @@ fn candidate_reason(
         reason.push_str(&format!(" (parent {})", short_id(parent)));
     }
     reason
+}
+
+/// `sha256:` and 64 lowercase hex digits: the only image ID pruneguard plans or sends.
+pub fn is_image_id(id: &str) -> bool {
+    id.strip_prefix("sha256:").is_some_and(|hex| {
+        hex.len() == 64
+            && hex
+                .bytes()
+                .all(|byte| matches!(byte, b'0'..=b'9' | b'a'..=b'f'))
+    })
+}
+
+/// The image IDs containers use, and the containers whose image matches nothing.
+fn resolve_containers(
+    containers: &[Container],
+    images: &[Image],
+) -> (HashSet<String>, Vec<UnresolvedContainer>) {
+    let mut used = HashSet::new();
+    let mut unresolved = Vec::new();
+    for container in containers {
+        let matches = resolve_image_ref(&container.image_id, images);
+        if matches.is_empty() {
+            unresolved.push(UnresolvedContainer {
+                id: short_id(&container.id).to_string(),
+                name: container.name.clone(),
+                image: container.image_id.clone(),
+            });
+        }
+        used.extend(matches);
+    }
+    (used, unresolved)
+}
+
+/// Every image a container's image reference may mean: a full ID in any case, with or without
+/// `sha256:` (used even when not listed); else each image whose ID starts with it or that
+/// carries it as a tag. Ambiguity protects every match; no match is unresolved.
+fn resolve_image_ref(reference: &str, images: &[Image]) -> Vec<String> {
+    let reference = reference.trim();
+    if reference.is_empty() {
+        return Vec::new();
+    }
+    let lower = reference.to_ascii_lowercase();
+    let hex = lower.strip_prefix("sha256:").unwrap_or(&lower);
+    let full = format!("sha256:{hex}");
+    if is_image_id(&full) {
+        return vec![full];
+    }
+    let is_hex_prefix = !hex.is_empty() && hex.bytes().all(|byte| byte.is_ascii_hexdigit());
+    let name = normal_reference(reference);
+    let mut matches: Vec<String> = images
+        .iter()
+        .filter(|image| {
+            (is_hex_prefix && image.id.to_ascii_lowercase().starts_with(&full))
+                || image
+                    .repo_tags
+                    .iter()
+                    .any(|tag| normal_reference(tag) == name)
+        })
+        .map(|image| image.id.clone())
+        .collect();
+    matches.sort();
+    matches.dedup();
+    matches
+}
+
+/// `busybox`, `busybox:latest`, `library/busybox` and `docker.io/library/busybox:latest` all
+/// name one image.
+fn normal_reference(reference: &str) -> String {
+    let name = reference.strip_prefix("docker.io/").unwrap_or(reference);
+    let name = name.strip_prefix("library/").unwrap_or(name);
+    let has_tag = name
+        .rsplit('/')
+        .next()
+        .is_some_and(|last| last.contains(':') || last.contains('@'));
+    if has_tag {
+        name.to_string()
+    } else {
+        format!("{name}:latest")
+    }
 }

@@ -15,7 +15,7 @@ use crate::execute::{Execution, Failed, Removed, Skipped, Stop, TagsLost};
 use crate::gates::{GateName, GateVerdict};
 use crate::human::{human_bytes, human_seconds, short_id};
 use crate::model::DiskUsage;
-use crate::plan::{Candidate, Kept, KeptCounts, KeptReason, Plan};
+use crate::plan::{Candidate, Kept, KeptCounts, KeptReason, Plan, UnresolvedContainer};
 
 /// Bumped only when a field is removed or changes meaning; new fields do not bump it.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -62,16 +62,6 @@ pub struct WaitSummary {
     pub ended: WaitEnd,
 }
 
-/// Bytes Docker reports for the images kept, by reason (sizes overlap where images share
-/// layers, so these are upper bounds of what each group holds).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct KeptBytes {
-    pub tagged: u64,
-    pub in_use: u64,
-    pub too_young: u64,
-    pub has_children: u64,
-}
-
 /// The report of one `run` or `plan`. Field names are a public contract
 /// (docs/report-schema.md, pinned by a snapshot test).
 #[derive(Debug, Clone, Serialize)]
@@ -95,7 +85,11 @@ pub struct Report {
     pub outcome_unknown: Vec<Failed>,
     pub not_attempted: Vec<String>,
     pub kept: KeptCounts,
-    pub kept_bytes: KeptBytes,
+    /// Docker's bytes of the kept images, by reason (sizes overlap where images share layers,
+    /// so these are upper bounds of what each group holds).
+    pub kept_bytes: KeptCounts,
+    /// Containers whose image could not be resolved: while there is one, nothing is planned.
+    pub unresolved_containers: Vec<UnresolvedContainer>,
     /// Filesystem bytes freed, measured on the disk gate's filesystem before and after.
     pub reclaimed_bytes: u64,
     /// Sum of Docker's size of the removed images (overlaps where layers are shared).
@@ -153,12 +147,10 @@ impl Report {
             (Some(before), Some(after)) => before.used_bytes.saturating_sub(after.used_bytes),
             _ => 0,
         };
-        let kept_bytes = KeptBytes {
-            tagged: plan.kept_bytes(KeptReason::Tagged),
-            in_use: plan.kept_bytes(KeptReason::InUse),
-            too_young: plan.kept_bytes(KeptReason::TooYoung),
-            has_children: plan.kept_bytes(KeptReason::HasChildren),
-        };
+        let mut kept_bytes = KeptCounts::default();
+        for reason in KeptReason::ALL {
+            kept_bytes.add(reason, plan.kept_bytes(reason));
+        }
         let mut report = Self {
             schema_version: SCHEMA_VERSION,
             pruneguard_version: env!("CARGO_PKG_VERSION"),
@@ -181,6 +173,7 @@ impl Report {
             not_attempted: execution.not_attempted,
             kept: plan.kept,
             kept_bytes,
+            unresolved_containers: plan.unresolved_containers,
             reclaimed_bytes,
             disk,
             disk_after,
@@ -311,6 +304,17 @@ impl Report {
     /// things an operator must act on.
     fn attention(&self) -> String {
         let mut text = String::new();
+        if !self.unresolved_containers.is_empty() {
+            let containers: Vec<String> = self
+                .unresolved_containers
+                .iter()
+                .map(|container| format!("{} ({:?})", container.name, container.image))
+                .collect();
+            text.push_str(&format!(
+                " No image was planned: the image of container(s) {} matches no image ID, tag or ID prefix, so no image can be shown unused; inspect or remove those containers.",
+                containers.join(", ")
+            ));
+        }
         if !self.tags_lost.is_empty() {
             let tags: Vec<&str> = self
                 .tags_lost
@@ -455,6 +459,27 @@ impl Report {
             kept.has_children,
             human_bytes(self.kept_bytes.has_children)
         );
+        // Kept because the daemon's data was odd: shown only when there are any.
+        let doubtful: Vec<String> = [
+            KeptReason::MalformedId,
+            KeptReason::Duplicated,
+            KeptReason::UnknownParent,
+            KeptReason::UnresolvedContainer,
+        ]
+        .into_iter()
+        .filter(|reason| kept.get(*reason) > 0)
+        .map(|reason| {
+            format!(
+                "{} {} ({})",
+                kept.get(reason),
+                reason.as_str().replace('_', " "),
+                human_bytes(self.kept_bytes.get(reason))
+            )
+        })
+        .collect();
+        if !doubtful.is_empty() {
+            let _ = writeln!(out, "Kept in doubt: {}", doubtful.join(", "));
+        }
         if verbose {
             for image in &self.kept_images {
                 let _ = writeln!(

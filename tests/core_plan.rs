@@ -354,7 +354,8 @@ fn grandparent_of_a_staying_image_is_kept_too() {
             tagged: 1,
             in_use: 0,
             too_young: 0,
-            has_children: 2
+            has_children: 2,
+            ..KeptCounts::default()
         }
     );
 }
@@ -401,11 +402,13 @@ fn tagged_or_in_use_parent_stays_while_its_dangling_child_goes() {
 }
 
 #[test]
-fn parent_not_in_the_image_list_is_ignored() {
-    // The parent was removed already (or is not listed): the child is still a leaf candidate.
+fn parent_not_in_the_image_list_keeps_the_child() {
+    // A parent link that resolves to nothing is odd data (Podman's unprefixed ParentId made
+    // every link look like this): doubt means keep.
     let images = [dangling(2, Some(99), 3 * DAY)];
     let plan = run(&images, &[]);
-    assert_eq!(candidate_ids(&plan), vec![id(2)]);
+    assert!(plan.candidates.is_empty());
+    assert_eq!(kept_reason(&plan, 2), Some(KeptReason::UnknownParent));
 }
 
 #[test]
@@ -449,7 +452,8 @@ fn kept_counts_and_bytes_add_up() {
             tagged: 3,
             in_use: 1,
             too_young: 2,
-            has_children: 1
+            has_children: 1,
+            ..KeptCounts::default()
         }
     );
     assert_eq!(candidate_ids(&plan), vec![id(8)]);

@@ -383,7 +383,10 @@ mod tests {
     }
 
     #[test]
-    #[expect(clippy::too_many_lines, reason = "one table, a row per kind of client config")]
+    #[expect(
+        clippy::too_many_lines,
+        reason = "one table, a row per kind of client config"
+    )]
     fn docker_config_variants() {
         let auth = b64(&format!("ci-bot:{SECRET}"));
         // (config.json, expected status, text the detail must contain)
