@@ -10,7 +10,7 @@ use clap::CommandFactory as _;
 use tracing::{debug, info, warn};
 
 use crate::cli::{Cli, Command, OutputFormat, RunArgs, StatusArgs};
-use crate::config::{ConfigError, Settings};
+use crate::config::{ConfigError, Mode, Settings};
 use crate::disk;
 use crate::engine::{DockerEngine, Engine};
 use crate::execute::{self, Recheck};
@@ -33,7 +33,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Doctor(args) => crate::doctor::run(&args).await,
         Command::Config(args) => {
             let settings = Settings::resolve(&args)?;
-            print(&settings.to_toml())?;
+            print(&settings.effective())?;
             Ok(Outcome::Success)
         }
         Command::Status(args) => status(&args),
@@ -65,8 +65,9 @@ fn print(text: &str) -> anyhow::Result<()> {
 
 /// `run` and `plan`: gather, decide, act (unless dry), report.
 async fn prune(args: &RunArgs, dry_run: bool, verbose_plan: bool) -> anyhow::Result<Outcome> {
-    let mut settings = Settings::resolve(args)?;
-    settings.dry_run = dry_run;
+    let mode = if verbose_plan { Mode::Plan } else { Mode::Run };
+    let settings = Settings::resolve_for(args, mode)?;
+    let dry_run = dry_run || settings.dry_run;
     let started = Instant::now();
     let started_at = Utc::now();
     // A dry run changes nothing, so it may run beside a real one.
@@ -75,7 +76,7 @@ async fn prune(args: &RunArgs, dry_run: bool, verbose_plan: bool) -> anyhow::Res
     } else {
         Some(RunLock::acquire(&settings.state_dir)?)
     };
-    let engine = DockerEngine::connect(settings.host.as_deref(), settings.api_timeout).await?;
+    let engine = DockerEngine::connect(&settings.host, settings.api_timeout).await?;
     info!(endpoint = engine.endpoint(), dry_run, "gathering");
 
     let (snapshot, verdicts, wait) = wait_for_gates(&engine, &settings).await?;
@@ -307,10 +308,7 @@ fn persist(settings: &Settings, report: &mut Report) {
 
 /// `status`: a summary of the last run's report in the state directory.
 fn status(args: &StatusArgs) -> anyhow::Result<Outcome> {
-    let dir = args
-        .state_dir
-        .clone()
-        .unwrap_or_else(|| crate::config::DEFAULT_STATE_DIR.into());
+    let dir = Settings::resolve_state_dir(args)?;
     let path = dir.join(LAST_RUN_FILE);
     let text = match std::fs::read_to_string(&path) {
         Ok(text) => text,

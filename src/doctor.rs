@@ -362,18 +362,12 @@ pub fn config_check(
 
 /// Connects and reads `/info`. Returns the endpoint as pruneguard names it.
 async fn probe_daemon(settings: &Settings) -> (String, Result<DaemonInfo, EngineError>) {
-    match DockerEngine::connect(settings.host.as_deref(), settings.api_timeout).await {
+    match DockerEngine::connect(&settings.host, settings.api_timeout).await {
         Ok(engine) => {
             let info = engine.info().await;
             (engine.endpoint().to_string(), info)
         }
-        Err(error) => (
-            settings
-                .host
-                .clone()
-                .unwrap_or_else(|| "the default socket".to_string()),
-            Err(error),
-        ),
+        Err(error) => (settings.host.to_string(), Err(error)),
     }
 }
 
