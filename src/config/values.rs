@@ -90,7 +90,7 @@ pub fn boolean(text: &str) -> Result<bool, String> {
 }
 
 /// A duration as the README writes it: the largest unit that divides it exactly (`24h`,
-/// `10m`, `30s`, `7d`, `1500ms`). Days only from two days up, so a day stays `24h`.
+/// `10m`, `30s`, `7d`, `1500ms`). Days only from a week up, so `24h` and `48h` stay as written.
 pub fn format_duration(duration: Duration) -> String {
     const DAY: u128 = 86_400 * NANOS_PER_SECOND;
     const NANOS_PER_SECOND: u128 = 1_000_000_000;
@@ -98,7 +98,7 @@ pub fn format_duration(duration: Duration) -> String {
     if nanos == 0 {
         return "0s".to_string();
     }
-    if nanos % DAY == 0 && nanos >= 2 * DAY {
+    if nanos % DAY == 0 && nanos >= 7 * DAY {
         return format!("{}d", nanos / DAY);
     }
     for (unit, size) in [
@@ -126,7 +126,8 @@ mod tests {
             (Duration::from_secs(24 * 3600), "24h"),
             (Duration::from_secs(36 * 3600), "36h"),
             (Duration::from_secs(7 * 86_400), "7d"),
-            (Duration::from_secs(2 * 86_400), "2d"),
+            (Duration::from_secs(2 * 86_400), "48h"),
+            (Duration::from_secs(30 * 86_400), "30d"),
             (Duration::from_secs(600), "10m"),
             (Duration::from_secs(90 * 60), "90m"),
             (Duration::from_secs(30), "30s"),

@@ -132,7 +132,7 @@ fn effective_round_trips_every_source_and_awkward_text() {
     );
     let env = Environment::from_pairs([
         ("PRUNEGUARD_MIN_AGE", "7d"),
-        ("PRUNEGUARD_WORKLOAD_STALE_LOCK_AFTER", "2d"),
+        ("PRUNEGUARD_WORKLOAD_STALE_LOCK_AFTER", "14d"),
         ("PRUNEGUARD_OUTPUT", "json"),
     ]);
     let args = RunArgs {
@@ -149,7 +149,7 @@ fn effective_round_trips_every_source_and_awkward_text() {
         "host = \"tcp://[::1]:2376\"",
         "api_timeout = \"90s\"",
         "min_age = \"7d\"",
-        "stale_lock_after = \"2d\"",
+        "stale_lock_after = \"14d\"",
         "format = \"json\"",
     ] {
         assert!(toml.contains(line), "{line} in\n{toml}");
