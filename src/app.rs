@@ -36,7 +36,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Doctor(args) => crate::doctor::run(&args).await,
         Command::Config(args) => {
             let settings = Settings::resolve(&args)?;
-            print(settings.to_toml().as_bytes())?;
+            print(settings.effective().as_bytes())?;
             Ok(Outcome::Success)
         }
         Command::Status(args) => status(&args),
@@ -71,13 +71,10 @@ fn print(bytes: &[u8]) -> anyhow::Result<()> {
 
 /// `run` and `plan`: gather, decide, act (unless dry), report.
 async fn prune(args: &RunArgs, mode: Mode) -> anyhow::Result<Outcome> {
-    let settings = Settings::resolve(args)?;
-    let dry_run = mode == Mode::Plan || settings.dry_run;
-    // A plan is looked at by a person: it waits only when its own command line asks to.
-    let wait = match mode {
-        Mode::Run => settings.policy.gates.wait,
-        Mode::Plan => args.wait_for_gates.unwrap_or_default(),
-    };
+    // A plan never deletes, and waits only when its own command line asks it to.
+    let settings = Settings::resolve_for(args, mode)?;
+    let dry_run = settings.dry_run;
+    let wait = settings.policy.gates.wait;
     let started = Instant::now();
     let started_at = Utc::now();
     let signals = Signals::install()?;
@@ -87,7 +84,7 @@ async fn prune(args: &RunArgs, mode: Mode) -> anyhow::Result<Outcome> {
     } else {
         Some(RunLock::acquire(&settings.state_dir)?)
     };
-    let engine = DockerEngine::connect(settings.host.as_deref(), settings.api_timeout).await?;
+    let engine = DockerEngine::connect(&settings.host, settings.api_timeout).await?;
     info!(endpoint = engine.endpoint(), dry_run, "gathering");
 
     // Gathering only reads, so a signal may abandon it at once; a waiting run ends its wait
@@ -253,10 +250,7 @@ fn persist(settings: &Settings, report: &mut Report) {
 
 /// `status`: a summary of the last run's report in the state directory.
 fn status(args: &StatusArgs) -> anyhow::Result<Outcome> {
-    let dir = args
-        .state_dir
-        .clone()
-        .unwrap_or_else(|| crate::config::DEFAULT_STATE_DIR.into());
+    let dir = Settings::resolve_state_dir(args)?;
     let last = LastRunFile::read(&dir)?;
     match args.output {
         OutputFormat::Json => print(last.text.as_bytes())?,

@@ -56,11 +56,19 @@ pub enum Command {
     Man,
 }
 
-/// Flags shared by `run`, `plan`, `doctor` and `config`.
+/// Flags shared by `run`, `plan`, `doctor` and `config`. Each names the environment variable
+/// and the config key it overrides; `config::Settings` reads those (clap reads no environment,
+/// so one place decides precedence).
 #[derive(Debug, Clone, Default, Args)]
+#[expect(
+    clippy::doc_markdown,
+    reason = "these comments are --help text: `[env: NAME] [key: a.b]` would print the backticks"
+)]
 pub struct RunArgs {
     /// Config file (TOML). Default: /etc/pruneguard/config.toml, used only if it exists.
-    #[arg(long, value_name = "PATH", env = "PRUNEGUARD_CONFIG")]
+    ///
+    /// [env: PRUNEGUARD_CONFIG]
+    #[arg(long, value_name = "PATH")]
     pub config: Option<PathBuf>,
 
     /// Ignore every config file; use defaults, environment and flags only.
@@ -68,15 +76,21 @@ pub struct RunArgs {
     pub no_config: bool,
 
     /// Docker daemon to talk to (<unix:///var/run/docker.sock>, <tcp://host:2375>).
-    #[arg(short = 'H', long, value_name = "URL", env = "DOCKER_HOST")]
+    ///
+    /// [env: DOCKER_HOST] [key: engine.host]
+    #[arg(short = 'H', long, value_name = "URL")]
     pub host: Option<String>,
 
     /// Report format on stdout.
-    #[arg(long, value_enum, value_name = "FORMAT", env = "PRUNEGUARD_OUTPUT")]
+    ///
+    /// [env: PRUNEGUARD_OUTPUT] [key: output.format]
+    #[arg(long, value_enum, value_name = "FORMAT")]
     pub output: Option<OutputFormat>,
 
     /// Where the run lock and the last run's report live [default: /var/lib/pruneguard].
-    #[arg(long, value_name = "PATH", env = "PRUNEGUARD_STATE_DIR")]
+    ///
+    /// [env: PRUNEGUARD_STATE_DIR] [key: state.dir]
+    #[arg(long, value_name = "PATH")]
     pub state_dir: Option<PathBuf>,
 
     /// Decide and report, but delete nothing.
@@ -84,71 +98,130 @@ pub struct RunArgs {
     pub dry_run: bool,
 
     /// Only images created at least this long ago are candidates [default: 24h].
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration, env = "PRUNEGUARD_MIN_AGE")]
+    ///
+    /// [env: PRUNEGUARD_MIN_AGE] [key: policy.min_age]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub min_age: Option<Duration>,
 
     /// The disk gate opens at this Use% of the data root's filesystem [default: 80].
-    #[arg(long, value_name = "PERCENT", value_parser = clap::value_parser!(u8).range(0..=100),
-          env = "PRUNEGUARD_DISK_THRESHOLD")]
+    ///
+    /// [env: PRUNEGUARD_DISK_THRESHOLD] [key: gates.disk.threshold_percent]
+    #[arg(long, value_name = "PERCENT", value_parser = clap::value_parser!(u8).range(0..=100))]
     pub disk_threshold: Option<u8>,
 
-    /// Measure this path's filesystem instead of the daemon's data root.
-    #[arg(long, value_name = "PATH", env = "PRUNEGUARD_DISK_PATH")]
+    /// The disk gate also opens at this inode Use% [default: inodes not checked].
+    ///
+    /// [env: PRUNEGUARD_DISK_INODE_THRESHOLD] [key: gates.disk.inode_threshold_percent]
+    #[arg(long, value_name = "PERCENT", value_parser = clap::value_parser!(u8).range(0..=100))]
+    pub disk_inode_threshold: Option<u8>,
+
+    /// Measure this path's filesystem instead of the daemon's data root [default: auto, the
+    /// data root].
+    ///
+    /// [env: PRUNEGUARD_DISK_PATH] [key: gates.disk.path]
+    #[arg(long, value_name = "PATH")]
     pub disk_path: Option<PathBuf>,
 
-    /// The quiet gate stays closed this long after a pull/load/import/tag or container
-    /// create; 0 disables it [default: 10m].
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration, env = "PRUNEGUARD_QUIET_PERIOD")]
+    /// The quiet gate stays closed this long after a pull/load/import/tag or container create; 0
+    /// disables it [default: 10m].
+    ///
+    /// [env: PRUNEGUARD_QUIET_PERIOD] [key: gates.quiet.period]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub quiet_period: Option<Duration>,
 
-    /// A stack or compose project glob whose live containers (or services) close the
-    /// workload gate. Repeatable; replaces the config file's list.
+    /// A stack or compose project glob whose live containers (or services) close the workload gate.
+    /// Repeatable; replaces the config file's list.
+    ///
+    /// [key: gates.workload.stacks]
     #[arg(long = "workload-stack", value_name = "GLOB")]
     pub workload_stacks: Vec<String>,
 
     /// A `key` or `key=value` label selector on containers and services. Repeatable.
+    ///
+    /// [key: gates.workload.labels]
     #[arg(long = "workload-label", value_name = "SELECTOR")]
     pub workload_labels: Vec<String>,
 
     /// A container name glob. Repeatable.
+    ///
+    /// [key: gates.workload.containers]
     #[arg(long = "workload-container", value_name = "GLOB")]
     pub workload_containers: Vec<String>,
 
     /// A lock file; while it exists the workload gate is closed. Repeatable.
+    ///
+    /// [key: gates.workload.lock_files]
     #[arg(long = "workload-lock-file", value_name = "PATH")]
     pub workload_lock_files: Vec<PathBuf>,
 
+    /// A lock file older than this is reported as stale (it still closes the gate) [default: 6h].
+    ///
+    /// [env: PRUNEGUARD_WORKLOAD_STALE_LOCK_AFTER] [key: gates.workload.stale_lock_after]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub workload_stale_lock_after: Option<Duration>,
+
     /// Do not evaluate the swarm gate (reported as disabled).
+    ///
+    /// [env: PRUNEGUARD_NO_SWARM_GATE] [key: gates.swarm.enabled]
     #[arg(long)]
     pub no_swarm_gate: bool,
 
-    /// A swarm service or task converging longer than this counts as stuck and no longer
-    /// blocks pruning [default: 30m].
+    /// A swarm service or task converging longer than this counts as stuck and no longer blocks
+    /// pruning [default: 30m].
+    ///
+    /// [env: PRUNEGUARD_SWARM_STUCK_AFTER] [key: gates.swarm.stuck_after]
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub swarm_stuck_after: Option<Duration>,
 
-    /// While the disk gate is open but another gate is closed, re-check for up to this long
-    /// instead of skipping [default: 0s, no wait].
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration, env = "PRUNEGUARD_WAIT_FOR_GATES")]
+    /// While the disk gate is open but another gate is closed, re-check for up to this long instead
+    /// of skipping [default: 0s, no wait]. A plan waits only when given this flag.
+    ///
+    /// [env: PRUNEGUARD_WAIT_FOR_GATES] [key: gates.wait]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub wait_for_gates: Option<Duration>,
 
     /// How often to re-check the gates while waiting [default: 30s].
+    ///
+    /// [env: PRUNEGUARD_WAIT_INTERVAL] [key: gates.wait_interval]
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub wait_interval: Option<Duration>,
 
-    /// Give up on a Docker API request after this long [default: 30s].
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration, env = "PRUNEGUARD_API_TIMEOUT")]
+    /// Give up on a Docker API request after this long; at least 1s [default: 30s].
+    ///
+    /// [env: PRUNEGUARD_API_TIMEOUT] [key: engine.api_timeout]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub api_timeout: Option<Duration>,
 
     /// Write `node_exporter` textfile metrics here after a run (atomically).
-    #[arg(long, value_name = "PATH", env = "PRUNEGUARD_METRICS_FILE")]
+    ///
+    /// [env: PRUNEGUARD_METRICS_FILE] [key: output.metrics_file]
+    #[arg(long, value_name = "PATH")]
     pub metrics_file: Option<PathBuf>,
 }
 
-#[derive(Debug, Clone, Args)]
+/// Flags of `status`. The state directory is resolved as a run resolves it (flag,
+/// environment, config file, default).
+#[derive(Debug, Clone, Default, Args)]
+#[expect(
+    clippy::doc_markdown,
+    reason = "these comments are --help text: `[env: NAME] [key: a.b]` would print the backticks"
+)]
 pub struct StatusArgs {
+    /// Config file (TOML) whose `state.dir` to read. Default: /etc/pruneguard/config.toml, used
+    /// only if it exists.
+    ///
+    /// [env: PRUNEGUARD_CONFIG]
+    #[arg(long, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+
+    /// Ignore every config file.
+    #[arg(long)]
+    pub no_config: bool,
+
     /// Where the last run's report lives [default: /var/lib/pruneguard].
-    #[arg(long, value_name = "PATH", env = "PRUNEGUARD_STATE_DIR")]
+    ///
+    /// [env: PRUNEGUARD_STATE_DIR] [key: state.dir]
+    #[arg(long, value_name = "PATH")]
     pub state_dir: Option<PathBuf>,
 
     /// Summary format on stdout.

@@ -13,8 +13,9 @@ use crate::plan::Plan;
 
 /// The command that gathers and decides: `run` acts (unless `--dry-run`), `plan` never does
 /// and shows its full reasoning.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Mode {
+    #[default]
     Run,
     Plan,
 }

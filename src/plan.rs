@@ -183,48 +183,15 @@ pub fn plan(
     now: DateTime<Utc>,
 ) -> Plan {
     let (used, unresolved_containers) = resolve_containers(containers, images);
-    let any_unresolved = !unresolved_containers.is_empty();
-    let min_age = chrono::Duration::from_std(min_age).unwrap_or(chrono::Duration::MAX);
-    let mut listed: HashMap<&str, usize> = HashMap::new();
-    let mut tagged: HashSet<&str> = HashSet::new();
-    for image in images {
-        *listed.entry(image.id.as_str()).or_default() += 1;
-        if !image.is_dangling() {
-            tagged.insert(image.id.as_str());
-        }
-    }
-    let by_id: HashMap<&str, &Image> = images
-        .iter()
-        .map(|image| (image.id.as_str(), image))
-        .collect();
-
-    // Reason an image cannot go on its own account; `None` means eligible.
-    let own_reason = |image: &Image| -> Option<KeptReason> {
-        let parent_resolves = image
-            .parent_id
-            .as_deref()
-            .is_none_or(|parent| is_image_id(parent) && by_id.contains_key(parent));
-        if !is_image_id(&image.id) {
-            Some(KeptReason::MalformedId)
-        } else if tagged.contains(image.id.as_str()) {
-            Some(KeptReason::Tagged)
-        } else if listed[image.id.as_str()] > 1 {
-            Some(KeptReason::Duplicated)
-        } else if used.contains(image.id.as_str()) {
-            Some(KeptReason::InUse)
-        } else if !parent_resolves {
-            Some(KeptReason::UnknownParent)
-        } else if !image
-            .created
-            .is_some_and(|created| created <= now && now - created >= min_age)
-        {
-            Some(KeptReason::TooYoung)
-        } else if any_unresolved {
-            Some(KeptReason::UnresolvedContainer)
-        } else {
-            None
-        }
-    };
+    let facts = Facts::new(
+        images,
+        &used,
+        !unresolved_containers.is_empty(),
+        min_age,
+        now,
+    );
+    let own_reason = |image: &Image| facts.own_reason(image);
+    let by_id = &facts.by_id;
 
     let mut child_count: HashMap<&str, usize> = HashMap::new();
     for image in images {
@@ -324,6 +291,79 @@ fn candidate_reason(
         reason.push_str(&format!(" (parent {})", short_id(parent)));
     }
     reason
+}
+
+/// What decides whether one image may go on its own account.
+struct Facts<'a> {
+    by_id: HashMap<&'a str, &'a Image>,
+    /// How often the daemon listed each ID.
+    listed: HashMap<&'a str, usize>,
+    /// IDs of which any listed copy has a tag.
+    tagged: HashSet<&'a str>,
+    used: &'a HashSet<String>,
+    any_unresolved: bool,
+    min_age: chrono::Duration,
+    now: DateTime<Utc>,
+}
+
+impl<'a> Facts<'a> {
+    fn new(
+        images: &'a [Image],
+        used: &'a HashSet<String>,
+        any_unresolved: bool,
+        min_age: Duration,
+        now: DateTime<Utc>,
+    ) -> Self {
+        let mut listed: HashMap<&str, usize> = HashMap::new();
+        let mut tagged: HashSet<&str> = HashSet::new();
+        for image in images {
+            *listed.entry(image.id.as_str()).or_default() += 1;
+            if !image.is_dangling() {
+                tagged.insert(image.id.as_str());
+            }
+        }
+        Self {
+            by_id: images
+                .iter()
+                .map(|image| (image.id.as_str(), image))
+                .collect(),
+            listed,
+            tagged,
+            used,
+            any_unresolved,
+            min_age: chrono::Duration::from_std(min_age).unwrap_or(chrono::Duration::MAX),
+            now,
+        }
+    }
+
+    /// Why an image cannot go on its own account; `None` means eligible. The first reason that
+    /// applies wins (docs/report-schema.md lists them in this order).
+    fn own_reason(&self, image: &Image) -> Option<KeptReason> {
+        let parent_resolves = image
+            .parent_id
+            .as_deref()
+            .is_none_or(|parent| is_image_id(parent) && self.by_id.contains_key(parent));
+        let old_enough = image
+            .created
+            .is_some_and(|created| created <= self.now && self.now - created >= self.min_age);
+        if !is_image_id(&image.id) {
+            Some(KeptReason::MalformedId)
+        } else if self.tagged.contains(image.id.as_str()) {
+            Some(KeptReason::Tagged)
+        } else if self.listed.get(image.id.as_str()).copied().unwrap_or(0) > 1 {
+            Some(KeptReason::Duplicated)
+        } else if self.used.contains(image.id.as_str()) {
+            Some(KeptReason::InUse)
+        } else if !parent_resolves {
+            Some(KeptReason::UnknownParent)
+        } else if !old_enough {
+            Some(KeptReason::TooYoung)
+        } else if self.any_unresolved {
+            Some(KeptReason::UnresolvedContainer)
+        } else {
+            None
+        }
+    }
 }
 
 /// `sha256:` and 64 lowercase hex digits: the only image ID pruneguard plans or sends.

@@ -489,7 +489,7 @@ fn config_prints_the_effective_settings_with_precedence() {
     let effective: toml::Table = toml::from_str(&result.stdout).expect("config prints TOML");
     assert_eq!(
         effective["policy"]["min_age"].as_str(),
-        Some("2days"),
+        Some("48h"),
         "file over default"
     );
     assert_eq!(

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use super::{Check, CheckName};
 use crate::cli::RunArgs;
-use crate::config::{ConfigError, DEFAULT_CONFIG_PATH, Settings};
+use crate::config::{ConfigError, DEFAULT_CONFIG_PATH, Environment, Mode, Settings};
 
 const NAME: CheckName = CheckName::Config;
 
@@ -71,10 +71,16 @@ pub fn probe(args: &RunArgs) -> Result<(Settings, ConfigFile), ConfigError> {
             })
         })
         .or_else(|_| {
-            Settings::resolve(&RunArgs {
-                no_config: true,
-                ..RunArgs::default()
-            })
+            // Defaults only: not even the environment (a bad DOCKER_HOST is reported by this
+            // check, and the other checks still run).
+            Settings::resolve_with(
+                &RunArgs {
+                    no_config: true,
+                    ..RunArgs::default()
+                },
+                Mode::Run,
+                &Environment::default(),
+            )
         })?;
     Ok((settings, ConfigFile::Invalid(error)))
 }

@@ -19,7 +19,7 @@ pub struct DaemonProbe {
 
 /// Connects and reads `/info`.
 pub async fn probe(settings: &Settings) -> DaemonProbe {
-    match DockerEngine::connect(settings.host.as_deref(), settings.api_timeout).await {
+    match DockerEngine::connect(&settings.host, settings.api_timeout).await {
         Ok(engine) => {
             let info = engine.info().await;
             DaemonProbe {
@@ -28,10 +28,7 @@ pub async fn probe(settings: &Settings) -> DaemonProbe {
             }
         }
         Err(error) => DaemonProbe {
-            endpoint: settings
-                .host
-                .clone()
-                .unwrap_or_else(|| "the default socket".to_string()),
+            endpoint: settings.host.to_string(),
             info: Err(error),
         },
     }

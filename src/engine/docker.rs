@@ -16,9 +16,8 @@ use chrono::{DateTime, TimeZone as _, Utc};
 use futures_util::StreamExt as _;
 
 use super::{Engine, EngineError, EventWindow, RemoveOutcome};
+use crate::config::HostUrl;
 use crate::model::{Container, DaemonInfo, Event, Image, Service, SwarmCluster, SwarmNode, Task};
-
-pub const DEFAULT_HOST: &str = "unix:///var/run/docker.sock";
 
 /// The Docker Engine over bollard.
 pub struct DockerEngine {
@@ -28,20 +27,19 @@ pub struct DockerEngine {
 }
 
 impl DockerEngine {
-    /// Connects to `host` (default: the local socket) and negotiates the API version.
-    pub async fn connect(host: Option<&str>, timeout: Duration) -> Result<Self, EngineError> {
-        let endpoint = host.unwrap_or(DEFAULT_HOST).to_string();
-        let timeout_secs = timeout.as_secs().max(1);
+    /// Connects to `host` and negotiates the API version. `timeout` bounds every request;
+    /// `config` guarantees it is at least `config::MIN_API_TIMEOUT`.
+    pub async fn connect(host: &HostUrl, timeout: Duration) -> Result<Self, EngineError> {
+        let endpoint = host.to_string();
+        // bollard counts whole seconds: round up, so its own timer never fires before ours
+        // (`within` bounds each request to exactly `timeout`).
+        let timeout_secs = timeout.as_secs() + u64::from(timeout.subsec_nanos() > 0);
         let version = bollard::API_DEFAULT_VERSION;
-        let connected = if let Some(path) = endpoint.strip_prefix("unix://") {
-            Docker::connect_with_unix(path, timeout_secs, version)
-        } else if endpoint.starts_with("tcp://") || endpoint.starts_with("http://") {
-            Docker::connect_with_http(&endpoint, timeout_secs, version)
-        } else {
-            return Err(EngineError::BadHost {
-                host: endpoint,
-                reason: "only unix:// and tcp:// hosts are supported".into(),
-            });
+        let connected = match host {
+            HostUrl::Unix(path) => {
+                Docker::connect_with_unix(&path.to_string_lossy(), timeout_secs, version)
+            }
+            HostUrl::Tcp { .. } => Docker::connect_with_http(&endpoint, timeout_secs, version),
         };
         let docker = connected.map_err(|error| map_error(&endpoint, "connect", timeout, error))?;
         let docker = within(

@@ -1,116 +1,23 @@
-//! `Settings::resolve`: defaults, every file key, flag over file, every error naming the key,
-//! file and line, the `to_toml` round trip, and no panic on any input.
+//! The config file: every key parsed, flags over the file, and every error naming the key,
+//! the file and the line.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::Parser as _;
-use proptest::prelude::*;
 
 use pruneguard::cli::{Cli, Command, OutputFormat, RunArgs};
-use pruneguard::config::{ConfigError, Settings};
+use pruneguard::config::HostUrl;
 use pruneguard::policy::LabelSelector;
 
-struct Config {
-    dir: tempfile::TempDir,
-    path: PathBuf,
-}
-
-impl Config {
-    fn new(text: &str) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("config.toml");
-        std::fs::write(&path, text).unwrap();
-        Self { dir, path }
-    }
-
-    fn args(&self) -> RunArgs {
-        RunArgs {
-            config: Some(self.path.clone()),
-            ..RunArgs::default()
-        }
-    }
-
-    fn resolve(&self) -> Result<Settings, ConfigError> {
-        Settings::resolve(&self.args())
-    }
-
-    fn error(&self) -> String {
-        match self.resolve() {
-            Ok(settings) => panic!("expected a config error, got {settings:#?}"),
-            Err(error) => {
-                let message = error.0.clone();
-                assert_eq!(pruneguard::exit::code(&Err(error.into())), 2, "{message}");
-                message
-            }
-        }
-    }
-}
-
-/// The error for a config file holding `text`, asserted to start with `PATH:LINE:` (the file
-/// and the line).
-fn error_starting_at(text: &str, line: usize) -> String {
-    let config = Config::new(text);
-    let error = config.error();
-    let location = format!("{}:{line}:", config.path.display());
-    assert!(
-        error.starts_with(&location),
-        "expected {location:?} in {error}"
-    );
-    error
-}
-
-/// The error for a config file holding `text`, asserted to contain `PATH:AT`, where `AT` is the
-/// line and the key in backticks, as in ``4: `policy.min_age` ``.
-fn error_naming(text: &str, at: &str) -> String {
-    let config = Config::new(text);
-    let error = config.error();
-    let location = format!("{}:{at}", config.path.display());
-    assert!(
-        error.contains(&location),
-        "expected {location:?} in {error}"
-    );
-    error
-}
-
-fn assert_exit_2(message: &str) {
-    let error = ConfigError(message.to_string());
-    assert_eq!(
-        pruneguard::exit::code(&Err(error.into())),
-        2,
-        "a ConfigError must exit 2: {message}"
-    );
-}
-
-fn resolve_error(args: &RunArgs) -> String {
-    match Settings::resolve(args) {
-        Ok(settings) => panic!("expected a config error, got {settings:#?}"),
-        Err(error) => {
-            let message = error.to_string();
-            // The real error type travels through anyhow to exit::code.
-            assert_eq!(pruneguard::exit::code(&Err(error.into())), 2);
-            message
-        }
-    }
-}
-
-fn patterns(list: &[pruneguard::policy::Pattern]) -> Vec<String> {
-    list.iter().map(|p| p.text.clone()).collect()
-}
-
-fn no_config() -> RunArgs {
-    RunArgs {
-        no_config: true,
-        ..RunArgs::default()
-    }
-}
+use super::*;
 
 #[test]
 fn defaults_with_no_config() {
-    let settings = Settings::resolve(&no_config()).unwrap();
+    let settings = resolve(&no_config()).unwrap();
     let gates = &settings.policy.gates;
     assert_eq!(settings.config_file, None);
-    assert_eq!(settings.host, None);
+    assert_eq!(settings.host, HostUrl::Unix("/var/run/docker.sock".into()));
     assert_eq!(settings.policy.min_age, Duration::from_secs(24 * 3600));
     assert_eq!(gates.wait, Duration::ZERO);
     assert_eq!(gates.wait_interval, Duration::from_secs(30));
@@ -139,12 +46,12 @@ fn no_config_ignores_an_explicit_config_file() {
         no_config: true,
         ..config.args()
     };
-    let settings = Settings::resolve(&args).unwrap();
+    let settings = resolve(&args).unwrap();
     assert_eq!(settings.config_file, None);
     assert_eq!(settings.policy.min_age, Duration::from_secs(24 * 3600));
 }
 
-fn full_file(dir: &Path) -> String {
+pub fn full_file(dir: &Path) -> String {
     format!(
         r#"# every documented key
 [policy]
@@ -277,16 +184,16 @@ fn flags_win_over_the_file() {
         metrics_file: Some(flag_metrics.path().join("m.prom")),
         ..config.args()
     };
-    let settings = Settings::resolve(&args).unwrap();
+    let settings = resolve(&args).unwrap();
     let gates = &settings.policy.gates;
-    assert_eq!(settings.host.as_deref(), Some("unix:///run/other.sock"));
+    assert_eq!(settings.host, HostUrl::Unix("/run/other.sock".into()));
     assert_eq!(settings.output, OutputFormat::Json);
     assert_eq!(settings.state_dir, PathBuf::from("/tmp/pg-state"));
     assert!(settings.dry_run);
     assert_eq!(settings.policy.min_age, Duration::from_secs(7200));
     assert_eq!(gates.disk.threshold_percent, 90);
     assert_eq!(gates.disk.path.as_deref(), Some(Path::new("/mnt/docker")));
-    // Not a flag: the file's value stays.
+    // Flags not given: the file's values stay.
     assert_eq!(gates.disk.inode_threshold_percent, Some(95));
     assert_eq!(gates.workload.stale_lock_after, Duration::from_secs(7200));
     assert_eq!(gates.quiet.period, Duration::ZERO);
@@ -323,7 +230,7 @@ fn a_flag_for_one_list_leaves_the_other_lists_from_the_file() {
         workload_stacks: vec!["only-this*".into()],
         ..config.args()
     };
-    let settings = Settings::resolve(&args).unwrap();
+    let settings = resolve(&args).unwrap();
     let workload = &settings.policy.gates.workload;
     assert_eq!(patterns(&workload.stacks), vec!["only-this*"]);
     assert_eq!(patterns(&workload.containers), vec!["migrate-*"]);
@@ -368,7 +275,7 @@ fn flags_parse_through_clap_with_their_documented_names() {
     let Command::Run(args) = cli.command else {
         panic!("run expected");
     };
-    let settings = Settings::resolve(&args).unwrap();
+    let settings = resolve(&args).unwrap();
     let gates = &settings.policy.gates;
     assert_eq!(settings.policy.min_age, Duration::from_secs(7200));
     assert_eq!(gates.disk.threshold_percent, 85);
@@ -639,155 +546,5 @@ fn metrics_file_in_a_missing_directory_is_an_error() {
         metrics_file: Some(dir.path().join("pruneguard.prom")),
         ..no_config()
     };
-    assert!(Settings::resolve(&ok).is_ok());
-}
-
-// ---------------------------------------------------------------------------------------------
-// to_toml round trip.
-
-fn effective(settings: &Settings) -> String {
-    // The first line names the source file; the rest is the configuration.
-    let toml = settings.to_toml();
-    toml.split_once('\n').unwrap().1.to_string()
-}
-
-fn assert_round_trip(settings: &Settings) {
-    let toml = settings.to_toml();
-    assert!(toml.starts_with("# Effective configuration"), "{toml}");
-    let config = Config::new(&toml);
-    let again = config
-        .resolve()
-        .unwrap_or_else(|error| panic!("to_toml output does not resolve: {error}\n{toml}"));
-    assert_eq!(effective(&again), effective(settings), "\n{toml}");
-    assert_eq!(
-        format!("{:?}", again.policy),
-        format!("{:?}", settings.policy),
-        "\n{toml}"
-    );
-    assert_eq!(again.state_dir, settings.state_dir);
-    assert_eq!(again.metrics_file, settings.metrics_file);
-    drop(config.dir);
-}
-
-#[test]
-fn to_toml_round_trips_defaults() {
-    let settings = Settings::resolve(&no_config()).unwrap();
-    let toml = settings.to_toml();
-    assert!(toml.contains("no config file read"), "{toml}");
-    assert!(toml.contains("threshold_percent = 80"), "{toml}");
-    assert!(toml.contains("path = \"auto\""), "{toml}");
-    assert_round_trip(&settings);
-}
-
-#[test]
-fn to_toml_round_trips_every_key() {
-    let metrics_dir = tempfile::tempdir().unwrap();
-    let config = Config::new(&full_file(metrics_dir.path()));
-    let settings = config.resolve().unwrap();
-    let toml = settings.to_toml();
-    assert!(toml.contains(&config.path.display().to_string()), "{toml}");
-    assert!(toml.contains("inode_threshold_percent = 95"), "{toml}");
-    assert!(toml.contains("enabled = false"), "{toml}");
-    assert_round_trip(&settings);
-}
-
-#[test]
-fn to_toml_round_trips_flag_values() {
-    let metrics_dir = tempfile::tempdir().unwrap();
-    let args = RunArgs {
-        min_age: Some(Duration::from_secs(90 * 60 + 7)),
-        quiet_period: Some(Duration::ZERO),
-        disk_threshold: Some(0),
-        disk_path: Some("/srv".into()),
-        workload_labels: vec!["k".into(), "a=b=c".into()],
-        workload_stacks: vec!["x{a,b}*".into()],
-        wait_for_gates: Some(Duration::from_millis(1500)),
-        metrics_file: Some(metrics_dir.path().join("m.prom")),
-        ..no_config()
-    };
-    let settings = Settings::resolve(&args).unwrap();
-    assert_round_trip(&settings);
-}
-
-// ---------------------------------------------------------------------------------------------
-// No input panics.
-
-fn tomlish() -> impl Strategy<Value = String> {
-    let key = prop::sample::select(vec![
-        "min_age",
-        "wait",
-        "wait_interval",
-        "path",
-        "threshold_percent",
-        "inode_threshold_percent",
-        "period",
-        "stacks",
-        "labels",
-        "containers",
-        "lock_files",
-        "stale_lock_after",
-        "enabled",
-        "stuck_after",
-        "dir",
-        "metrics_file",
-        "bogus",
-    ]);
-    let table = prop::sample::select(vec![
-        "[policy]",
-        "[gates]",
-        "[gates.disk]",
-        "[gates.quiet]",
-        "[gates.workload]",
-        "[gates.swarm]",
-        "[state]",
-        "[output]",
-        "[nope]",
-    ]);
-    let value = prop_oneof![
-        "-?[0-9]{1,25}".prop_map(|v| v),
-        "\"[a-z0-9 ./*\\[=é-]{0,12}\"".prop_map(|v| v),
-        Just("true".to_string()),
-        Just("[\"a*\", \"\"]".to_string()),
-        Just("[\"=x\"]".to_string()),
-        Just("\"99999999999years\"".to_string()),
-        Just("\"1y\"".to_string()),
-        Just("\"/tmp\"".to_string()),
-    ];
-    prop::collection::vec(
-        prop_oneof![
-            table.prop_map(str::to_string),
-            (key, value).prop_map(|(k, v)| format!("{k} = {v}")),
-        ],
-        0..10,
-    )
-    .prop_map(|lines| lines.join("\n"))
-}
-
-proptest! {
-    #![proptest_config(ProptestConfig::with_cases(300))]
-
-    #[test]
-    fn arbitrary_config_text_never_panics(text in prop_oneof![any::<String>(), tomlish()]) {
-        let config = Config::new(&text);
-        match config.resolve() {
-            Ok(settings) => {
-                prop_assert_eq!(settings.config_file.as_deref(), Some(config.path.as_path()));
-                prop_assert!(settings.policy.gates.disk.threshold_percent <= 100);
-                prop_assert!(!settings.policy.gates.wait_interval.is_zero());
-            }
-            Err(error) => {
-                prop_assert!(!error.0.is_empty());
-                prop_assert_eq!(pruneguard::exit::code(&Err(error.into())), 2);
-            }
-        }
-    }
-}
-
-#[test]
-fn errors_other_than_config_are_not_exit_2() {
-    // Guards the exit-code assertions above: they would pass for anything if every error
-    // mapped to 2.
-    let other = anyhow::anyhow!("daemon unreachable");
-    assert_eq!(pruneguard::exit::code(&Err(other)), 1);
-    assert_exit_2("x");
+    assert!(resolve(&ok).is_ok());
 }

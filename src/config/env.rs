@@ -1,0 +1,177 @@
+//! The environment layer: `PRUNEGUARD_*` and `DOCKER_HOST`, read from an [`Environment`] (the
+//! process's, or a map a test builds) into a [`SettingsLayer`]. An empty variable counts as
+//! unset, as systemd's `Environment=NAME=` and shells' `NAME= cmd` mean it.
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::ConfigError;
+use super::host::HostUrl;
+use super::layer::{SettingsLayer, Source, Sourced};
+use super::values;
+
+pub const CONFIG: &str = "PRUNEGUARD_CONFIG";
+pub const HOST: &str = "DOCKER_HOST";
+pub const API_TIMEOUT: &str = "PRUNEGUARD_API_TIMEOUT";
+pub const MIN_AGE: &str = "PRUNEGUARD_MIN_AGE";
+pub const WAIT: &str = "PRUNEGUARD_WAIT_FOR_GATES";
+pub const WAIT_INTERVAL: &str = "PRUNEGUARD_WAIT_INTERVAL";
+pub const DISK_PATH: &str = "PRUNEGUARD_DISK_PATH";
+pub const DISK_THRESHOLD: &str = "PRUNEGUARD_DISK_THRESHOLD";
+pub const DISK_INODE_THRESHOLD: &str = "PRUNEGUARD_DISK_INODE_THRESHOLD";
+pub const QUIET_PERIOD: &str = "PRUNEGUARD_QUIET_PERIOD";
+pub const STALE_LOCK_AFTER: &str = "PRUNEGUARD_WORKLOAD_STALE_LOCK_AFTER";
+pub const NO_SWARM_GATE: &str = "PRUNEGUARD_NO_SWARM_GATE";
+pub const SWARM_STUCK_AFTER: &str = "PRUNEGUARD_SWARM_STUCK_AFTER";
+pub const STATE_DIR: &str = "PRUNEGUARD_STATE_DIR";
+pub const OUTPUT: &str = "PRUNEGUARD_OUTPUT";
+pub const METRICS_FILE: &str = "PRUNEGUARD_METRICS_FILE";
+
+/// Every variable pruneguard's settings read.
+pub const ALL: [&str; 16] = [
+    CONFIG,
+    HOST,
+    API_TIMEOUT,
+    MIN_AGE,
+    WAIT,
+    WAIT_INTERVAL,
+    DISK_PATH,
+    DISK_THRESHOLD,
+    DISK_INODE_THRESHOLD,
+    QUIET_PERIOD,
+    STALE_LOCK_AFTER,
+    NO_SWARM_GATE,
+    SWARM_STUCK_AFTER,
+    STATE_DIR,
+    OUTPUT,
+    METRICS_FILE,
+];
+
+/// Environment variables, as the settings see them.
+#[derive(Debug, Clone, Default)]
+pub struct Environment {
+    vars: BTreeMap<String, OsString>,
+}
+
+impl Environment {
+    /// The process's environment (only the variables in [`ALL`]).
+    pub fn from_process() -> Self {
+        Self::from_pairs(
+            ALL.iter()
+                .filter_map(|name| std::env::var_os(name).map(|value| (*name, value))),
+        )
+    }
+
+    /// An environment holding exactly `pairs`.
+    pub fn from_pairs<K: Into<String>, V: Into<OsString>>(
+        pairs: impl IntoIterator<Item = (K, V)>,
+    ) -> Self {
+        Self {
+            vars: pairs
+                .into_iter()
+                .map(|(name, value)| (name.into(), value.into()))
+                .collect(),
+        }
+    }
+
+    /// The variable's text; `None` when unset or empty.
+    fn get(&self, name: &'static str) -> Result<Option<&str>, ConfigError> {
+        match self.vars.get(name) {
+            None => Ok(None),
+            Some(value) => match value.to_str() {
+                Some(text) if text.trim().is_empty() => Ok(None),
+                Some(text) => Ok(Some(text)),
+                None => Err(ConfigError(format!(
+                    "environment variable {name} is not valid UTF-8; set it again or unset it"
+                ))),
+            },
+        }
+    }
+
+    /// A path variable, relative to where the command runs (empty = unset).
+    fn path(&self, name: &'static str) -> Option<PathBuf> {
+        self.vars
+            .get(name)
+            .filter(|value| !value.is_empty())
+            .map(|value| values::from_cwd(Path::new(value)))
+    }
+
+    /// The config file `PRUNEGUARD_CONFIG` names.
+    pub fn config_path(&self) -> Option<PathBuf> {
+        self.vars
+            .get(CONFIG)
+            .filter(|value| !value.is_empty())
+            .map(PathBuf::from)
+    }
+
+    /// Parses one variable; an error names the variable and the key it sets.
+    fn value<T>(
+        &self,
+        name: &'static str,
+        key: &str,
+        parse: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Result<Option<Sourced<T>>, ConfigError> {
+        let source = Source::Env(name);
+        self.get(name)?
+            .map(|text| {
+                parse(text)
+                    .map(|value| Sourced::new(value, source.clone()))
+                    .map_err(|problem| ConfigError::at(&source, key, &problem))
+            })
+            .transpose()
+    }
+
+    fn duration(
+        &self,
+        name: &'static str,
+        key: &str,
+    ) -> Result<Option<Sourced<Duration>>, ConfigError> {
+        self.value(name, key, values::duration)
+    }
+
+    fn sourced_path(&self, name: &'static str) -> Option<Sourced<PathBuf>> {
+        self.path(name)
+            .map(|path| Sourced::new(path, Source::Env(name)))
+    }
+
+    /// The environment's layer.
+    pub fn layer(&self) -> Result<SettingsLayer, ConfigError> {
+        let mut layer = SettingsLayer::default();
+        layer.engine.host = self.value(HOST, "engine.host", HostUrl::parse)?;
+        layer.engine.api_timeout = self.duration(API_TIMEOUT, "engine.api_timeout")?;
+        layer.policy.min_age = self.duration(MIN_AGE, "policy.min_age")?;
+        let gates = &mut layer.gates;
+        gates.wait = self.duration(WAIT, "gates.wait")?;
+        gates.wait_interval = self.duration(WAIT_INTERVAL, "gates.wait_interval")?;
+        gates.disk.path = self.get(DISK_PATH)?.map(|text| {
+            Sourced::new(
+                values::disk_path_from_cwd(Path::new(text)),
+                Source::Env(DISK_PATH),
+            )
+        });
+        gates.disk.threshold_percent = self.value(
+            DISK_THRESHOLD,
+            "gates.disk.threshold_percent",
+            values::percent_text,
+        )?;
+        gates.disk.inode_threshold_percent = self.value(
+            DISK_INODE_THRESHOLD,
+            "gates.disk.inode_threshold_percent",
+            values::percent_text,
+        )?;
+        gates.quiet.period = self.duration(QUIET_PERIOD, "gates.quiet.period")?;
+        gates.workload.stale_lock_after =
+            self.duration(STALE_LOCK_AFTER, "gates.workload.stale_lock_after")?;
+        // The variable says "no swarm gate", as the flag does: true disables the gate.
+        gates.swarm.enabled = self.value(NO_SWARM_GATE, "gates.swarm.enabled", |text| {
+            values::boolean(text).map(|disabled| !disabled)
+        })?;
+        gates.swarm.stuck_after = self.duration(SWARM_STUCK_AFTER, "gates.swarm.stuck_after")?;
+        layer.state.dir = self.sourced_path(STATE_DIR);
+        layer.output.format = self.value(OUTPUT, "output.format", values::output_format)?;
+        layer.output.metrics_file = self.sourced_path(METRICS_FILE);
+        Ok(layer)
+    }
+}

@@ -1,0 +1,284 @@
+//! The config file layer: TOML as written (with spans, so every error names the file and the
+//! line), turned into a [`SettingsLayer`]. Unknown keys and values of the wrong type are errors.
+
+use std::ops::Range;
+use std::path::Path;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::policy::{LabelSelector, Pattern};
+
+use super::ConfigError;
+use super::layer::{
+    DiskLayer, DiskPath, EngineLayer, GatesLayer, OutputLayer, PolicyLayer, QuietLayer,
+    SettingsLayer, Source, Sourced, StateLayer, SwarmLayer, WorkloadLayer,
+};
+use super::values;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct FileConfig {
+    engine: FileEngine,
+    policy: FilePolicy,
+    gates: FileGates,
+    state: FileState,
+    output: FileOutput,
+}
+
+type Text = Option<Spanned<String>>;
+type List = Option<Spanned<Vec<Spanned<String>>>>;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct FileEngine {
+    host: Text,
+    api_timeout: Text,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct FilePolicy {
+    min_age: Text,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct FileGates {
+    wait: Text,
+    wait_interval: Text,
+    disk: FileDisk,
+    quiet: FileQuiet,
+    workload: FileWorkload,
+    swarm: FileSwarm,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct FileDisk {
+    path: Text,
+    threshold_percent: Option<Spanned<i64>>,
+    inode_threshold_percent: Option<Spanned<i64>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct FileQuiet {
+    period: Text,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct FileWorkload {
+    stacks: List,
+    labels: List,
+    containers: List,
+    lock_files: List,
+    stale_lock_after: Text,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct FileSwarm {
+    enabled: Option<Spanned<bool>>,
+    stuck_after: Text,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct FileState {
+    dir: Text,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct FileOutput {
+    format: Text,
+    metrics_file: Text,
+}
+
+/// Reads, parses and checks the config file at `path` into a layer.
+pub fn load(path: &Path) -> Result<SettingsLayer, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|error| {
+        ConfigError(format!(
+            "cannot read the config file {}: {error}. Fix the path given with --config or \
+             PRUNEGUARD_CONFIG, or pass --no-config to run on defaults.",
+            path.display()
+        ))
+    })?;
+    parse(path, &text)
+}
+
+/// Parses config `text` read from `path` (named in errors) into a layer.
+pub fn parse(path: &Path, text: &str) -> Result<SettingsLayer, ConfigError> {
+    let file = Lines { path, text };
+    let raw = toml::from_str::<FileConfig>(text).map_err(|error| {
+        // toml's message names an unknown key but not the key of a value of the wrong type:
+        // quoting the line names it either way.
+        let quoted = error
+            .span()
+            .and_then(|span| text.get(..span.start.min(text.len())))
+            .map(|before| {
+                let start = before.rfind('\n').map_or(0, |newline| newline + 1);
+                let line = text[start..].lines().next().unwrap_or("").trim();
+                line.chars().take(100).collect::<String>()
+            })
+            .filter(|line| !line.is_empty())
+            .map(|line| format!(" (in `{line}`)"))
+            .unwrap_or_default();
+        let place = match error.span() {
+            Some(span) => format!("{}:{}", path.display(), file.line(&span)),
+            None => path.display().to_string(),
+        };
+        ConfigError(format!(
+            "{place}: {}{quoted}\nSee `pruneguard config --no-config` for every key with its default.",
+            error.message().trim_end()
+        ))
+    })?;
+    file.layer(raw)
+}
+
+/// The file's path and text, to turn spans into [`Source::File`].
+struct Lines<'a> {
+    path: &'a Path,
+    text: &'a str,
+}
+
+impl Lines<'_> {
+    fn line(&self, span: &Range<usize>) -> usize {
+        let end = span.start.min(self.text.len());
+        // toml's spans start on a character boundary; `get` keeps a bad one from panicking.
+        self.text
+            .get(..end)
+            .map_or(0, |before| before.matches('\n').count())
+            + 1
+    }
+
+    fn source(&self, span: &Range<usize>) -> Source {
+        Source::File {
+            path: self.path.to_path_buf(),
+            line: self.line(span),
+        }
+    }
+
+    /// Parses one value; an error names the key at the value's line.
+    fn value<R, T>(
+        &self,
+        key: &str,
+        raw: Option<Spanned<R>>,
+        parse: impl FnOnce(R) -> Result<T, String>,
+    ) -> Result<Option<Sourced<T>>, ConfigError> {
+        raw.map(|spanned| {
+            let source = self.source(&spanned.span());
+            match parse(spanned.into_inner()) {
+                Ok(value) => Ok(Sourced::new(value, source)),
+                Err(problem) => Err(ConfigError::at(&source, key, &problem)),
+            }
+        })
+        .transpose()
+    }
+
+    /// Parses a list item by item; an error names the key at the item's line.
+    fn list<T>(
+        &self,
+        key: &str,
+        raw: List,
+        parse: impl Fn(&str) -> Result<T, String>,
+    ) -> Result<Option<Sourced<Vec<T>>>, ConfigError> {
+        raw.map(|spanned| {
+            let source = self.source(&spanned.span());
+            let items = spanned
+                .into_inner()
+                .iter()
+                .map(|item| {
+                    parse(item.get_ref()).map_err(|problem| {
+                        ConfigError::at(&self.source(&item.span()), key, &problem)
+                    })
+                })
+                .collect::<Result<_, _>>()?;
+            Ok(Sourced::new(items, source))
+        })
+        .transpose()
+    }
+
+    fn layer(&self, raw: FileConfig) -> Result<SettingsLayer, ConfigError> {
+        let duration =
+            |key: &str, value: Text| self.value(key, value, |text| values::duration(&text));
+        let percent =
+            |key: &str, value: Option<Spanned<i64>>| self.value(key, value, values::percent);
+        let path =
+            |key: &str, value: Text| self.value(key, value, |text| values::absolute_path(&text));
+        let mut gates = raw.gates;
+        let workload = std::mem::take(&mut gates.workload);
+        Ok(SettingsLayer {
+            engine: EngineLayer {
+                host: self.value("engine.host", raw.engine.host, |text| {
+                    super::HostUrl::parse(&text)
+                })?,
+                api_timeout: duration("engine.api_timeout", raw.engine.api_timeout)?,
+            },
+            policy: PolicyLayer {
+                min_age: duration("policy.min_age", raw.policy.min_age)?,
+            },
+            gates: GatesLayer {
+                wait: duration("gates.wait", gates.wait)?,
+                wait_interval: duration("gates.wait_interval", gates.wait_interval)?,
+                disk: DiskLayer {
+                    path: self.value("gates.disk.path", gates.disk.path, |text| {
+                        if text == "auto" {
+                            Ok(DiskPath::Auto)
+                        } else {
+                            values::absolute_path(&text).map(DiskPath::Path)
+                        }
+                    })?,
+                    threshold_percent: percent(
+                        "gates.disk.threshold_percent",
+                        gates.disk.threshold_percent,
+                    )?,
+                    inode_threshold_percent: percent(
+                        "gates.disk.inode_threshold_percent",
+                        gates.disk.inode_threshold_percent,
+                    )?,
+                },
+                quiet: QuietLayer {
+                    period: duration("gates.quiet.period", gates.quiet.period)?,
+                },
+                workload: WorkloadLayer {
+                    stacks: self.list("gates.workload.stacks", workload.stacks, Pattern::new)?,
+                    labels: self.list(
+                        "gates.workload.labels",
+                        workload.labels,
+                        LabelSelector::parse,
+                    )?,
+                    containers: self.list(
+                        "gates.workload.containers",
+                        workload.containers,
+                        Pattern::new,
+                    )?,
+                    lock_files: self.list(
+                        "gates.workload.lock_files",
+                        workload.lock_files,
+                        values::lock_file,
+                    )?,
+                    stale_lock_after: duration(
+                        "gates.workload.stale_lock_after",
+                        workload.stale_lock_after,
+                    )?,
+                },
+                swarm: SwarmLayer {
+                    enabled: self.value("gates.swarm.enabled", gates.swarm.enabled, Ok)?,
+                    stuck_after: duration("gates.swarm.stuck_after", gates.swarm.stuck_after)?,
+                },
+            },
+            state: StateLayer {
+                dir: path("state.dir", raw.state.dir)?,
+            },
+            output: OutputLayer {
+                format: self.value("output.format", raw.output.format, |text| {
+                    values::output_format(&text)
+                })?,
+                metrics_file: path("output.metrics_file", raw.output.metrics_file)?,
+            },
+        })
+    }
+}

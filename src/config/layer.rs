@@ -1,0 +1,179 @@
+//! [`SettingsLayer`]: every setting as an `Option`, with the place it came from, in the config
+//! file's own layout. Each source (flags, environment, file) becomes one layer of typed,
+//! parsed values; [`SettingsLayer::or`] is the one place where layers are combined.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::cli::OutputFormat;
+use crate::policy::{LabelSelector, Pattern};
+
+use super::host::HostUrl;
+
+/// Where a value came from, so an error about it can say where to fix it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// A command-line flag, by its name (`--wait-interval`).
+    Flag(&'static str),
+    /// An environment variable, by its name (`PRUNEGUARD_WAIT_INTERVAL`).
+    Env(&'static str),
+    /// A line of the config file.
+    File { path: PathBuf, line: usize },
+}
+
+impl Source {
+    /// Names the place and the key, for the start of an error message:
+    /// ``/etc/pruneguard/config.toml:4: `gates.wait` ``, ``--wait-for-gates (`gates.wait`)``,
+    /// ``environment variable PRUNEGUARD_WAIT_FOR_GATES (`gates.wait`)``.
+    pub fn locate(&self, key: &str) -> String {
+        match self {
+            Self::Flag(flag) => format!("{flag} (`{key}`)"),
+            Self::Env(name) => format!("environment variable {name} (`{key}`)"),
+            Self::File { path, line } => format!("{}:{line}: `{key}`", path.display()),
+        }
+    }
+}
+
+/// A value and where it came from.
+#[derive(Debug, Clone)]
+pub struct Sourced<T> {
+    pub value: T,
+    pub source: Source,
+}
+
+impl<T> Sourced<T> {
+    pub fn new(value: T, source: Source) -> Self {
+        Self { value, source }
+    }
+}
+
+/// The disk gate's path: `auto` (the daemon's data root) or a path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DiskPath {
+    Auto,
+    Path(PathBuf),
+}
+
+/// One source's settings; `None` means this source does not set the key.
+#[derive(Debug, Clone, Default)]
+pub struct SettingsLayer {
+    pub engine: EngineLayer,
+    pub policy: PolicyLayer,
+    pub gates: GatesLayer,
+    pub state: StateLayer,
+    pub output: OutputLayer,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct EngineLayer {
+    pub host: Option<Sourced<HostUrl>>,
+    pub api_timeout: Option<Sourced<Duration>>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct PolicyLayer {
+    pub min_age: Option<Sourced<Duration>>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct GatesLayer {
+    pub wait: Option<Sourced<Duration>>,
+    pub wait_interval: Option<Sourced<Duration>>,
+    pub disk: DiskLayer,
+    pub quiet: QuietLayer,
+    pub workload: WorkloadLayer,
+    pub swarm: SwarmLayer,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct DiskLayer {
+    pub path: Option<Sourced<DiskPath>>,
+    pub threshold_percent: Option<Sourced<u8>>,
+    pub inode_threshold_percent: Option<Sourced<u8>>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct QuietLayer {
+    pub period: Option<Sourced<Duration>>,
+}
+
+/// A list replaces a lower layer's list as a whole: lists are not concatenated.
+#[derive(Debug, Clone, Default)]
+pub struct WorkloadLayer {
+    pub stacks: Option<Sourced<Vec<Pattern>>>,
+    pub labels: Option<Sourced<Vec<LabelSelector>>>,
+    pub containers: Option<Sourced<Vec<Pattern>>>,
+    pub lock_files: Option<Sourced<Vec<PathBuf>>>,
+    pub stale_lock_after: Option<Sourced<Duration>>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct SwarmLayer {
+    pub enabled: Option<Sourced<bool>>,
+    pub stuck_after: Option<Sourced<Duration>>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct StateLayer {
+    pub dir: Option<Sourced<PathBuf>>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct OutputLayer {
+    pub format: Option<Sourced<OutputFormat>>,
+    pub metrics_file: Option<Sourced<PathBuf>>,
+}
+
+impl SettingsLayer {
+    /// This layer's values, and `lower`'s for every key this layer does not set: the one place
+    /// where precedence is applied, key by key (`flags.or(env).or(file)`).
+    #[must_use]
+    pub fn or(self, lower: Self) -> Self {
+        let (gates, low) = (self.gates, lower.gates);
+        Self {
+            engine: EngineLayer {
+                host: self.engine.host.or(lower.engine.host),
+                api_timeout: self.engine.api_timeout.or(lower.engine.api_timeout),
+            },
+            policy: PolicyLayer {
+                min_age: self.policy.min_age.or(lower.policy.min_age),
+            },
+            gates: GatesLayer {
+                wait: gates.wait.or(low.wait),
+                wait_interval: gates.wait_interval.or(low.wait_interval),
+                disk: DiskLayer {
+                    path: gates.disk.path.or(low.disk.path),
+                    threshold_percent: gates.disk.threshold_percent.or(low.disk.threshold_percent),
+                    inode_threshold_percent: gates
+                        .disk
+                        .inode_threshold_percent
+                        .or(low.disk.inode_threshold_percent),
+                },
+                quiet: QuietLayer {
+                    period: gates.quiet.period.or(low.quiet.period),
+                },
+                workload: WorkloadLayer {
+                    stacks: gates.workload.stacks.or(low.workload.stacks),
+                    labels: gates.workload.labels.or(low.workload.labels),
+                    containers: gates.workload.containers.or(low.workload.containers),
+                    lock_files: gates.workload.lock_files.or(low.workload.lock_files),
+                    stale_lock_after: gates
+                        .workload
+                        .stale_lock_after
+                        .or(low.workload.stale_lock_after),
+                },
+                swarm: SwarmLayer {
+                    enabled: gates.swarm.enabled.or(low.swarm.enabled),
+                    stuck_after: gates.swarm.stuck_after.or(low.swarm.stuck_after),
+                },
+            },
+            state: StateLayer {
+                dir: self.state.dir.or(lower.state.dir),
+            },
+            output: OutputLayer {
+                format: self.output.format.or(lower.output.format),
+                metrics_file: self.output.metrics_file.or(lower.output.metrics_file),
+            },
+        }
+    }
+}

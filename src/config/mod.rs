@@ -1,0 +1,294 @@
+//! Settings: the flags, the environment and the config file, each read into one
+//! [`SettingsLayer`], combined key by key in one place (`flags.or(env).or(file)`: flag >
+//! environment > file), then defaults applied and rules checked once, into an immutable
+//! [`Settings`].
+//!
+//! Any problem here is a [`ConfigError`] (exit status 2) that names the key and where it was
+//! set (flag, environment variable, or file and line), and how to fix it. Nothing is contacted
+//! and nothing is deleted on a bad config.
+
+mod effective;
+mod env;
+mod file;
+mod flags;
+mod host;
+mod layer;
+mod values;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::cli::{OutputFormat, RunArgs, StatusArgs};
+use crate::policy::{
+    DEFAULT_DISK_THRESHOLD, DEFAULT_MIN_AGE, DEFAULT_QUIET_PERIOD, DEFAULT_STALE_LOCK_AFTER,
+    DEFAULT_STUCK_AFTER, DEFAULT_WAIT_INTERVAL, DiskGate, GatePolicy, Policy, QuietGate, SwarmGate,
+    WorkloadGate,
+};
+
+pub use env::Environment;
+pub use host::{DEFAULT_SOCKET, DEFAULT_TCP_PORT, HostUrl};
+pub use layer::{
+    DiskLayer, DiskPath, EngineLayer, GatesLayer, OutputLayer, PolicyLayer, QuietLayer,
+    SettingsLayer, Source, Sourced, StateLayer, SwarmLayer, WorkloadLayer,
+};
+pub use values::format_duration;
+
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/pruneguard/config.toml";
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/pruneguard";
+pub const DEFAULT_API_TIMEOUT: Duration = Duration::from_secs(30);
+/// The shortest API timeout: a shorter one fails requests to a healthy, busy daemon.
+pub const MIN_API_TIMEOUT: Duration = Duration::from_secs(1);
+/// The names of every environment variable the settings read.
+pub const ENV_VARS: [&str; 16] = env::ALL;
+
+/// A configuration problem: exit status 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+impl ConfigError {
+    /// `problem` about `key`, prefixed with where the value was set.
+    fn at(source: &Source, key: &str, problem: &str) -> Self {
+        Self(format!("{}: {problem}", source.locate(key)))
+    }
+}
+
+/// The command the settings are for: a plan never waits for gates unless its own command line
+/// says so (`plan --wait-for-gates`), whatever the file or the environment set for runs.
+pub use crate::decision::Mode;
+
+/// The resolved settings of one invocation.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The Docker daemon to talk to.
+    pub host: HostUrl,
+    /// The config file that was read, if any.
+    pub config_file: Option<PathBuf>,
+    pub policy: Policy,
+    pub state_dir: PathBuf,
+    pub metrics_file: Option<PathBuf>,
+    pub output: OutputFormat,
+    /// Decide and report only: `--dry-run`, and always for a plan.
+    pub dry_run: bool,
+    /// Per-request timeout for the Docker API; at least [`MIN_API_TIMEOUT`].
+    pub api_timeout: Duration,
+}
+
+/// The config file to read: none with `--no-config`, else `--config`, `PRUNEGUARD_CONFIG`, or
+/// the default path when it exists.
+fn config_path(no_config: bool, flag: Option<&Path>, env: &Environment) -> Option<PathBuf> {
+    if no_config {
+        return None;
+    }
+    flag.map(Path::to_path_buf)
+        .or_else(|| env.config_path())
+        .or_else(|| {
+            let default = PathBuf::from(DEFAULT_CONFIG_PATH);
+            default.exists().then_some(default)
+        })
+}
+
+fn file_layer(path: Option<&Path>) -> Result<SettingsLayer, ConfigError> {
+    path.map_or_else(|| Ok(SettingsLayer::default()), file::load)
+}
+
+impl Settings {
+    /// The settings of `run` (and `doctor`, `config`) from the process's environment.
+    pub fn resolve(args: &RunArgs) -> Result<Self, ConfigError> {
+        Self::resolve_for(args, Mode::Run)
+    }
+
+    /// The settings of the command `mode` from the process's environment.
+    pub fn resolve_for(args: &RunArgs, mode: Mode) -> Result<Self, ConfigError> {
+        Self::resolve_with(args, mode, &Environment::from_process())
+    }
+
+    /// The settings of the command `mode` from flags `args`, environment `env` and the config
+    /// file they name.
+    pub fn resolve_with(
+        args: &RunArgs,
+        mode: Mode,
+        env: &Environment,
+    ) -> Result<Self, ConfigError> {
+        let flags = flags::layer(args)?;
+        let environment = env.layer()?;
+        let config_file = config_path(args.no_config, args.config.as_deref(), env);
+        let file = file_layer(config_file.as_deref())?;
+        let dry_run = args.dry_run || mode == Mode::Plan;
+        Self::from_layer(flags.or(environment).or(file), config_file, mode, dry_run)
+    }
+
+    /// `status`'s state directory, through the same layers as a run's: `--state-dir`,
+    /// `PRUNEGUARD_STATE_DIR`, the config file's `state.dir`, the default.
+    pub fn resolve_state_dir(args: &StatusArgs) -> Result<PathBuf, ConfigError> {
+        Self::resolve_state_dir_with(args, &Environment::from_process())
+    }
+
+    /// [`Settings::resolve_state_dir`] in environment `env`.
+    pub fn resolve_state_dir_with(
+        args: &StatusArgs,
+        env: &Environment,
+    ) -> Result<PathBuf, ConfigError> {
+        let flags = flags::layer(&RunArgs {
+            state_dir: args.state_dir.clone(),
+            ..RunArgs::default()
+        })?;
+        let environment = env.layer()?;
+        let config_file = config_path(args.no_config, args.config.as_deref(), env);
+        let file = file_layer(config_file.as_deref())?;
+        let layer = flags.or(environment).or(file);
+        Ok(layer
+            .state
+            .dir
+            .map_or_else(|| PathBuf::from(DEFAULT_STATE_DIR), |dir| dir.value))
+    }
+
+    /// Applies the defaults to the combined `layer` and checks the rules that hold between
+    /// keys or need the final value; an error names where the offending value was set.
+    pub fn from_layer(
+        layer: SettingsLayer,
+        config_file: Option<PathBuf>,
+        mode: Mode,
+        dry_run: bool,
+    ) -> Result<Self, ConfigError> {
+        let SettingsLayer {
+            engine,
+            policy,
+            gates,
+            state,
+            output,
+        } = layer;
+        let value = |sourced: Option<Sourced<Duration>>, default: Duration| {
+            sourced.map_or(default, |sourced| sourced.value)
+        };
+
+        let api_timeout = check(
+            engine.api_timeout,
+            "engine.api_timeout",
+            DEFAULT_API_TIMEOUT,
+            |timeout| *timeout >= MIN_API_TIMEOUT,
+            "must be at least 1s (a shorter timeout fails requests to a healthy, busy daemon); \
+             the default is 30s",
+        )?;
+        let wait_interval = check(
+            gates.wait_interval,
+            "gates.wait_interval",
+            DEFAULT_WAIT_INTERVAL,
+            |interval| !interval.is_zero(),
+            "must be longer than 0s; the default is 30s",
+        )?;
+        let wait = match (mode, gates.wait) {
+            (Mode::Plan, Some(wait)) if !matches!(wait.source, Source::Flag(_)) => None,
+            (_, wait) => wait,
+        };
+        let metrics_file = match output.metrics_file {
+            Some(file) => {
+                check_metrics_dir(&file)?;
+                Some(file.value)
+            }
+            None => None,
+        };
+        let workload = gates.workload;
+        Ok(Self {
+            host: engine.host.map(|host| host.value).unwrap_or_default(),
+            config_file,
+            policy: Policy {
+                min_age: value(policy.min_age, DEFAULT_MIN_AGE),
+                gates: GatePolicy {
+                    wait: value(wait, Duration::ZERO),
+                    wait_interval,
+                    disk: DiskGate {
+                        path: match gates.disk.path.map(|path| path.value) {
+                            Some(DiskPath::Path(path)) => Some(path),
+                            Some(DiskPath::Auto) | None => None,
+                        },
+                        threshold_percent: gates
+                            .disk
+                            .threshold_percent
+                            .map_or(DEFAULT_DISK_THRESHOLD, |percent| percent.value),
+                        inode_threshold_percent: gates
+                            .disk
+                            .inode_threshold_percent
+                            .map(|percent| percent.value),
+                    },
+                    quiet: QuietGate {
+                        period: value(gates.quiet.period, DEFAULT_QUIET_PERIOD),
+                    },
+                    workload: WorkloadGate {
+                        stacks: workload.stacks.map(|list| list.value).unwrap_or_default(),
+                        labels: workload.labels.map(|list| list.value).unwrap_or_default(),
+                        containers: workload
+                            .containers
+                            .map(|list| list.value)
+                            .unwrap_or_default(),
+                        lock_files: workload
+                            .lock_files
+                            .map(|list| list.value)
+                            .unwrap_or_default(),
+                        stale_lock_after: value(
+                            workload.stale_lock_after,
+                            DEFAULT_STALE_LOCK_AFTER,
+                        ),
+                    },
+                    swarm: SwarmGate {
+                        enabled: gates.swarm.enabled.is_none_or(|enabled| enabled.value),
+                        stuck_after: value(gates.swarm.stuck_after, DEFAULT_STUCK_AFTER),
+                    },
+                },
+            },
+            state_dir: state
+                .dir
+                .map_or_else(|| PathBuf::from(DEFAULT_STATE_DIR), |dir| dir.value),
+            metrics_file,
+            output: output.format.map(|format| format.value).unwrap_or_default(),
+            dry_run,
+            api_timeout,
+        })
+    }
+
+    /// The effective configuration as a config file, for `pruneguard config`: every key, and
+    /// loading it back gives the same settings.
+    pub fn effective(&self) -> String {
+        effective::render(self)
+    }
+}
+
+/// The value of `key` (or `default`), which must satisfy `rule`; the error says `problem`
+/// where the value was set.
+fn check<T>(
+    value: Option<Sourced<T>>,
+    key: &str,
+    default: T,
+    rule: impl Fn(&T) -> bool,
+    problem: &str,
+) -> Result<T, ConfigError> {
+    match value {
+        None => Ok(default),
+        Some(sourced) if rule(&sourced.value) => Ok(sourced.value),
+        Some(sourced) => Err(ConfigError::at(&sourced.source, key, problem)),
+    }
+}
+
+/// A metrics file in a directory that does not exist is a configuration mistake best caught
+/// before anything runs (`node_exporter`'s textfile directory is created by its own package).
+fn check_metrics_dir(file: &Sourced<PathBuf>) -> Result<(), ConfigError> {
+    let path = &file.value;
+    let dir = path
+        .parent()
+        .filter(|dir| !dir.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if dir.is_dir() {
+        return Ok(());
+    }
+    Err(ConfigError::at(
+        &file.source,
+        "output.metrics_file",
+        &format!(
+            "the metrics file {} is in a directory that does not exist ({}). Create it \
+             (node_exporter's textfile directory, e.g. /var/lib/prometheus/node-exporter) or \
+             fix the path.",
+            path.display(),
+            dir.display()
+        ),
+    ))
+}

@@ -1,0 +1,154 @@
+//! How one setting's text becomes a typed value, shared by every source so that a rule lives
+//! in one place. Errors are sentence fragments; the caller names the key and the source.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::cli::OutputFormat;
+
+use super::layer::DiskPath;
+
+/// A duration such as `24h`, `90m`, `30s`, `7d` or `0s`.
+pub fn duration(text: &str) -> Result<Duration, String> {
+    crate::cli::parse_duration(text)
+}
+
+/// A whole percentage from 0 to 100.
+pub fn percent(value: i64) -> Result<u8, String> {
+    u8::try_from(value)
+        .ok()
+        .filter(|percent| *percent <= 100)
+        .ok_or_else(|| format!("{value} is not a percentage; use a whole number from 0 to 100"))
+}
+
+/// [`percent`] from text (the environment).
+pub fn percent_text(text: &str) -> Result<u8, String> {
+    let value = text
+        .trim()
+        .parse::<i64>()
+        .map_err(|_| format!("{text:?} is not a percentage; use a whole number from 0 to 100"))?;
+    percent(value)
+}
+
+/// A path in the config file: absolute, because the file is read from wherever pruneguard runs.
+pub fn absolute_path(text: &str) -> Result<PathBuf, String> {
+    let path = PathBuf::from(text);
+    if path.is_absolute() {
+        Ok(path)
+    } else {
+        Err(format!(
+            "{} is not an absolute path; write it from /",
+            path.display()
+        ))
+    }
+}
+
+/// A path on the command line or in the environment: relative to where the command runs.
+/// Resolving it here keeps `pruneguard config`'s output loadable as a file.
+pub fn from_cwd(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+/// The disk gate's path from the command line or the environment: `auto` or a path.
+pub fn disk_path_from_cwd(path: &Path) -> DiskPath {
+    if path == Path::new("auto") {
+        DiskPath::Auto
+    } else {
+        DiskPath::Path(from_cwd(path))
+    }
+}
+
+/// A workload lock file.
+pub fn lock_file(text: &str) -> Result<PathBuf, String> {
+    if text.trim().is_empty() {
+        Err("an empty path; remove it or name the lock file".to_string())
+    } else {
+        Ok(PathBuf::from(text))
+    }
+}
+
+/// `text` or `json`.
+pub fn output_format(text: &str) -> Result<OutputFormat, String> {
+    match text.trim() {
+        "text" => Ok(OutputFormat::Text),
+        "json" => Ok(OutputFormat::Json),
+        other => Err(format!(
+            "{other:?} is not a report format; write text or json"
+        )),
+    }
+}
+
+/// A yes/no value in the environment.
+pub fn boolean(text: &str) -> Result<bool, String> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err(format!(
+            "{text:?} is not a yes/no value; write true or false"
+        )),
+    }
+}
+
+/// A duration as the README writes it: the largest unit that divides it exactly (`24h`,
+/// `10m`, `30s`, `7d`, `1500ms`). Days only from a week up, so `24h` and `48h` stay as written.
+pub fn format_duration(duration: Duration) -> String {
+    const DAY: u128 = 86_400 * NANOS_PER_SECOND;
+    const NANOS_PER_SECOND: u128 = 1_000_000_000;
+    let nanos = duration.as_nanos();
+    if nanos == 0 {
+        return "0s".to_string();
+    }
+    if nanos.is_multiple_of(DAY) && nanos >= 7 * DAY {
+        return format!("{}d", nanos / DAY);
+    }
+    for (unit, size) in [
+        ("h", 3600 * NANOS_PER_SECOND),
+        ("m", 60 * NANOS_PER_SECOND),
+        ("s", NANOS_PER_SECOND),
+        ("ms", 1_000_000),
+        ("us", 1_000),
+    ] {
+        if nanos.is_multiple_of(size) {
+            return format!("{}{unit}", nanos / size);
+        }
+    }
+    format!("{nanos}ns")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_print_as_the_readme_writes_them_and_parse_back() {
+        for (duration, text) in [
+            (Duration::ZERO, "0s"),
+            (Duration::from_secs(24 * 3600), "24h"),
+            (Duration::from_secs(36 * 3600), "36h"),
+            (Duration::from_secs(7 * 86_400), "7d"),
+            (Duration::from_secs(2 * 86_400), "48h"),
+            (Duration::from_secs(30 * 86_400), "30d"),
+            (Duration::from_secs(600), "10m"),
+            (Duration::from_secs(90 * 60), "90m"),
+            (Duration::from_secs(30), "30s"),
+            (Duration::from_secs(90 * 60 + 7), "5407s"),
+            (Duration::from_millis(1500), "1500ms"),
+            (Duration::from_micros(3), "3us"),
+            (Duration::from_nanos(7), "7ns"),
+        ] {
+            assert_eq!(format_duration(duration), text);
+            assert_eq!(self::duration(text), Ok(duration), "{text}");
+        }
+    }
+
+    #[test]
+    fn percentages_and_booleans() {
+        assert_eq!(percent_text(" 100 "), Ok(100));
+        assert!(percent_text("101").is_err());
+        assert!(percent_text("-1").is_err());
+        assert!(percent_text("8O").is_err());
+        assert_eq!(boolean("Yes"), Ok(true));
+        assert_eq!(boolean("0"), Ok(false));
+        assert!(boolean("maybe").is_err());
+    }
+}
