@@ -219,3 +219,24 @@ pub fn df_percent(used: u64, available: u64) -> Option<u8> {
     // used <= basis, so the quotient is at most 100.
     Some(u8::try_from(percent).unwrap_or(100))
 }
+
+/// `sha256:` and 64 lowercase hex digits: the only image ID pruneguard plans or sends.
+pub fn is_image_id(id: &str) -> bool {
+    id.strip_prefix("sha256:").is_some_and(|hex| {
+        hex.len() == 64
+            && hex
+                .bytes()
+                .all(|byte| matches!(byte, b'0'..=b'9' | b'a'..=b'f'))
+    })
+}
+
+/// Some engines (Podman) send IDs as bare hex: give a bare 64-hex ID its `sha256:` prefix.
+/// Anything else is returned as it came, for [`is_image_id`] to judge.
+pub fn normalize_image_id(id: &str) -> String {
+    let prefixed = format!("sha256:{id}");
+    if is_image_id(&prefixed) {
+        prefixed
+    } else {
+        id.to_string()
+    }
+}

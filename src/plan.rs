@@ -17,7 +17,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::human::{human_seconds, short_id};
-use crate::model::{Container, Image};
+use crate::model::{Container, Image, is_image_id};
 
 /// Why an image stays.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -364,16 +364,6 @@ impl<'a> Facts<'a> {
             None
         }
     }
-}
-
-/// `sha256:` and 64 lowercase hex digits: the only image ID pruneguard plans or sends.
-pub fn is_image_id(id: &str) -> bool {
-    id.strip_prefix("sha256:").is_some_and(|hex| {
-        hex.len() == 64
-            && hex
-                .bytes()
-                .all(|byte| matches!(byte, b'0'..=b'9' | b'a'..=b'f'))
-    })
 }
 
 /// The image IDs containers use, and the containers whose image matches nothing.

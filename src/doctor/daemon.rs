@@ -63,6 +63,10 @@ fn problem_and_fix(error: &EngineError) -> (String, &'static str) {
             "start dockerd (`systemctl start docker`), or point pruneguard at the daemon with \
              -H/--host or DOCKER_HOST",
         ),
+        EngineError::MalformedId { id } => (
+            format!("the daemon listed a malformed image ID {id:?}"),
+            "check what answers on the Docker socket (a proxy in front of the daemon?)",
+        ),
         EngineError::PermissionDenied { endpoint } => (
             format!("permission denied on the Docker socket {endpoint}"),
             "run pruneguard as root or as a user in the docker group",

@@ -17,7 +17,10 @@ use futures_util::StreamExt as _;
 
 use super::{Engine, EngineError, EventWindow, RemoveOutcome};
 use crate::config::HostUrl;
-use crate::model::{Container, DaemonInfo, Event, Image, Service, SwarmCluster, SwarmNode, Task};
+use crate::model::{
+    Container, DaemonInfo, Event, Image, Service, SwarmCluster, SwarmNode, Task, is_image_id,
+    normalize_image_id,
+};
 
 /// The Docker Engine over bollard.
 pub struct DockerEngine {
@@ -132,13 +135,15 @@ impl Engine for DockerEngine {
         Ok(images
             .into_iter()
             .map(|image| Image {
-                id: image.id,
+                id: normalize_image_id(&image.id),
                 repo_tags: image
                     .repo_tags
                     .into_iter()
                     .filter(|tag| tag != "<none>:<none>")
                     .collect(),
-                parent_id: Some(image.parent_id).filter(|parent| !parent.is_empty()),
+                parent_id: Some(image.parent_id)
+                    .filter(|parent| !parent.is_empty())
+                    .map(|parent| normalize_image_id(&parent)),
                 created: unix_time(image.created),
                 size_bytes: u64::try_from(image.size).unwrap_or(0),
             })
@@ -163,7 +168,7 @@ impl Engine for DockerEngine {
                     .and_then(|names| names.into_iter().next())
                     .map(|name| name.trim_start_matches('/').to_string())
                     .unwrap_or_default(),
-                image_id: container.image_id.unwrap_or_default(),
+                image_id: normalize_image_id(&container.image_id.unwrap_or_default()),
                 state: container
                     .state
                     .map(|state| state.to_string())
@@ -203,9 +208,12 @@ impl Engine for DockerEngine {
                 .cloned()
                 .or(actor.id)
                 .unwrap_or_default();
-            let Some(time) = message.time.and_then(unix_time) else {
-                continue;
-            };
+            // An event without a usable time counts as happening now: unknown means recent.
+            let time = message
+                .time_nano
+                .and_then(unix_time_nanos)
+                .or_else(|| message.time.and_then(unix_time))
+                .unwrap_or(window.until);
             events.push(Event {
                 time,
                 kind: message.typ.map(|kind| kind.to_string()).unwrap_or_default(),
@@ -281,6 +289,7 @@ impl Engine for DockerEngine {
     }
 
     async fn image_tags(&self, id: &str) -> Result<Option<Vec<String>>, EngineError> {
+        checked_id(id)?;
         match self
             .timed("GET /images/{id}/json", self.docker.inspect_image(id))
             .await?
@@ -306,6 +315,7 @@ impl Engine for DockerEngine {
     }
 
     async fn remove_image(&self, id: &str) -> Result<RemoveOutcome, EngineError> {
+        checked_id(id)?;
         match self
             .timed(
                 "DELETE /images/{id}",
@@ -334,6 +344,18 @@ impl Engine for DockerEngine {
                 error,
             )),
         }
+    }
+}
+
+/// Only a well-formed image ID goes into a request path: `sha256:` and hex digits cannot
+/// change the path (no `/`, `..`, `?` or `%`), whatever the daemon or a proxy listed.
+fn checked_id(id: &str) -> Result<(), EngineError> {
+    if is_image_id(id) {
+        Ok(())
+    } else {
+        Err(EngineError::MalformedId {
+            id: id.escape_debug().to_string(),
+        })
     }
 }
 
@@ -438,6 +460,11 @@ fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
 
 /// Converts Docker's unix-seconds timestamps; zero or negative means "unknown" (Docker reports
 /// the zero time for images without a creation date).
+/// Nanoseconds since the epoch; zero or negative means unknown.
+fn unix_time_nanos(nanos: i64) -> Option<DateTime<Utc>> {
+    (nanos > 0).then(|| Utc.timestamp_nanos(nanos))
+}
+
 pub fn unix_time(seconds: i64) -> Option<DateTime<Utc>> {
     if seconds <= 0 {
         return None;
@@ -448,6 +475,40 @@ pub fn unix_time(seconds: i64) -> Option<DateTime<Utc>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// No listed value can change a request's path: only `sha256:` + 64 lowercase hex passes.
+    #[test]
+    fn only_well_formed_ids_reach_a_request_path() {
+        let good = format!("sha256:{}", "a1".repeat(32));
+        assert!(checked_id(&good).is_ok());
+        for bad in [
+            format!("sha256:{}/../../containers/abc", "a".repeat(64)),
+            "sha256:x/../../../containers/deadbeef".to_string(),
+            "a".repeat(64),
+            format!("sha256:{}", "A".repeat(64)),
+            format!("sha256:{}", "a".repeat(63)),
+            format!("sha256:{}?force=1", "a".repeat(64)),
+            format!("sha256:{}%2F", "a".repeat(62)),
+            String::new(),
+            "busybox:latest".to_string(),
+        ] {
+            let error = checked_id(&bad).unwrap_err();
+            assert!(matches!(error, EngineError::MalformedId { .. }), "{bad}");
+        }
+    }
+
+    #[test]
+    fn bare_hex_ids_get_their_prefix_and_nothing_else_changes() {
+        let hex = "0f".repeat(32);
+        assert_eq!(normalize_image_id(&hex), format!("sha256:{hex}"));
+        assert_eq!(
+            normalize_image_id(&format!("sha256:{hex}")),
+            format!("sha256:{hex}")
+        );
+        for odd in ["", "abc", "sha256:x/../y", &"F".repeat(64)] {
+            assert_eq!(normalize_image_id(odd), odd);
+        }
+    }
 
     /// The query a delete sends, as a value: never `force`, always `noprune`, nothing else.
     #[test]

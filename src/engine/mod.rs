@@ -70,6 +70,11 @@ pub enum EngineError {
     },
 
     #[error(
+        "refusing to send a request for the image ID {id:?}: it is not sha256 and 64 hex digits, so it could change the request's path. Nothing was sent; the daemon (or a proxy in front of it) listed a malformed ID."
+    )]
+    MalformedId { id: String },
+
+    #[error(
         "unsupported Docker host {host:?}: {reason}. Use unix:///path/to/docker.sock or tcp://host:port."
     )]
     BadHost { host: String, reason: String },
