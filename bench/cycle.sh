@@ -32,9 +32,11 @@
 # Exits non-zero when any step fails (a sandbox or registry that cannot start included).
 #
 # Environment: PRUNEGUARD_BIN (binary to test; default: `cargo build --release` and
-# target/release/pruneguard), CYCLE_LAYER_BYTES (base image's random layer, default 4194304),
-# CYCLE_JUNK_LAYER_BYTES (each old dangling image's own layer, default 1048576),
-# PGSB_DOCKER (docker CLI; default /usr/bin/docker), TMPDIR (where the sandboxes go).
+# target/release/pruneguard), TESTKIT_BIN (the image generator; default: pruneguard-testkit
+# beside PRUNEGUARD_BIN, else `cargo build --release -p testkit`), CYCLE_LAYER_BYTES (base
+# image's random layer, default 4194304), CYCLE_JUNK_LAYER_BYTES (each old dangling image's
+# own layer, default 1048576), PGSB_DOCKER (docker CLI; default /usr/bin/docker), TMPDIR
+# (where the sandboxes go).
 # Every sandbox and registry this script starts is stopped on exit, also on failure or signal.
 set -Eeuo pipefail
 
@@ -65,12 +67,29 @@ die() {
 [ "$(id -u)" -eq 0 ] || die "run as root: the sandboxes need network namespaces and mounts"
 bash scripts/sandbox.sh ensure-installed
 
+# cargo from rustup lives in ~/.cargo/bin, which sudo's PATH may lack (as in scripts/test.sh).
+if ! command -v cargo >/dev/null 2>&1 && [ -x "${HOME:-/root}/.cargo/bin/cargo" ]; then
+  export PATH="${HOME:-/root}/.cargo/bin:$PATH"
+fi
+release=${CARGO_TARGET_DIR:-$repo/target}/release
 pruneguard=${PRUNEGUARD_BIN:-}
 if [ -z "$pruneguard" ]; then
-  cargo build --release --quiet
-  pruneguard=$repo/target/release/pruneguard
+  cargo build --release --quiet -p pruneguard
+  pruneguard=$release/pruneguard
 fi
 [ -x "$pruneguard" ] || die "no pruneguard binary at $pruneguard"
+# The testkit generates the images (crates/testkit): TESTKIT_BIN, else the one built beside
+# PRUNEGUARD_BIN (a workspace build, as scripts/test.sh does), else a release build.
+testkit=${TESTKIT_BIN:-}
+if [ -z "$testkit" ] && [ -n "${PRUNEGUARD_BIN:-}" ] &&
+  [ -x "$(dirname "$PRUNEGUARD_BIN")/pruneguard-testkit" ]; then
+  testkit=$(dirname "$PRUNEGUARD_BIN")/pruneguard-testkit
+fi
+if [ -z "$testkit" ]; then
+  cargo build --release --quiet -p testkit
+  testkit=$release/pruneguard-testkit
+fi
+[ -x "$testkit" ] || die "no testkit binary at $testkit (cargo build -p testkit)"
 # Nothing from the caller's environment may change pruneguard's policy.
 while read -r var; do unset "$var"; done < <(compgen -e | grep '^PRUNEGUARD_' || true)
 unset DOCKER_CONTEXT DOCKER_TLS_VERIFY DOCKER_CERT_PATH
@@ -116,19 +135,18 @@ mkdir -p "$DOCKER_CONFIG"
 # ---------------------------------------------------------------------------------------------
 # inputs, made once and shared by every cleaner's run (same images, same layers)
 
-python3 scripts/mkimages.py "$work/base.tar" --tag "$base_ref" --busybox \
+"$testkit" mkimages "$work/base.tar" --tag "$base_ref" --busybox \
   --layer-bytes "$layer_bytes" --seed cycle-base >/dev/null
 for app in app1 app2; do
   mkdir -p "$work/ctx-$app"
-  python3 -c 'import random, sys; random.seed(sys.argv[1]); sys.stdout.buffer.write(random.randbytes(65536))' \
-    "$app" >"$work/ctx-$app/$app.bin"
+  "$testkit" random-bytes --seed "$app" --bytes 65536 >"$work/ctx-$app/$app.bin"
   printf 'FROM %s\nCOPY %s.bin /app/%s.bin\n' "$base_ref" "$app" "$app" >"$work/ctx-$app/Dockerfile"
   touch -d 2000-01-01T00:00:00Z "$work/ctx-$app/$app.bin"
 done
 mkdir -p "$work/ctx-build"
 printf 'FROM %s\nCOPY build.txt /build.txt\n' "$base_ref" >"$work/ctx-build/Dockerfile"
 for i in $(seq 1 "$k"); do
-  python3 scripts/mkimages.py "$work/junk-$i.tar" --tag junk:latest --count 3 \
+  "$testkit" mkimages "$work/junk-$i.tar" --tag junk:latest --count 3 \
     --age $((3 * 86400)) --layer-bytes "$junk_layer_bytes" --seed "cycle-junk-$i" >/dev/null
 done
 

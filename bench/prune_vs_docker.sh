@@ -15,8 +15,15 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
 [ "$(id -u)" -eq 0 ] || { echo "bench: run as root" >&2; exit 1; }
 bash scripts/sandbox.sh ensure-installed
-cargo build --release --quiet
-pruneguard="$repo/target/release/pruneguard"
+# cargo from rustup lives in ~/.cargo/bin, which sudo's PATH may lack (as in scripts/test.sh).
+if ! command -v cargo >/dev/null 2>&1 && [ -x "${HOME:-/root}/.cargo/bin/cargo" ]; then
+  export PATH="${HOME:-/root}/.cargo/bin:$PATH"
+fi
+# pruneguard, and the testkit that generates the images (crates/testkit).
+cargo build --release --quiet -p pruneguard -p testkit
+release=${CARGO_TARGET_DIR:-$repo/target}/release
+pruneguard="$release/pruneguard"
+testkit="$release/pruneguard-testkit"
 
 work=$(mktemp -d /tmp/pgbench.XXXXXX)
 trap 'bash scripts/sandbox.sh stop "$work/sb" >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
@@ -24,7 +31,7 @@ DOCKER_HOST=$(bash scripts/sandbox.sh start "$work/sb")
 export DOCKER_HOST
 docker() { command docker -H "$DOCKER_HOST" "$@"; }
 
-python3 scripts/mkimages.py "$work/images.tar" --tag bench/app:latest --count $((n + 1)) --age $((3 * 86400)) --seed bench >/dev/null
+"$testkit" mkimages "$work/images.tar" --tag bench/app:latest --count $((n + 1)) --age $((3 * 86400)) --seed bench >/dev/null
 
 load() {
   docker load -q -i "$work/images.tar" >/dev/null

@@ -29,8 +29,15 @@ cd "$repo"
 [ "$(id -u)" -eq 0 ] || { echo "scale: run as root" >&2; exit 1; }
 [ "$containers" -le "$tagged" ] || { echo "scale: CONTAINERS must not exceed TAGGED" >&2; exit 1; }
 bash scripts/sandbox.sh ensure-installed
-cargo build --release --quiet
-pruneguard="$repo/target/release/pruneguard"
+# cargo from rustup lives in ~/.cargo/bin, which sudo's PATH may lack (as in scripts/test.sh).
+if ! command -v cargo >/dev/null 2>&1 && [ -x "${HOME:-/root}/.cargo/bin/cargo" ]; then
+  export PATH="${HOME:-/root}/.cargo/bin:$PATH"
+fi
+# pruneguard, and the testkit that generates the images (crates/testkit).
+cargo build --release --quiet -p pruneguard -p testkit
+release=${CARGO_TARGET_DIR:-$repo/target}/release
+pruneguard="$release/pruneguard"
+testkit="$release/pruneguard-testkit"
 
 work=$(mktemp -d /tmp/pgscale.XXXXXX)
 cleanup() {
@@ -46,27 +53,11 @@ now_ms() { date +%s%3N; }
 say() { printf 'scale: %s\n' "$*" >&2; }
 
 # --- images ------------------------------------------------------------------------------------
-# mkimages.py lists every image of an archive under one tag; give each tagged image its own
-# (bench/tagged:N) by rewriting the archive's manifest.json.
+# Each tagged image gets its own tag (bench/tagged:N).
 start=$(now_ms)
-python3 scripts/mkimages.py "$work/tagged.tar" --tag bench/tagged:x --count "$tagged" \
+"$testkit" mkimages "$work/tagged.tar" --tag-each 'bench/tagged:{i}' --count "$tagged" \
   --age $((3 * 86400)) --seed scale-tagged >/dev/null
-python3 - "$work/tagged.tar" <<'PY'
-import io, json, sys, tarfile
-path = sys.argv[1]
-with tarfile.open(path) as src:
-    members = [(m, src.extractfile(m).read() if m.isfile() else None) for m in src.getmembers()]
-with tarfile.open(path, "w", format=tarfile.GNU_FORMAT) as out:
-    for member, data in members:
-        if member.name == "manifest.json":
-            manifest = json.loads(data)
-            for n, entry in enumerate(manifest):
-                entry["RepoTags"] = [f"bench/tagged:{n}"]
-            data = json.dumps(manifest).encode()
-            member.size = len(data)
-        out.addfile(member, io.BytesIO(data) if data is not None else None)
-PY
-python3 scripts/mkimages.py "$work/dangling.tar" --no-tag --count "$dangling" \
+"$testkit" mkimages "$work/dangling.tar" --no-tag --count "$dangling" \
   --age $((3 * 86400)) --seed scale-dangling >/dev/null
 say "generated the archives in $(($(now_ms) - start)) ms"
 

@@ -22,6 +22,8 @@ rustPlatform.buildRustPackage {
         ../Cargo.toml
         ../Cargo.lock
         ../src
+        # The workspace's dev-only testkit: cargo reads every member's manifest to resolve.
+        ../crates
       ]
       ++ map lib.fileset.maybeMissing [
         ../build.rs

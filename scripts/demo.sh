@@ -16,9 +16,16 @@ step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 step "Installing what the sandbox needs (Debian's docker.io), if missing"
 bash scripts/sandbox.sh ensure-installed
 
-step "Building pruneguard (release)"
-cargo build --release --quiet
-pruneguard="$repo/target/release/pruneguard"
+step "Building pruneguard and its testkit (release)"
+# cargo from rustup lives in ~/.cargo/bin, which sudo's PATH may lack (as in scripts/test.sh).
+if ! command -v cargo >/dev/null 2>&1 && [ -x "${HOME:-/root}/.cargo/bin/cargo" ]; then
+  export PATH="${HOME:-/root}/.cargo/bin:$PATH"
+fi
+# The testkit that generates the images (crates/testkit).
+cargo build --release --quiet -p pruneguard -p testkit
+release=${CARGO_TARGET_DIR:-$repo/target}/release
+pruneguard="$release/pruneguard"
+testkit="$release/pruneguard-testkit"
 
 work=$(mktemp -d /tmp/pgdemo.XXXXXX)
 sandbox="$work/sb"
@@ -40,10 +47,10 @@ echo "DOCKER_HOST=$DOCKER_HOST"
 
 step "Filling it with demo images"
 # Three builds of app:1 from three days ago: the last keeps the tag, two are left dangling.
-python3 scripts/mkimages.py "$work/old.tar" --tag demo/app:1 --count 3 --age $((3 * 86400)) \
+"$testkit" mkimages "$work/old.tar" --tag demo/app:1 --count 3 --age $((3 * 86400)) \
   --layer-bytes $((8 * 1024 * 1024)) >"$work/old.ids"
 # Two builds of app:2 from an hour ago: one dangling, but younger than min_age (24h).
-python3 scripts/mkimages.py "$work/young.tar" --tag demo/app:2 --count 2 --age 3600 >/dev/null
+"$testkit" mkimages "$work/young.tar" --tag demo/app:2 --count 2 --age 3600 >/dev/null
 docker load -q -i "$work/old.tar" >/dev/null
 docker load -q -i "$work/young.tar" >/dev/null
 # A container that was created but never started still uses one old dangling image: it

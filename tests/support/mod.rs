@@ -3,7 +3,7 @@
 //! Use it from a file in `tests/` with `mod support;`. Every [`Sandbox`] is its own dockerd
 //! (with its own containerd, data root, exec root, socket and network namespace) started by
 //! `scripts/sandbox.sh`; dropping it stops the daemon and removes everything. Images come from
-//! `scripts/mkimages.py` (`docker save` archives made locally) through `docker load`: no
+//! the `testkit` crate (`docker save` archives made in-process) through `docker load`: no
 //! registry is ever contacted and the developer's own daemon is never touched.
 //!
 //! A sandbox that cannot start always fails the test (a panic), never skips it: under CI
@@ -24,7 +24,7 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -79,9 +79,6 @@ fn sandbox_unavailable(detail: &str) -> ! {
     }
     if !on_path("dockerd") {
         hints.push("dockerd is not installed (Debian package docker.io)");
-    }
-    if !on_path("python3") {
-        hints.push("python3 is not installed");
     }
     let hints = if hints.is_empty() {
         String::new()
@@ -308,21 +305,36 @@ impl Sandbox {
         expect_success(&format!("docker {args:?} (sandbox {})", self.host), &out)
     }
 
-    /// Generates images with `scripts/mkimages.py`, `docker load`s them, and returns their IDs
+    /// Generates images with the `testkit` crate, `docker load`s them, and returns their IDs
     /// (`sha256:…`) in load order: with a tag, the last one is tagged and the others dangling.
     /// Images with their own big layers are loaded one archive per image (so a small data
     /// root needs room for one image at a time, not all of them twice).
     pub fn load_images(&self, spec: &ImageSpec) -> Vec<String> {
         assert!(spec.count > 0, "ImageSpec::count must be at least 1");
-        let seed = spec.seed.clone().unwrap_or_else(random_seed);
-        let mut ids = Vec::with_capacity(spec.count);
-        if spec.layer_bytes.is_some() && spec.count > 1 {
-            for i in 0..spec.count {
-                ids.extend(self.load_archive(spec, 1, &format!("{seed}-{i}")));
+        let set = spec.image_set();
+        let n = ARCHIVES.fetch_add(1, Ordering::Relaxed);
+        let archive = |suffix: &str| {
+            self.scratch
+                .join("images")
+                .join(format!("images-{n}{suffix}.tar"))
+        };
+        let ids = if spec.layer_bytes.is_some() && spec.count > 1 {
+            let written = set
+                .write_per_image(|i| archive(&format!("-{i}")))
+                .unwrap_or_else(|err| panic!("cannot generate the images of {spec:?}: {err:#}"));
+            for one in &written {
+                self.load_archive(&one.path);
             }
+            written.into_iter().map(|one| one.id).collect()
         } else {
-            ids = self.load_archive(spec, spec.count, &seed);
-        }
+            let path = archive("");
+            let ids = set
+                .write(&path)
+                .unwrap_or_else(|err| panic!("cannot generate the images of {spec:?}: {err:#}"));
+            self.load_archive(&path);
+            ids
+        };
+        assert_eq!(ids.len(), spec.count, "testkit returned {ids:?}");
         let present = self.image_ids();
         for id in &ids {
             assert!(
@@ -333,47 +345,15 @@ impl Sandbox {
         ids
     }
 
-    fn load_archive(&self, spec: &ImageSpec, count: usize, seed: &str) -> Vec<String> {
-        let n = ARCHIVES.fetch_add(1, Ordering::Relaxed);
-        let archive = self.scratch.join("images").join(format!("images-{n}.tar"));
-        let mut cmd = Command::new("python3");
-        cmd.arg(script("mkimages.py")).arg(&archive);
-        match &spec.tag {
-            Some(tag) => cmd.arg("--tag").arg(tag),
-            None => cmd.arg("--no-tag"),
-        };
-        cmd.arg("--count").arg(count.to_string());
-        cmd.arg("--seed").arg(seed);
-        if let Some(created) = &spec.created {
-            cmd.arg("--created").arg(created);
-        }
-        if let Some(age) = spec.age {
-            cmd.arg("--age").arg(age.as_secs().to_string());
-        }
-        if let Some(bytes) = spec.layer_bytes {
-            cmd.arg("--layer-bytes").arg(bytes.to_string());
-        }
-        if spec.busybox {
-            cmd.arg("--busybox");
-        }
-        for (key, value) in &spec.labels {
-            cmd.arg("--label").arg(format!("{key}={value}"));
-        }
-        cmd.stdin(Stdio::null());
-        let out = cmd
-            .output()
-            .unwrap_or_else(|err| panic!("cannot run {cmd:?}: {err}"));
-        let stdout = expect_success("scripts/mkimages.py", &out);
-        let ids: Vec<String> = stdout.lines().map(str::to_owned).collect();
-        assert_eq!(ids.len(), count, "mkimages.py printed {stdout:?}");
+    /// `docker load`s an archive, then removes it.
+    fn load_archive(&self, archive: &Path) {
         self.docker_ok([
             OsStr::new("load"),
             OsStr::new("-q"),
             OsStr::new("-i"),
             archive.as_os_str(),
         ]);
-        let _ = fs::remove_file(&archive);
-        ids
+        let _ = fs::remove_file(archive);
     }
 
     /// IDs of all images (`docker images -a --no-trunc -q`, de-duplicated).
@@ -515,14 +495,6 @@ fn new_tempdir() -> tempfile::TempDir {
         .unwrap_or_else(|err| sandbox_unavailable(&format!("cannot create a temp dir: {err}")))
 }
 
-fn random_seed() -> String {
-    let nanos = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    let n = ARCHIVES.fetch_add(1, Ordering::Relaxed);
-    format!("{}-{nanos}-{n}", std::process::id())
-}
-
 /// What [`Sandbox::load_images`] generates: `count` distinct images (distinct IDs).
 #[derive(Clone, Debug)]
 pub struct ImageSpec {
@@ -610,6 +582,36 @@ impl ImageSpec {
     pub fn seed(mut self, seed: &str) -> ImageSpec {
         self.seed = Some(seed.to_owned());
         self
+    }
+
+    /// The testkit image set this spec describes.
+    fn image_set(&self) -> testkit::ImageSet {
+        let mut set = testkit::ImageSet::new().count(self.count);
+        set = match &self.tag {
+            Some(tag) => set.tag(tag),
+            None => set.no_tag(),
+        };
+        if let Some(created) = &self.created {
+            let when = testkit::parse_time(created)
+                .unwrap_or_else(|err| panic!("ImageSpec::created: {err:#}"));
+            set = set.created(when);
+        }
+        if let Some(age) = self.age {
+            set = set.age(age);
+        }
+        if let Some(bytes) = self.layer_bytes {
+            set = set.layer_bytes(bytes);
+        }
+        if self.busybox {
+            set = set.busybox();
+        }
+        for (key, value) in &self.labels {
+            set = set.label(key, value);
+        }
+        if let Some(seed) = &self.seed {
+            set = set.seed(seed);
+        }
+        set
     }
 }
 
