@@ -5,7 +5,7 @@
 
 use std::fmt::Write as _;
 use std::fs::{File, OpenOptions};
-use std::io::Write as _;
+use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
@@ -20,6 +20,8 @@ use crate::report::Decision;
 
 pub const LOCK_FILE_NAME: &str = "pruneguard.lock";
 pub const LAST_RUN_FILE: &str = "last-run.json";
+/// `status` reads at most this much of `last-run.json`.
+pub const MAX_LAST_RUN_BYTES: u64 = 16 * 1024 * 1024;
 
 #[derive(Debug)]
 pub struct RunLock {
@@ -30,19 +32,14 @@ pub struct RunLock {
 impl RunLock {
     /// Takes the lock or fails at once, saying who to wait for.
     pub fn acquire(state_dir: &Path) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(state_dir).with_context(|| {
+        prepare_state_dir(state_dir)?;
+        let path = state_dir.join(LOCK_FILE_NAME);
+        let file = open_regular(&path, true).with_context(|| {
             format!(
-                "cannot create the state directory {}; create it, run as root, or choose another with --state-dir",
-                state_dir.display()
+                "cannot open the lock file {}; check the state directory's permissions or use --state-dir",
+                path.display()
             )
         })?;
-        let path = state_dir.join(LOCK_FILE_NAME);
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .with_context(|| format!("cannot open the lock file {}; check the state directory's permissions or use --state-dir", path.display()))?;
         match flock(&file, FlockOperation::NonBlockingLockExclusive) {
             Ok(()) => Ok(Self { _file: file, path }),
             Err(rustix::io::Errno::WOULDBLOCK) => bail!(
@@ -52,6 +49,92 @@ impl RunLock {
             Err(error) => Err(error).with_context(|| format!("cannot lock {}", path.display())),
         }
     }
+}
+
+/// Why a state directory is refused, from its `lstat`; `None` when it is fine. A symlink could
+/// redirect the lock and the reports; a directory others may write but that neither this user
+/// nor root owns could have its files swapped under pruneguard.
+pub fn state_dir_problem(dir: &Path, meta: &std::fs::Metadata, euid: u32) -> Option<String> {
+    use std::os::unix::fs::MetadataExt as _;
+    let shown = dir.display();
+    if meta.file_type().is_symlink() {
+        return Some(format!(
+            "the state directory {shown} is a symbolic link; pruneguard refuses it so that its lock and reports cannot be redirected. Point --state-dir / state.dir at the real directory."
+        ));
+    }
+    if !meta.is_dir() {
+        return Some(format!(
+            "the state directory {shown} exists but is not a directory; remove it or choose another with --state-dir / state.dir."
+        ));
+    }
+    let writable_by_others = meta.mode() & 0o022 != 0;
+    if writable_by_others && meta.uid() != euid && meta.uid() != 0 {
+        return Some(format!(
+            "the state directory {shown} is writable by group or others and owned by uid {} (neither this user nor root), so its files could be swapped; `chmod go-w {shown}` or `chown` it to the user that runs pruneguard.",
+            meta.uid()
+        ));
+    }
+    None
+}
+
+/// Creates the state directory if it is missing (0755), then refuses it if
+/// [`state_dir_problem`] finds one.
+pub fn prepare_state_dir(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::DirBuilderExt as _;
+    let meta = match std::fs::symlink_metadata(dir) {
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o755)
+                .create(dir)
+                .with_context(|| {
+                    format!(
+                        "cannot create the state directory {}; create it, run as root, or choose another with --state-dir",
+                        dir.display()
+                    )
+                })?;
+            std::fs::symlink_metadata(dir)
+        }
+        other => other,
+    }
+    .with_context(|| format!("cannot look at the state directory {}", dir.display()))?;
+    match state_dir_problem(dir, &meta, rustix::process::geteuid().as_raw()) {
+        Some(problem) => bail!("{problem}"),
+        None => Ok(()),
+    }
+}
+
+/// Opens `path` without following a symlink and without blocking (a FIFO would otherwise
+/// hang the run), and only if it is a regular file. `create` makes it (0644) when missing.
+pub fn open_regular(path: &Path, create: bool) -> anyhow::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let flags = rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK;
+    let file = OpenOptions::new()
+        .read(true)
+        .write(create)
+        .create(create)
+        .truncate(false)
+        .mode(0o644)
+        // The flag bits fit in an i32 (they are the kernel's open(2) flags).
+        .custom_flags(i32::try_from(flags.bits()).unwrap_or(0))
+        .open(path)
+        .map_err(|error| {
+            if error.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) {
+                anyhow::anyhow!(
+                    "{} is a symbolic link, which pruneguard does not follow",
+                    path.display()
+                )
+            } else {
+                anyhow::Error::new(error)
+            }
+        })?;
+    let meta = file
+        .metadata()
+        .with_context(|| format!("cannot stat {}", path.display()))?;
+    if !meta.is_file() {
+        bail!("{} is not a regular file", path.display());
+    }
+    Ok(file)
 }
 
 /// Writes `contents` to `path` atomically: a temporary file in the same directory, flushed,
@@ -111,21 +194,27 @@ impl LastRunFile {
     /// runtime failure whose message says what to do.
     pub fn read(state_dir: &Path) -> anyhow::Result<Self> {
         let path = state_dir.join(LAST_RUN_FILE);
-        let text = match std::fs::read_to_string(&path) {
-            Ok(text) => text,
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => bail!(
+        if matches!(std::fs::symlink_metadata(&path), Err(error) if error.kind() == std::io::ErrorKind::NotFound)
+        {
+            bail!(
                 "no run has been recorded yet: {} does not exist. Run `pruneguard run` (or check --state-dir / state.dir).",
                 path.display()
-            ),
-            Err(error) => {
-                return Err(error).with_context(|| {
-                    format!(
-                        "cannot read {}; check the state directory's permissions, or run status as the user that runs pruneguard",
-                        path.display()
-                    )
-                });
-            }
-        };
+            );
+        }
+        let mut text = String::new();
+        open_regular(&path, false)
+            .and_then(|file| {
+                // A report is a few hundred KiB at most; a larger file is not one.
+                std::io::Read::take(file, MAX_LAST_RUN_BYTES)
+                    .read_to_string(&mut text)
+                    .map_err(anyhow::Error::new)
+            })
+            .with_context(|| {
+                format!(
+                    "cannot read {}; check the state directory's permissions, or run status as the user that runs pruneguard",
+                    path.display()
+                )
+            })?;
         let run = serde_json::from_str(&text).map_err(|error| {
             anyhow::anyhow!(
                 "{} is not a readable pruneguard report ({error}). It may have been cut short or \
@@ -188,6 +277,64 @@ mod tests {
                 "{corrupt:?}"
             );
         }
+    }
+
+    #[test]
+    fn the_state_dir_is_refused_when_it_could_be_redirected_or_swapped() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let root = tempfile::tempdir().unwrap();
+        let real = root.path().join("real");
+        std::fs::create_dir(&real).unwrap();
+        let link = root.path().join("link");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        let error = format!("{:#}", RunLock::acquire(&link).unwrap_err());
+        assert!(error.contains("is a symbolic link"), "{error}");
+        assert!(
+            !real.join(LOCK_FILE_NAME).exists(),
+            "nothing written through the link"
+        );
+
+        // Writable by others and owned by someone else (uid 65534): refused; by us: fine.
+        let shared = root.path().join("shared");
+        std::fs::create_dir(&shared).unwrap();
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let meta = std::fs::symlink_metadata(&shared).unwrap();
+        let me = rustix::process::geteuid().as_raw();
+        use std::os::unix::fs::MetadataExt as _;
+        assert_eq!(state_dir_problem(&shared, &meta, meta.uid()), None);
+        if meta.uid() == 0 {
+            // Root-owned: allowed, as /tmp-like directories owned by root are.
+            assert_eq!(state_dir_problem(&shared, &meta, 1234), None);
+        }
+        std::os::unix::fs::chown(&shared, Some(65534), None).ok();
+        let meta = std::fs::symlink_metadata(&shared).unwrap();
+        if meta.uid() == 65534 && me != 65534 {
+            let problem = state_dir_problem(&shared, &meta, me).unwrap();
+            assert!(problem.contains("chmod go-w"), "{problem}");
+        }
+    }
+
+    #[test]
+    fn lock_and_report_files_are_regular_files_never_followed_or_blocked_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("elsewhere");
+        std::fs::write(&target, "").unwrap();
+        std::os::unix::fs::symlink(&target, dir.path().join(LOCK_FILE_NAME)).unwrap();
+        let error = format!("{:#}", RunLock::acquire(dir.path()).unwrap_err());
+        assert!(error.contains("symbolic link"), "{error}");
+
+        let fifo_dir = tempfile::tempdir().unwrap();
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            fifo_dir.path().join(LAST_RUN_FILE),
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o644),
+            0,
+        )
+        .unwrap();
+        // Would block forever if opened blocking; refused at once instead.
+        let error = format!("{:#}", LastRunFile::read(fifo_dir.path()).unwrap_err());
+        assert!(error.contains("not a regular file"), "{error}");
     }
 
     #[test]

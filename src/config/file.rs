@@ -99,7 +99,7 @@ struct FileOutput {
 
 /// Reads, parses and checks the config file at `path` into a layer.
 pub fn load(path: &Path) -> Result<SettingsLayer, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|error| {
+    let text = read_regular(path).map_err(|error| {
         ConfigError(format!(
             "cannot read the config file {}: {error}. Fix the path given with --config or \
              PRUNEGUARD_CONFIG, or pass --no-config to run on defaults.",
@@ -107,6 +107,33 @@ pub fn load(path: &Path) -> Result<SettingsLayer, ConfigError> {
         ))
     })?;
     parse(path, &text)
+}
+
+/// A config file is a regular file of modest size: a FIFO or a device would block or never
+/// end, so it is opened without blocking and refused unless it is a regular file (symlinks to
+/// one are fine: /etc/pruneguard/config.toml is often a link into the Nix store).
+fn read_regular(path: &Path) -> Result<String, String> {
+    use std::io::Read as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        // O_NONBLOCK fits in an i32 (it is one of open(2)'s flag bits).
+        .custom_flags(i32::try_from(rustix::fs::OFlags::NONBLOCK.bits()).unwrap_or(0))
+        .open(path)
+        .map_err(|error| error.to_string())?;
+    let meta = file.metadata().map_err(|error| error.to_string())?;
+    if !meta.is_file() {
+        return Err("it is not a regular file".into());
+    }
+    if meta.len() > MAX_CONFIG_BYTES {
+        return Err(format!("it is larger than {MAX_CONFIG_BYTES} bytes"));
+    }
+    let mut text = String::new();
+    file.take(MAX_CONFIG_BYTES)
+        .read_to_string(&mut text)
+        .map_err(|error| error.to_string())?;
+    Ok(text)
 }
 
 /// Parses config `text` read from `path` (named in errors) into a layer.
@@ -280,5 +307,39 @@ impl Lines<'_> {
                 metrics_file: path("output.metrics_file", raw.output.metrics_file)?,
             },
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_config_path_that_is_no_regular_file_is_refused_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("config.toml");
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &fifo,
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o644),
+            0,
+        )
+        .unwrap();
+        // Opened blocking, this would wait forever for a writer.
+        let error = load(&fifo).unwrap_err().to_string();
+        assert!(error.contains("not a regular file"), "{error}");
+        let error = load(dir.path()).unwrap_err().to_string();
+        assert!(error.contains("not a regular file"), "{error}");
+    }
+
+    #[test]
+    fn a_relative_lock_file_in_the_file_is_an_error_naming_the_key_and_line() {
+        let path = Path::new("/etc/pruneguard/config.toml");
+        let text = "[gates.workload]\nlock_files = [\"run/deploy.lock\"]\n";
+        let error = parse(path, text).unwrap_err().to_string();
+        assert!(error.contains("config.toml:2"), "{error}");
+        assert!(error.contains("gates.workload.lock_files"), "{error}");
+        assert!(error.contains("not an absolute path"), "{error}");
     }
 }

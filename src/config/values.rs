@@ -59,11 +59,13 @@ pub fn disk_path_from_cwd(path: &Path) -> DiskPath {
 }
 
 /// A workload lock file.
+/// A lock file in the config file: absolute, since a relative one would silently be looked
+/// for wherever the command happens to run.
 pub fn lock_file(text: &str) -> Result<PathBuf, String> {
     if text.trim().is_empty() {
         Err("an empty path; remove it or name the lock file".to_string())
     } else {
-        Ok(PathBuf::from(text))
+        absolute_path(text)
     }
 }
 

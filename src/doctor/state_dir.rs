@@ -10,17 +10,27 @@ const NAME: CheckName = CheckName::StateDir;
 /// What trying the state directory showed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StateDirProbe {
-    Writable { created: bool },
+    Writable {
+        created: bool,
+    },
     NotADirectory,
+    /// A run would refuse it: a symlink, or writable by others it does not belong to.
+    Refused(String),
     CannotCreate(String),
     NotWritable(String),
 }
 
 /// Creates the directory if missing, then writes and removes a temp file in it.
 pub fn probe(dir: &Path) -> StateDirProbe {
-    let created = match std::fs::metadata(dir) {
-        Ok(meta) if !meta.is_dir() => return StateDirProbe::NotADirectory,
-        Ok(_) => false,
+    let created = match std::fs::symlink_metadata(dir) {
+        Ok(meta) if meta.file_type().is_symlink() || meta.is_dir() => {
+            let euid = rustix::process::geteuid().as_raw();
+            if let Some(problem) = crate::state::state_dir_problem(dir, &meta, euid) {
+                return StateDirProbe::Refused(problem);
+            }
+            false
+        }
+        Ok(_) => return StateDirProbe::NotADirectory,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
             if let Err(error) = std::fs::create_dir_all(dir) {
                 return StateDirProbe::CannotCreate(error.to_string());
@@ -65,6 +75,7 @@ pub fn check(dir: &Path, probe: &StateDirProbe) -> Check {
             format!("{} exists but is not a directory", dir.display()),
             fix,
         ),
+        StateDirProbe::Refused(problem) => Check::fail(NAME, problem.clone(), fix),
         StateDirProbe::CannotCreate(reason) => Check::warn(
             NAME,
             format!(
@@ -99,5 +110,18 @@ mod tests {
         let check = check(&file, &StateDirProbe::NotADirectory);
         assert_eq!(check.status, Status::Warn);
         assert!(check.fix.contains("--state-dir"));
+    }
+
+    #[test]
+    fn a_symlinked_state_dir_fails_the_check_as_a_run_would_refuse_it() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let real = root.path().join("real");
+        std::fs::create_dir(&real).expect("mkdir");
+        let link = root.path().join("link");
+        std::os::unix::fs::symlink(&real, &link).expect("symlink");
+        let probed = probe(&link);
+        assert!(matches!(probed, StateDirProbe::Refused(_)), "{probed:?}");
+        assert_eq!(check(&link, &probed).status, Status::Fail);
+        assert!(crate::state::RunLock::acquire(&link).is_err());
     }
 }
