@@ -281,6 +281,7 @@ mod tests {
 
     #[test]
     fn the_state_dir_is_refused_when_it_could_be_redirected_or_swapped() {
+        use std::os::unix::fs::MetadataExt as _;
         use std::os::unix::fs::PermissionsExt as _;
         let root = tempfile::tempdir().unwrap();
         let real = root.path().join("real");
@@ -300,7 +301,6 @@ mod tests {
         std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o777)).unwrap();
         let meta = std::fs::symlink_metadata(&shared).unwrap();
         let me = rustix::process::geteuid().as_raw();
-        use std::os::unix::fs::MetadataExt as _;
         assert_eq!(state_dir_problem(&shared, &meta, meta.uid()), None);
         if meta.uid() == 0 {
             // Root-owned: allowed, as /tmp-like directories owned by root are.
