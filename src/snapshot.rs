@@ -41,11 +41,14 @@ pub async fn gather<E: Engine>(
     let events = if gates.quiet.period.is_zero() {
         Ok(Vec::new())
     } else {
-        // A period longer than chrono can count back means "since the beginning".
+        // Saturates at the epoch: before it, the daemon would answer with no events at all,
+        // and the gate would open on an empty window.
         let since = Duration::from_std(gates.quiet.period)
             .ok()
             .and_then(|period| now.checked_sub_signed(period))
-            .unwrap_or(DateTime::<Utc>::MIN_UTC);
+            .map_or(DateTime::UNIX_EPOCH, |since| {
+                since.max(DateTime::UNIX_EPOCH)
+            });
         observe(engine.events(EventWindow { since, until: now }).await)?
     };
     // Services feed both the swarm gate and the workload gate's stack and label selectors.

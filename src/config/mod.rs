@@ -13,6 +13,7 @@ mod file;
 mod flags;
 mod host;
 mod layer;
+pub mod ranges;
 mod values;
 
 use std::path::{Path, PathBuf};
@@ -20,9 +21,7 @@ use std::time::Duration;
 
 use crate::cli::{OutputFormat, RunArgs, StatusArgs};
 use crate::policy::{
-    DEFAULT_DISK_THRESHOLD, DEFAULT_MIN_AGE, DEFAULT_QUIET_PERIOD, DEFAULT_STALE_LOCK_AFTER,
-    DEFAULT_STUCK_AFTER, DEFAULT_WAIT_INTERVAL, DiskGate, GatePolicy, Policy, QuietGate, SwarmGate,
-    WorkloadGate,
+    DEFAULT_DISK_THRESHOLD, DiskGate, GatePolicy, Policy, QuietGate, SwarmGate, WorkloadGate,
 };
 
 pub use env::Environment;
@@ -37,7 +36,7 @@ pub const DEFAULT_CONFIG_PATH: &str = "/etc/pruneguard/config.toml";
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/pruneguard";
 pub const DEFAULT_API_TIMEOUT: Duration = Duration::from_secs(30);
 /// The shortest API timeout: a shorter one fails requests to a healthy, busy daemon.
-pub const MIN_API_TIMEOUT: Duration = Duration::from_secs(1);
+pub const MIN_API_TIMEOUT: Duration = ranges::API_TIMEOUT.min;
 /// The names of every environment variable the settings read.
 pub const ENV_VARS: [&str; 16] = env::ALL;
 
@@ -158,29 +157,20 @@ impl Settings {
             state,
             output,
         } = layer;
-        let value = |sourced: Option<Sourced<Duration>>, default: Duration| {
-            sourced.map_or(default, |sourced| sourced.value)
-        };
-
-        let api_timeout = check(
-            engine.api_timeout,
-            "engine.api_timeout",
-            DEFAULT_API_TIMEOUT,
-            |timeout| *timeout >= MIN_API_TIMEOUT,
-            "must be at least 1s (a shorter timeout fails requests to a healthy, busy daemon); \
-             the default is 30s",
-        )?;
-        let wait_interval = check(
-            gates.wait_interval,
-            "gates.wait_interval",
-            DEFAULT_WAIT_INTERVAL,
-            |interval| !interval.is_zero(),
-            "must be longer than 0s; the default is 30s",
-        )?;
+        let api_timeout = in_range(engine.api_timeout, &ranges::API_TIMEOUT)?;
+        let wait_interval = in_range(gates.wait_interval, &ranges::WAIT_INTERVAL)?;
         let wait = match (mode, gates.wait) {
             (Mode::Plan, Some(wait)) if !matches!(wait.source, Source::Flag(_)) => None,
             (_, wait) => wait,
         };
+        let wait = in_range(wait, &ranges::WAIT)?;
+        let min_age = in_range(policy.min_age, &ranges::MIN_AGE)?;
+        let quiet_period = in_range(gates.quiet.period, &ranges::QUIET_PERIOD)?;
+        let stale_lock_after = in_range(
+            gates.workload.stale_lock_after.clone(),
+            &ranges::STALE_LOCK_AFTER,
+        )?;
+        let stuck_after = in_range(gates.swarm.stuck_after.clone(), &ranges::STUCK_AFTER)?;
         let metrics_file = match output.metrics_file {
             Some(file) => {
                 check_metrics_dir(&file)?;
@@ -193,9 +183,9 @@ impl Settings {
             host: engine.host.map(|host| host.value).unwrap_or_default(),
             config_file,
             policy: Policy {
-                min_age: value(policy.min_age, DEFAULT_MIN_AGE),
+                min_age,
                 gates: GatePolicy {
-                    wait: value(wait, Duration::ZERO),
+                    wait,
                     wait_interval,
                     disk: DiskGate {
                         path: match gates.disk.path.map(|path| path.value) {
@@ -212,7 +202,7 @@ impl Settings {
                             .map(|percent| percent.value),
                     },
                     quiet: QuietGate {
-                        period: value(gates.quiet.period, DEFAULT_QUIET_PERIOD),
+                        period: quiet_period,
                     },
                     workload: WorkloadGate {
                         stacks: workload.stacks.map(|list| list.value).unwrap_or_default(),
@@ -225,14 +215,11 @@ impl Settings {
                             .lock_files
                             .map(|list| list.value)
                             .unwrap_or_default(),
-                        stale_lock_after: value(
-                            workload.stale_lock_after,
-                            DEFAULT_STALE_LOCK_AFTER,
-                        ),
+                        stale_lock_after,
                     },
                     swarm: SwarmGate {
                         enabled: gates.swarm.enabled.is_none_or(|enabled| enabled.value),
-                        stuck_after: value(gates.swarm.stuck_after, DEFAULT_STUCK_AFTER),
+                        stuck_after,
                     },
                 },
             },
@@ -251,6 +238,28 @@ impl Settings {
     pub fn effective(&self) -> String {
         effective::render(self)
     }
+}
+
+/// A duration setting's value (or its default), which must lie in its documented range; the
+/// error names the key where the value was set, the range and why.
+fn in_range(
+    value: Option<Sourced<Duration>>,
+    range: &ranges::DurationRange,
+) -> Result<Duration, ConfigError> {
+    let problem = format!(
+        "must be from {} to {} ({}); the default is {}",
+        format_duration(range.min),
+        format_duration(range.max),
+        range.why,
+        format_duration(range.default)
+    );
+    check(
+        value,
+        range.key,
+        range.default,
+        |duration| (range.min..=range.max).contains(duration),
+        &problem,
+    )
 }
 
 /// The value of `key` (or `default`), which must satisfy `rule`; the error says `problem`

@@ -270,7 +270,7 @@ fn api_timeout_below_one_second_is_an_error_naming_the_key() {
         assert!(
             error
                 .0
-                .starts_with("--api-timeout (`engine.api_timeout`): must be at least 1s"),
+                .starts_with("--api-timeout (`engine.api_timeout`): must be from 1s to 1h"),
             "{error}"
         );
     }
