@@ -206,7 +206,7 @@ fn config_output_loads_back_as_the_same_config() {
 /// flag (in `run --help`) and variable (read by the settings), or `—`.
 #[test]
 fn readme_lists_every_setting_with_its_flag_and_variable() {
-    let readme = include_str!("../README.md");
+    let readme = include_str!("../../README.md");
     let configure = readme
         .split("\n## ")
         .find(|section| section.starts_with("Configure\n"))

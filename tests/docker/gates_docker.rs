@@ -7,7 +7,7 @@
 //! gone), in the exit status and in the JSON report.
 //! Needs root and Docker: run `scripts/test.sh` (as root), which installs what is missing.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeSet;
 use std::fs;

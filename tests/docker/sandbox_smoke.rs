@@ -3,7 +3,7 @@
 //! be stopped and started again, and two sandboxes joined by a veth pair form a swarm.
 //! Needs root and Docker: run `scripts/test.sh` (as root), which installs what is missing.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeSet;
 

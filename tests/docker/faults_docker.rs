@@ -6,7 +6,7 @@
 //! Most faults are injected by `support::proxy`: pruneguard talks to the sandbox through a
 //! unix-socket proxy whose hook sees every request before it is forwarded.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeSet;
 use std::os::unix::fs::PermissionsExt as _;

@@ -2,7 +2,7 @@
 //! default policy removes and keeps, the disk and quiet gates, dry runs, the run lock, a
 //! stopped daemon, bad configuration, metrics and the state file.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeSet;
 use std::process::Command;

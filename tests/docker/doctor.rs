@@ -7,7 +7,7 @@
 //! and every other `PRUNEGUARD_*`/`DOCKER_*` variable is removed. The sandbox tests need root
 //! and Docker (`scripts/test.sh`); they fail, never skip, when the sandbox cannot start.
 
-mod support;
+use crate::support;
 
 use std::ffi::OsStr;
 use std::fs;

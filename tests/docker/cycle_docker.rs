@@ -9,7 +9,7 @@
 //! binary under test and asserts on its JSON summary. It fails (never skips) when a daemon or
 //! the registry cannot start: the script then exits non-zero and says why.
 
-mod support;
+use crate::support;
 
 use std::process::{Command, Stdio};
 use std::time::Instant;

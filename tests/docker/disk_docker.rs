@@ -4,7 +4,7 @@
 //! threshold by removing the old dangling images, and touches nothing tagged or in use. When
 //! dangling images cannot bring it under, the report says so and says what holds the space.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeSet;
 use std::path::Path;
