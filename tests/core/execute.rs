@@ -6,7 +6,6 @@ use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use chrono::{DateTime, TimeZone as _, Utc};
 use proptest::prelude::*;
 
 use pruneguard::decision::Action;
@@ -17,13 +16,7 @@ use pruneguard::model::{Container, DaemonInfo, Event, Image, SwarmCluster};
 use pruneguard::plan::{self, Candidate, Plan};
 use pruneguard::report::{Decision, Report, ReportInput};
 
-fn now() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).unwrap()
-}
-
-fn id(n: u32) -> String {
-    format!("sha256:{n:064x}")
-}
+use crate::fixtures::{DAY, ago, id, image, now};
 
 /// What the fake daemon answers for one image. The first five are answers to the delete; the
 /// last three are answers to the tag lookup that comes right before it.
@@ -213,7 +206,7 @@ fn candidate(n: u32, wave: u32) -> Candidate {
     Candidate {
         id: id(n),
         size_bytes: u64::from(n) * 100,
-        created: now() - chrono::Duration::days(2),
+        created: ago(2 * DAY),
         reason: "test".into(),
         wave,
     }
@@ -328,23 +321,16 @@ async fn an_empty_plan_asks_nothing() {
 #[tokio::test]
 async fn children_are_removed_before_their_parents() {
     // Two chains and a fork: 1 <- 2 <- 3, 1 <- 4, 10 <- 11, plus loose 20, 21, 22.
-    let image = |n: u32, parent: Option<u32>, days: i64| Image {
-        id: id(n),
-        repo_tags: vec![],
-        parent_id: parent.map(id),
-        created: Some(now() - chrono::Duration::days(days)),
-        size_bytes: 10,
-    };
     let images = vec![
-        image(1, None, 9),
-        image(2, Some(1), 8),
-        image(3, Some(2), 7),
-        image(4, Some(1), 7),
-        image(10, None, 9),
-        image(11, Some(10), 8),
-        image(20, None, 3),
-        image(21, None, 3),
-        image(22, None, 3),
+        image(1, &[], None, Some(9 * DAY)),
+        image(2, &[], Some(1), Some(8 * DAY)),
+        image(3, &[], Some(2), Some(7 * DAY)),
+        image(4, &[], Some(1), Some(7 * DAY)),
+        image(10, &[], None, Some(9 * DAY)),
+        image(11, &[], Some(10), Some(8 * DAY)),
+        image(20, &[], None, Some(3 * DAY)),
+        image(21, &[], None, Some(3 * DAY)),
+        image(22, &[], None, Some(3 * DAY)),
     ];
     let plan = plan::plan(&images, &[], Duration::from_secs(86_400), now());
     assert_eq!(plan.candidates.len(), images.len());

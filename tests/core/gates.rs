@@ -3,97 +3,20 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use chrono::{DateTime, TimeZone as _, Utc};
 use proptest::prelude::*;
 
 use pruneguard::gates::{
     self, CONVERGING_TASK_STATES, Evidence, GateName, GateVerdict, STACK_LABELS, SWARM_TASK_LABEL,
     SwarmRole,
 };
-use pruneguard::model::DiskUsage;
 use pruneguard::model::{
-    Container, DaemonInfo, Event, LockFile, LockFileState, Service, Snapshot, SwarmCluster,
-    SwarmNode, Task,
+    Container, LockFile, LockFileState, Service, Snapshot, SwarmCluster, SwarmNode, Task,
 };
-use pruneguard::policy::{GatePolicy, LabelSelector, Pattern, Policy};
+use pruneguard::policy::GatePolicy;
 
-fn now() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).unwrap()
-}
-
-fn ago(seconds: i64) -> DateTime<Utc> {
-    now() - chrono::Duration::seconds(seconds)
-}
-
-fn policy() -> GatePolicy {
-    Policy::default().gates
-}
-
-fn usage(percent: u8, inodes: Option<u8>) -> DiskUsage {
-    DiskUsage {
-        path: PathBuf::from("/var/lib/docker"),
-        fs_type: "ext4".into(),
-        size_bytes: 100_000,
-        used_bytes: u64::from(percent) * 1000,
-        available_bytes: u64::from(100 - percent) * 1000,
-        used_percent: percent,
-        inodes_total: 1000,
-        inodes_used: u64::from(inodes.unwrap_or(0)) * 10,
-        inodes_used_percent: inodes,
-    }
-}
-
-fn snapshot() -> Snapshot {
-    Snapshot {
-        daemon: DaemonInfo {
-            server_version: "28.0.0".into(),
-            api_version: "1.48".into(),
-            docker_root_dir: Some("/var/lib/docker".into()),
-            storage_driver: Some("overlay2".into()),
-            swarm: SwarmNode {
-                local_node_state: "inactive".into(),
-                control_available: false,
-                error: None,
-            },
-        },
-        disk: Ok(usage(90, Some(10))),
-        containers: Ok(Vec::new()),
-        events: Ok(Vec::new()),
-        swarm_cluster: None,
-        lock_files: Vec::new(),
-    }
-}
-
-fn container(name: &str, state: &str, labels: &[(&str, &str)]) -> Container {
-    Container {
-        id: format!("{:0>64}", name.len()).replace('0', "a"),
-        name: name.to_string(),
-        image_id: "sha256:abc".into(),
-        state: state.to_string(),
-        labels: labels
-            .iter()
-            .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
-            .collect(),
-        created: Some(ago(60)),
-    }
-}
-
-fn event(seconds_ago: i64, kind: &str, action: &str, subject: &str) -> Event {
-    Event {
-        time: ago(seconds_ago),
-        kind: kind.into(),
-        action: action.into(),
-        subject: subject.into(),
-    }
-}
-
-fn pattern(text: &str) -> Pattern {
-    Pattern::new(text).unwrap()
-}
-
-fn label(text: &str) -> LabelSelector {
-    LabelSelector::parse(text).unwrap()
-}
+use crate::fixtures::{
+    ago, container, disk, event, label, manager, now, pattern, policy, service, snapshot, task,
+};
 
 fn assert_closed_naming(verdict: &GateVerdict, needles: &[&str]) {
     assert!(
@@ -123,7 +46,7 @@ fn evaluate_returns_every_gate_in_report_order() {
     assert!(gates::closed_names(&verdicts).is_empty());
 
     let mut snap = snapshot();
-    snap.disk = Ok(usage(10, None));
+    snap.disk = Ok(disk(10, None));
     snap.events = Ok(vec![event(5, "image", "pull", "alpine:3")]);
     let verdicts = gates::evaluate(&snap, &policy(), now());
     assert!(!gates::all_open(&verdicts));
@@ -153,7 +76,7 @@ fn disk_threshold_boundaries() {
         let mut policy = policy();
         policy.disk.threshold_percent = threshold;
         let mut snap = snapshot();
-        snap.disk = Ok(usage(percent, Some(5)));
+        snap.disk = Ok(disk(percent, Some(5)));
         let verdict = gates::disk_gate(&snap, &policy);
         assert_eq!(verdict.name, GateName::Disk);
         assert_eq!(
@@ -182,7 +105,7 @@ fn disk_threshold_boundaries() {
                 threshold_percent,
                 inode_threshold_percent,
             } => {
-                assert_eq!(evidence, &usage(percent, Some(5)));
+                assert_eq!(evidence, &disk(percent, Some(5)));
                 assert_eq!(*threshold_percent, threshold);
                 assert_eq!(*inode_threshold_percent, None);
             }
@@ -211,7 +134,7 @@ fn disk_inode_threshold() {
         let mut policy = policy();
         policy.disk.inode_threshold_percent = limit;
         let mut snap = snapshot();
-        snap.disk = Ok(usage(bytes, inodes));
+        snap.disk = Ok(disk(bytes, inodes));
         let verdict = gates::disk_gate(&snap, &policy);
         assert_eq!(
             verdict.open, open,
@@ -382,6 +305,7 @@ fn workload_without_selectors_is_open() {
     let mut snap = snapshot();
     snap.containers = Ok(vec![container(
         "run-app-1",
+        1,
         "running",
         &[("com.docker.stack.namespace", "run-app-1")],
     )]);
@@ -399,8 +323,13 @@ fn workload_stack_glob_via_either_label() {
     for stack_label in STACK_LABELS {
         let mut snap = snapshot();
         snap.containers = Ok(vec![
-            container("run-app-7_web.1", "running", &[(stack_label, "run-app-7")]),
-            container("other_web.1", "running", &[(stack_label, "other")]),
+            container(
+                "run-app-7_web.1",
+                1,
+                "running",
+                &[(stack_label, "run-app-7")],
+            ),
+            container("other_web.1", 1, "running", &[(stack_label, "other")]),
         ]);
         let verdict = gates::workload_gate(&snap, &policy, now());
         assert_closed_naming(
@@ -420,6 +349,7 @@ fn workload_stack_glob_via_either_label() {
     let mut snap = snapshot();
     snap.containers = Ok(vec![container(
         "run-app-7",
+        1,
         "running",
         &[("app", "run-app-7")],
     )]);
@@ -443,6 +373,7 @@ fn workload_container_states() {
         let mut snap = snapshot();
         snap.containers = Ok(vec![container(
             "run-app-1-web",
+            1,
             state,
             &[("com.docker.compose.project", "run-app-1")],
         )]);
@@ -470,7 +401,7 @@ fn workload_label_selectors() {
     for (selector, labels, closes) in table {
         let policy = workload_policy(&[], &[selector], &[], &[]);
         let mut snap = snapshot();
-        snap.containers = Ok(vec![container("deploy", "running", labels)]);
+        snap.containers = Ok(vec![container("deploy", 1, "running", labels)]);
         let verdict = gates::workload_gate(&snap, &policy, now());
         assert_eq!(
             !verdict.open, closes,
@@ -491,9 +422,9 @@ fn workload_container_name_glob() {
     let policy = workload_policy(&[], &[], &["deploy-*"], &[]);
     let mut snap = snapshot();
     snap.containers = Ok(vec![
-        container("deploy-web", "running", &[]),
-        container("build-web", "running", &[]),
-        container("deploy-old", "exited", &[]),
+        container("deploy-web", 1, "running", &[]),
+        container("build-web", 1, "running", &[]),
+        container("deploy-old", 1, "exited", &[]),
     ]);
     let verdict = gates::workload_gate(&snap, &policy, now());
     assert_closed_naming(&verdict, &["deploy-web", "container name deploy-*"]);
@@ -507,27 +438,6 @@ fn workload_container_name_glob() {
             "container name deploy-*".into()
         )]
     );
-}
-
-fn manager(snap: &mut Snapshot) {
-    snap.daemon.swarm = SwarmNode {
-        local_node_state: "active".into(),
-        control_available: true,
-        error: None,
-    };
-}
-
-fn service(id: &str, name: &str, labels: &[(&str, &str)], update: Option<(&str, i64)>) -> Service {
-    Service {
-        id: id.into(),
-        name: name.into(),
-        labels: labels
-            .iter()
-            .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
-            .collect(),
-        update_state: update.map(|(state, _)| state.to_string()),
-        update_started_at: update.map(|(_, seconds)| ago(seconds)),
-    }
 }
 
 #[test]
@@ -706,11 +616,12 @@ fn workload_reports_every_match() {
     snap.containers = Ok(vec![
         container(
             "a",
+            1,
             "running",
             &[("com.docker.stack.namespace", "run-app-1")],
         ),
-        container("b", "running", &[("ci.role", "x")]),
-        container("deploy-c", "paused", &[]),
+        container("b", 1, "running", &[("ci.role", "x")]),
+        container("deploy-c", 1, "paused", &[]),
     ]);
     snap.lock_files = vec![lock(
         path,
@@ -733,26 +644,6 @@ fn workload_reports_every_match() {
 
 // ---------------------------------------------------------------------------------------------
 // swarm
-
-fn task(
-    id: &str,
-    service_id: &str,
-    slot: Option<i64>,
-    desired: &str,
-    state: &str,
-    created_seconds_ago: Option<i64>,
-) -> Task {
-    Task {
-        id: id.into(),
-        service_id: service_id.into(),
-        slot,
-        node_id: Some("node1nnnnnnnnnnnnnnn".into()),
-        desired_state: desired.into(),
-        state: state.into(),
-        created_at: created_seconds_ago.map(ago),
-        message: format!("msg-{state}"),
-    }
-}
 
 fn manager_with(services: Vec<Service>, tasks: Vec<Task>) -> Snapshot {
     let mut snap = snapshot();
@@ -1065,7 +956,7 @@ fn swarm_worker_judges_from_local_evidence() {
         } else {
             &[]
         };
-        snap.containers = Ok(vec![container("stack_web.1.abc", state, labels)]);
+        snap.containers = Ok(vec![container("stack_web.1.abc", 1, state, labels)]);
         let verdict = gates::swarm_gate(&snap, &policy(), now());
         assert_eq!(
             !verdict.open, closes,
@@ -1127,7 +1018,7 @@ fn container_strategy() -> impl Strategy<Value = Container> {
             0..=4,
         ),
     )
-        .prop_map(|(name, state, labels)| container(name, state, &labels))
+        .prop_map(|(name, state, labels)| container(name, 1, state, &labels))
 }
 
 fn task_strategy() -> impl Strategy<Value = Task> {
@@ -1176,7 +1067,7 @@ fn snapshot_strategy() -> impl Strategy<Value = Snapshot> {
             tasks,
         });
     (
-        observed((0_u8..=100, prop::option::of(0_u8..=100)).prop_map(|(p, i)| usage(p, i))),
+        observed((0_u8..=100, prop::option::of(0_u8..=100)).prop_map(|(p, i)| disk(p, i))),
         observed(prop::collection::vec(container_strategy(), 0..5)),
         observed(prop::collection::vec(
             (-10_i64..2000).prop_map(|s| event(s, "image", "pull", "x")),
@@ -1363,6 +1254,7 @@ fn workload_on_a_swarm_worker_says_services_were_not_visible() {
     };
     snap.containers = Ok(vec![container(
         "run-app-1_web.1",
+        1,
         "running",
         &[("com.docker.stack.namespace", "run-app-1")],
     )]);

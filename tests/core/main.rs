@@ -5,6 +5,7 @@
 mod cli;
 mod config;
 mod execute;
+mod fixtures;
 mod gates;
 mod plan;
 mod report_schema;

@@ -1,50 +1,20 @@
 //! The pure planner: every kept reason, dangling chains, ordering, counts, and the invariants
 //! over random image sets.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use chrono::{DateTime, TimeZone as _, Utc};
 use proptest::prelude::*;
 
 use pruneguard::model::{Container, Image};
 use pruneguard::plan::{self as planner, KeptCounts, KeptReason, Plan};
 
-const DAY: i64 = 24 * 3600;
+use crate::fixtures::{DAY, container, id, image, now};
+
 const MIN_AGE: Duration = Duration::from_secs(24 * 3600);
-
-fn now() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).unwrap()
-}
-
-fn id(n: u32) -> String {
-    format!("sha256:{n:064x}")
-}
-
-/// An image `age_seconds` old (negative: created in the future).
-fn image(n: u32, tags: &[&str], parent: Option<u32>, age_seconds: Option<i64>) -> Image {
-    Image {
-        id: id(n),
-        repo_tags: tags.iter().map(ToString::to_string).collect(),
-        parent_id: parent.map(id),
-        created: age_seconds.map(|age| now() - chrono::Duration::seconds(age)),
-        size_bytes: u64::from(n) * 1000,
-    }
-}
 
 fn dangling(n: u32, parent: Option<u32>, age_seconds: i64) -> Image {
     image(n, &[], parent, Some(age_seconds))
-}
-
-fn container(n: u32, image_n: u32, state: &str) -> Container {
-    Container {
-        id: format!("{n:064x}"),
-        name: format!("c{n}"),
-        image_id: id(image_n),
-        state: state.to_string(),
-        labels: BTreeMap::new(),
-        created: Some(now() - chrono::Duration::seconds(60)),
-    }
 }
 
 fn run(images: &[Image], containers: &[Container]) -> Plan {
@@ -99,7 +69,7 @@ fn kept_reason_table() {
         Row {
             what: "tagged and in use: tagged wins",
             image: image(1, &["app:1", "app:2"], None, Some(old)),
-            containers: vec![container(1, 1, "running")],
+            containers: vec![container("c1", 1, "running", &[])],
             expect: Some(KeptReason::Tagged),
         },
         Row {
@@ -141,13 +111,13 @@ fn kept_reason_table() {
         Row {
             what: "in use and too young: in use wins",
             image: dangling(1, None, 10),
-            containers: vec![container(1, 1, "exited")],
+            containers: vec![container("c1", 1, "exited", &[])],
             expect: Some(KeptReason::InUse),
         },
         Row {
             what: "a container of another image does not matter",
             image: dangling(1, None, old),
-            containers: vec![container(1, 2, "running")],
+            containers: vec![container("c1", 2, "running", &[])],
             expect: None,
         },
     ];
@@ -155,7 +125,7 @@ fn kept_reason_table() {
         rows.push(Row {
             what: "in use by a container",
             image: dangling(1, None, old),
-            containers: vec![container(7, 1, state)],
+            containers: vec![container("c7", 1, state, &[])],
             expect: Some(KeptReason::InUse),
         });
     }
@@ -305,7 +275,7 @@ fn parent_with_a_staying_child_is_kept_as_has_children() {
         (
             "child used by an exited container",
             dangling(2, Some(1), 2 * DAY),
-            vec![container(1, 2, "exited")],
+            vec![container("c1", 2, "exited", &[])],
             KeptReason::InUse,
         ),
         (
@@ -393,7 +363,7 @@ fn tagged_or_in_use_parent_stays_while_its_dangling_child_goes() {
         dangling(3, None, 10 * DAY),
         dangling(4, Some(3), 3 * DAY),
     ];
-    let plan = run(&images, &[container(1, 3, "running")]);
+    let plan = run(&images, &[container("c1", 3, "running", &[])]);
     let mut ids = candidate_ids(&plan);
     ids.sort();
     assert_eq!(ids, vec![id(2), id(4)]);
@@ -444,7 +414,10 @@ fn kept_counts_and_bytes_add_up() {
     ];
     let plan = run(
         &images,
-        &[container(1, 3, "dead"), container(2, 3, "running")],
+        &[
+            container("c1", 3, "dead", &[]),
+            container("c2", 3, "running", &[]),
+        ],
     );
     assert_eq!(
         plan.kept,
@@ -470,7 +443,7 @@ fn kept_counts_and_bytes_add_up() {
 
 #[test]
 fn empty_input_gives_an_empty_plan() {
-    let plan = run(&[], &[container(1, 1, "running")]);
+    let plan = run(&[], &[container("c1", 1, "running", &[])]);
     assert_eq!(plan, Plan::default());
 }
 
@@ -548,7 +521,7 @@ fn scenario() -> impl Strategy<Value = (Vec<Image>, Vec<Container>)> {
                     .enumerate()
                     .map(|(k, (index, state))| {
                         let target = u32::try_from(index.index(images.len())).unwrap() + 1;
-                        container(u32::try_from(k).unwrap(), target, state)
+                        container(&format!("c{k}"), target, state, &[])
                     })
                     .collect()
             };

@@ -2,151 +2,100 @@
 //! deterministic inputs through the real pure core (gates, plan), and checks that
 //! docs/report-schema.md names every field the JSON can hold.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::Duration;
-
-use chrono::{DateTime, TimeZone as _, Utc};
 
 use pruneguard::decision::{Action, WaitEnd};
 use pruneguard::execute::{Execution, Failed, Removed, Skipped, Stop};
 use pruneguard::gates::{self, GateName, GateVerdict};
-use pruneguard::model::DiskUsage;
 use pruneguard::model::{
-    Container, DaemonInfo, Event, Image, LockFile, LockFileState, Service, Snapshot, SwarmCluster,
-    SwarmNode, Task,
+    Container, DiskUsage, Image, LockFile, LockFileState, Snapshot, SwarmCluster, Task,
 };
 use pruneguard::plan;
-use pruneguard::policy::{LabelSelector, Pattern, Policy};
+use pruneguard::policy::GatePolicy;
 use pruneguard::report::{Decision, Report, ReportInput, SCHEMA_VERSION, WaitSummary};
+
+use crate::fixtures::{
+    DAY, ago, container, disk, event, id, image, label, manager, now, pattern, policy, service,
+    snapshot, task,
+};
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 
-fn now() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 3, 1, 3, 0, 0).unwrap()
-}
+const MIB: u64 = 1024 * 1024;
 
-fn ago(seconds: i64) -> DateTime<Utc> {
-    now() - chrono::Duration::seconds(seconds)
-}
-
-fn id(n: u32) -> String {
-    format!("sha256:{n:02x}{}", "7d3f9a1c".repeat(8).get(..62).unwrap())
-}
-
-fn disk(used_percent: u8) -> DiskUsage {
-    let size = 100 * 1024 * 1024 * 1024_u64;
-    let used = size / 100 * u64::from(used_percent);
-    DiskUsage {
-        path: PathBuf::from("/var/lib/docker"),
-        fs_type: "ext4".into(),
-        size_bytes: size,
-        used_bytes: used,
-        available_bytes: size - used,
-        used_percent,
-        inodes_total: 6_553_600,
-        inodes_used: 655_360,
-        inodes_used_percent: Some(10),
-    }
-}
-
-fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    pairs
-        .iter()
-        .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
-        .collect()
-}
-
-fn image(n: u32, tags: &[&str], parent: Option<u32>, days: i64) -> Image {
+/// Image `n` of `n` × 50 MiB, `days` old: sizes a reader of the report meets in practice.
+fn sized_image(n: u32, tags: &[&str], parent: Option<u32>, days: i64) -> Image {
     Image {
-        id: id(n),
-        repo_tags: tags.iter().map(ToString::to_string).collect(),
-        parent_id: parent.map(id),
-        created: Some(now() - chrono::Duration::days(days)),
-        size_bytes: u64::from(n) * 50 * 1024 * 1024,
+        size_bytes: u64::from(n) * 50 * MIB,
+        ..image(n, tags, parent, Some(days * DAY))
     }
 }
 
 fn images() -> Vec<Image> {
     vec![
-        image(1, &[], None, 5),
-        image(2, &[], Some(1), 4),
-        image(3, &[], None, 3),
-        image(4, &["registry.example/app:1.2"], None, 30),
-        image(5, &[], None, 6),
-        image(6, &[], None, 0),
-        image(7, &[], None, 9),
-        image(8, &["registry.example/app:1.3"], Some(7), 9),
-        image(9, &[], None, 2),
+        sized_image(1, &[], None, 5),
+        sized_image(2, &[], Some(1), 4),
+        sized_image(3, &[], None, 3),
+        sized_image(4, &["registry.example/app:1.2"], None, 30),
+        sized_image(5, &[], None, 6),
+        sized_image(6, &[], None, 0),
+        sized_image(7, &[], None, 9),
+        sized_image(8, &["registry.example/app:1.3"], Some(7), 9),
+        sized_image(9, &[], None, 2),
     ]
 }
 
 fn containers() -> Vec<Container> {
     vec![Container {
         id: format!("9c1e5b7a2d4f{}", "0".repeat(52)),
-        name: "old-job".into(),
-        image_id: id(5),
-        state: "exited".into(),
-        labels: BTreeMap::new(),
-        created: Some(ago(86_400 * 6)),
+        created: Some(ago(6 * DAY)),
+        ..container("old-job", 5, "exited", &[])
     }]
 }
 
-fn gate_policy() -> pruneguard::policy::GatePolicy {
-    let mut policy = Policy::default().gates;
+fn gate_policy() -> GatePolicy {
+    let mut policy = policy();
     policy.disk.inode_threshold_percent = Some(90);
-    policy.workload.stacks = vec![Pattern::new("run-app*").unwrap()];
-    policy.workload.labels = vec![LabelSelector::parse("ci.deploying").unwrap()];
+    policy.workload.stacks = vec![pattern("run-app*")];
+    policy.workload.labels = vec![label("ci.deploying")];
     policy.workload.lock_files = vec![PathBuf::from("/run/deploy.lock")];
     policy
 }
 
 /// A manager whose gates are all open: one stuck task, no live workload, no recent events.
 fn open_snapshot() -> Snapshot {
-    Snapshot {
-        daemon: DaemonInfo {
-            server_version: "28.0.1".into(),
-            api_version: "1.48".into(),
-            docker_root_dir: Some("/var/lib/docker".into()),
-            storage_driver: Some("overlay2".into()),
-            swarm: SwarmNode {
-                local_node_state: "active".into(),
-                control_available: true,
-                error: None,
-            },
-        },
-        disk: Ok(disk(86)),
-        containers: Ok(containers()),
-        events: Ok(vec![Event {
-            time: ago(3600),
-            kind: "image".into(),
-            action: "pull".into(),
-            subject: "alpine:3.20".into(),
-        }]),
-        swarm_cluster: Some(Ok(SwarmCluster {
-            services: vec![Service {
-                id: "x8k2m4n6p8q0r2s4t6v8w0y2z".into(),
-                name: "tools_broken".into(),
-                labels: labels(&[("com.docker.stack.namespace", "tools")]),
-                update_state: Some("completed".into()),
-                update_started_at: Some(ago(86_400)),
-            }],
-            tasks: vec![Task {
-                id: "h5j7k9m1n3p5q7r9s1t3v5w7".into(),
-                service_id: "x8k2m4n6p8q0r2s4t6v8w0y2z".into(),
-                slot: Some(1),
-                node_id: Some("n0d3n0d3n0d3n0d3n0d3n0d".into()),
-                desired_state: "running".into(),
-                state: "pending".into(),
-                created_at: Some(ago(7200)),
-                message: "no suitable node (insufficient resources on 1 node)".into(),
-            }],
-        })),
-        lock_files: vec![LockFile {
-            path: PathBuf::from("/run/deploy.lock"),
-            state: LockFileState::Absent,
+    let mut snap = snapshot();
+    manager(&mut snap);
+    snap.disk = Ok(disk(86, Some(10)));
+    snap.containers = Ok(containers());
+    snap.events = Ok(vec![event(3600, "image", "pull", "alpine:3.20")]);
+    let broken = "x8k2m4n6p8q0r2s4t6v8w0y2z";
+    snap.swarm_cluster = Some(Ok(SwarmCluster {
+        services: vec![service(
+            broken,
+            "tools_broken",
+            &[("com.docker.stack.namespace", "tools")],
+            Some(("completed", DAY)),
+        )],
+        tasks: vec![Task {
+            message: "no suitable node (insufficient resources on 1 node)".into(),
+            ..task(
+                "h5j7k9m1n3p5q7r9s1t3v5w7",
+                broken,
+                Some(1),
+                "running",
+                "pending",
+                Some(7200),
+            )
         }],
-    }
+    }));
+    snap.lock_files = vec![LockFile {
+        path: PathBuf::from("/run/deploy.lock"),
+        state: LockFileState::Absent,
+    }];
+    snap
 }
 
 /// The same host while a deploy runs: every gate closed, one of them because its observation
@@ -157,39 +106,37 @@ fn closed_snapshot() -> Snapshot {
     let mut live = containers();
     live.push(Container {
         id: format!("4f2a1c9e0b7d{}", "1".repeat(52)),
-        name: "run-app-4711_web.1.x2k".into(),
-        image_id: id(4),
-        state: "running".into(),
-        labels: labels(&[
-            ("com.docker.stack.namespace", "run-app-4711"),
-            ("com.docker.swarm.task.id", "t1"),
-        ]),
         created: Some(ago(90)),
+        ..container(
+            "run-app-4711_web.1.x2k",
+            4,
+            "running",
+            &[
+                ("com.docker.stack.namespace", "run-app-4711"),
+                ("com.docker.swarm.task.id", "t1"),
+            ],
+        )
     });
     snap.containers = Ok(live);
-    snap.events = Ok(vec![Event {
-        time: ago(75),
-        kind: "image".into(),
-        action: "pull".into(),
-        subject: "registry.example/app:1.4".into(),
-    }]);
+    snap.events = Ok(vec![event(75, "image", "pull", "registry.example/app:1.4")]);
+    let web = "a1b2c3d4e5f6g7h8i9j0k1l2m";
     snap.swarm_cluster = Some(Ok(SwarmCluster {
-        services: vec![Service {
-            id: "a1b2c3d4e5f6g7h8i9j0k1l2m".into(),
-            name: "run-app-4711_web".into(),
-            labels: labels(&[("com.docker.stack.namespace", "run-app-4711")]),
-            update_state: Some("updating".into()),
-            update_started_at: Some(ago(120)),
-        }],
+        services: vec![service(
+            web,
+            "run-app-4711_web",
+            &[("com.docker.stack.namespace", "run-app-4711")],
+            Some(("updating", 120)),
+        )],
         tasks: vec![Task {
-            id: "q9w8e7r6t5y4u3i2o1p0a9s".into(),
-            service_id: "a1b2c3d4e5f6g7h8i9j0k1l2m".into(),
-            slot: Some(2),
-            node_id: Some("n0d3n0d3n0d3n0d3n0d3n0d".into()),
-            desired_state: "running".into(),
-            state: "preparing".into(),
-            created_at: Some(ago(80)),
             message: "pulling registry.example/app:1.4".into(),
+            ..task(
+                "q9w8e7r6t5y4u3i2o1p0a9s",
+                web,
+                Some(2),
+                "running",
+                "preparing",
+                Some(80),
+            )
         }],
     }));
     snap.lock_files = vec![LockFile {
@@ -257,7 +204,13 @@ fn pruned_report() -> Report {
         stopped: None,
         ..Execution::default()
     };
-    let mut input = input(false, &snap, &images(), Some(execution), Some(disk(82)));
+    let mut input = input(
+        false,
+        &snap,
+        &images(),
+        Some(execution),
+        Some(disk(82, Some(10))),
+    );
     input.wait = Some(WaitSummary {
         waited_ms: 95_000,
         evaluations: 4,
@@ -301,7 +254,7 @@ fn partial_gate_closed_report() -> Report {
         &snap,
         &images(),
         Some(execution),
-        Some(disk(85)),
+        Some(disk(85, Some(10))),
     ))
 }
 
@@ -330,7 +283,7 @@ fn dry_run_report() -> Report {
 }
 
 fn nothing_to_do_report() -> Report {
-    let only_tagged = [image(4, &["registry.example/app:1.2"], None, 30)];
+    let only_tagged = [sized_image(4, &["registry.example/app:1.2"], None, 30)];
     Report::new(input(false, &open_snapshot(), &only_tagged, None, None))
 }
 
@@ -594,7 +547,13 @@ fn the_disk_still_full_hint_follows_only_a_complete_run() {
     assert!(text.contains("now 85 % full"), "{text}");
     assert!(!text.contains(hint), "{text}");
     // Nothing left to remove and still full: the hint shows.
-    let mut input = input(false, &open_snapshot(), &images(), None, Some(disk(83)));
+    let mut input = input(
+        false,
+        &open_snapshot(),
+        &images(),
+        None,
+        Some(disk(83, Some(10))),
+    );
     input.plan = plan::Plan::default();
     input.action = Action::NothingToDo;
     let nothing = Report::new(input);
