@@ -13,11 +13,11 @@ use std::ffi::OsStr;
 use std::fs;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Command;
 
 use pruneguard::doctor::CheckName;
 use serde_json::Value;
-use support::Sandbox;
+use support::{Run, Sandbox, run};
 
 const NO_DAEMON: &str = "unix:///nonexistent.sock";
 /// Every check's name, in report order.
@@ -69,47 +69,16 @@ impl World {
     }
 
     fn doctor_with_state_dir(&self, host: &str, state_dir: &Path) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_pruneguard"));
-        for (key, _) in std::env::vars_os() {
-            let key_text = key.to_string_lossy();
-            if key_text.starts_with("PRUNEGUARD_")
-                || key_text.starts_with("DOCKER_")
-                || key_text == "RUST_LOG"
-            {
-                cmd.env_remove(&key);
-            }
-        }
+        let mut cmd = support::bare_pruneguard();
         cmd.env("DOCKER_CONFIG", self.path("docker-config"))
             .env("HOME", self.path("home"))
             .env("PRUNEGUARD_UNIT_DIRS", self.path("units"))
-            .stdin(Stdio::null())
             .arg("doctor")
             .arg("-H")
             .arg(host)
             .arg("--state-dir")
             .arg(state_dir);
         cmd
-    }
-}
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-fn run(mut cmd: Command) -> Run {
-    let Output {
-        status,
-        stdout,
-        stderr,
-    } = cmd
-        .output()
-        .unwrap_or_else(|error| panic!("cannot run {cmd:?}: {error}"));
-    Run {
-        code: status.code().expect("exited, not killed"),
-        stdout: String::from_utf8(stdout).expect("utf-8 stdout"),
-        stderr: String::from_utf8(stderr).expect("utf-8 stderr"),
     }
 }
 
@@ -125,12 +94,7 @@ where
 /// Runs doctor with `--output json` and parses stdout, checking the document's shape.
 fn run_json(cmd: Command) -> (Run, Value) {
     let run = run(with_args(cmd, ["--output", "json"]));
-    let json: Value = serde_json::from_str(&run.stdout).unwrap_or_else(|error| {
-        panic!(
-            "stdout is not JSON ({error}):\n{}\n--- stderr\n{}",
-            run.stdout, run.stderr
-        )
-    });
+    let json = run.json().clone();
     assert!(
         run.stdout.starts_with("{\"schema_version\":1,"),
         "{}",

@@ -18,7 +18,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::proxy::{Proxy, Request};
-use support::{ImageSpec, OPEN_GATES, Run, Sandbox, finish, ids, json_command, pruneguard, run};
+use support::{
+    ImageSpec, OPEN_GATES, Run, Sandbox, bare_pruneguard, ids, json_command, pruneguard, run, spawn,
+};
 
 /// `pruneguard run` with the gates opened, a JSON report, through `host`.
 fn run_via(sb: &Sandbox, host: &str, extra: &[&str]) -> Run {
@@ -366,12 +368,7 @@ fn two_runs_at_once_exactly_one_acts() {
         }
     });
     let started = Instant::now();
-    let first = json_command(&sb, "run")
-        .args(["-H", &proxy.host()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let first = spawn(json_command(&sb, "run").args(["-H", &proxy.host()]));
     while proxy.requests().is_empty() {
         assert!(
             started.elapsed() < Duration::from_secs(20),
@@ -379,7 +376,7 @@ fn two_runs_at_once_exactly_one_acts() {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    let second = run(&mut json_command(&sb, "run"));
+    let second = run(json_command(&sb, "run"));
     assert!(
         started.elapsed() < Duration::from_secs(3),
         "the second run ended while the first still held the lock"
@@ -402,7 +399,7 @@ fn two_runs_at_once_exactly_one_acts() {
     );
     assert_eq!(sb.image_ids(), before, "the refused run deleted nothing");
 
-    let first = finish(&first.wait_with_output().unwrap(), started.elapsed());
+    let first = first.wait(Duration::from_secs(60));
     assert_hooks_ok(&proxy);
     assert_eq!(first.code, 0, "{}", first.show());
     assert_eq!(first.report["decision"], "pruned");
@@ -460,8 +457,7 @@ fn socket_permission_denied_names_the_socket_and_the_fix() {
             .args(OPEN_GATES)
             .arg("--state-dir")
             .arg(&state);
-        let started = Instant::now();
-        let result = finish(&as_nobody(&command).output().unwrap(), started.elapsed());
+        let result = run(as_nobody(&command));
         assert_eq!(result.code, 1, "{subcommand}: {}", result.show());
         let lines: Vec<&str> = result
             .stderr
@@ -489,12 +485,10 @@ fn socket_permission_denied_names_the_socket_and_the_fix() {
 fn docker_host_pointing_nowhere_fails_fast_and_clearly() {
     let state = tempfile::tempdir().unwrap();
     for host in ["unix:///nonexistent.sock", "tcp://127.0.0.1:1"] {
-        let result = run(Command::new(env!("CARGO_BIN_EXE_pruneguard"))
+        let result = run(bare_pruneguard()
             .args(["run", "--no-config", "--state-dir"])
             .arg(state.path())
-            .env("DOCKER_HOST", host)
-            .env_remove("PRUNEGUARD_CONFIG")
-            .stdin(Stdio::null()));
+            .env("DOCKER_HOST", host));
         assert_eq!(result.code, 1, "{host}: {}", result.show());
         assert!(
             result.elapsed < Duration::from_secs(5),

@@ -1,6 +1,6 @@
 //! The deploy-aware gates (workload, swarm, waiting) against real private daemons (issue #3).
 //!
-//! Every test starts its own sandbox (`tests/support`), loads old dangling images and runs
+//! Every test starts its own sandbox (`support`), loads old dangling images and runs
 //! `pruneguard run` with the disk and quiet gates opened on purpose (`--disk-threshold 0
 //! --quiet-period 0s`), so that the gate under test alone decides whether anything is
 //! deleted. What matters is checked on the daemon itself (the dangling images are there or
@@ -12,14 +12,14 @@ use crate::support;
 use std::collections::BTreeSet;
 use std::fs;
 use std::io::{BufRead as _, BufReader, Read as _};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::Command;
 use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::Value;
 use support::{
-    ImageSpec, OPEN_GATES, Sandbox, expect_success, finish, gate, ids, json_command, pruneguard,
-    run,
+    ImageSpec, OPEN_GATES, Running, Sandbox, gate, ids, json_command, json_run, pruneguard, run,
+    spawn,
 };
 
 /// The busybox image containers and services run (tagged, so never a candidate).
@@ -38,26 +38,6 @@ fn load_old_dangling(sb: &Sandbox) -> BTreeSet<String> {
         "the old images must be dangling"
     );
     dangling
-}
-
-/// `pruneguard run --no-config --disk-threshold 0 --quiet-period 0s --output json ARGS…`.
-fn run_command(sb: &Sandbox, args: &[&str]) -> Command {
-    let mut cmd = json_command(sb, "run");
-    cmd.args(args);
-    cmd
-}
-
-/// Runs pruneguard to its end, asserts exit status 0 and returns the JSON report.
-fn run_ok(sb: &Sandbox, args: &[&str]) -> Value {
-    let result = run(&mut run_command(sb, args));
-    result.json();
-    assert_eq!(
-        result.code,
-        0,
-        "pruneguard run {args:?} must exit 0\n{}",
-        result.show()
-    );
-    result.report
 }
 
 fn detail(gate: &Value) -> &str {
@@ -88,7 +68,7 @@ fn run_closed_by(
     dangling: &BTreeSet<String>,
     named: &[&str],
 ) -> Value {
-    let report = run_ok(sb, args);
+    let report = json_run(sb, "run", args).report;
     assert_skipped_by(sb, &report, name, dangling);
     let closed = gate(&report, name);
     for needle in named {
@@ -126,36 +106,12 @@ fn wait_until(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
     }
 }
 
-/// Waits for a spawned pruneguard, killing it (and failing) after `timeout`.
-fn wait_child(mut child: Child, timeout: Duration) -> Output {
-    let start = Instant::now();
-    loop {
-        if child.try_wait().expect("wait for pruneguard").is_some() {
-            return child
-                .wait_with_output()
-                .expect("collect pruneguard's output");
-        }
-        if start.elapsed() > timeout {
-            let _ = child.kill();
-            let out = child
-                .wait_with_output()
-                .expect("collect pruneguard's output");
-            panic!(
-                "pruneguard did not finish within {timeout:?}\n--- stdout\n{}\n--- stderr\n{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 // ---------------------------------------------------------------------------------------------
 // workload gate
 
 /// A dry run with `args` (a selector that matches nothing) finds the workload gate open.
 fn assert_workload_open_for(sb: &Sandbox, args: &[&str]) {
-    let report = run_ok(sb, &[&["--dry-run"], args].concat());
+    let report = json_run(sb, "run", &[&["--dry-run"], args].concat()).report;
     assert_eq!(gate(&report, "workload")["open"], true, "{report:#}");
     assert_eq!(report["decision"], "dry_run", "{report:#}");
 }
@@ -230,7 +186,7 @@ fn exited_stack_container_does_not_close_workload_gate() {
         ]),
         "exited"
     );
-    let report = run_ok(&sb, &["--workload-stack", "run-app*"]);
+    let report = json_run(&sb, "run", &["--workload-stack", "run-app*"]).report;
     assert_pruned(&sb, &report, &dangling);
 }
 
@@ -329,7 +285,7 @@ fn lock_file_closes_workload_gate_while_present() {
     assert!((7200..7300).contains(&age), "age {age}: {workload:#}");
 
     fs::remove_file(&lock).expect("remove the lock file");
-    let report = run_ok(&sb, &["--workload-lock-file", lock_arg]);
+    let report = json_run(&sb, "run", &["--workload-lock-file", lock_arg]).report;
     assert_pruned(&sb, &report, &dangling);
     assert_eq!(
         gate(&report, "workload")["evidence"]["lock_files"][0]["present"],
@@ -351,13 +307,14 @@ fn text_report_shows_closed_workload_gate_with_the_container() {
         "com.docker.stack.namespace=run-app-7",
         BUSYBOX,
     ]);
-    let out = pruneguard(&sb)
-        .arg("run")
-        .args(OPEN_GATES)
-        .args(["--output", "text", "--workload-stack", "run-app*"])
-        .output()
-        .expect("run pruneguard");
-    let text = expect_success("pruneguard run --output text", &out);
+    let result = run(pruneguard(&sb).arg("run").args(OPEN_GATES).args([
+        "--output",
+        "text",
+        "--workload-stack",
+        "run-app*",
+    ]));
+    assert_eq!(result.code, 0, "{}", result.show());
+    let text = result.stdout.trim_end();
     let line = text
         .lines()
         .find(|line| line.contains("CLOSED workload"))
@@ -488,7 +445,7 @@ fn swarm_pending_service_closes_gate_until_stuck() {
     // Past stuck_after it is reported as stuck and no longer blocks.
     // (Ages are whole seconds and must exceed 2s: 3.5 s after the task was pending.)
     std::thread::sleep(Duration::from_millis(3500).saturating_sub(created.elapsed()));
-    let report = run_ok(&sb, &["--swarm-stuck-after", "2s"]);
+    let report = json_run(&sb, "run", &["--swarm-stuck-after", "2s"]).report;
     let swarm = gate(&report, "swarm");
     assert_eq!(swarm["open"], true, "{swarm:#}");
     let stuck = swarm["evidence"]["stuck"].as_array().expect("stuck");
@@ -516,7 +473,7 @@ fn swarm_converged_service_leaves_gate_open_and_rolling_update_closes_it() {
     wait_converged(&sb, "rolling", 3);
 
     // Converged: the gate is open and the run prunes.
-    let report = run_ok(&sb, &[]);
+    let report = json_run(&sb, "run", &[]).report;
     let swarm = gate(&report, "swarm");
     assert_eq!(swarm["evidence"]["role"], "manager", "{swarm:#}");
     assert_pruned(&sb, &report, &dangling);
@@ -592,7 +549,7 @@ fn swarm_worker_judges_from_local_evidence() {
 
     // Without it the worker's gate is open, still judged locally, and the run prunes.
     worker.docker_ok(["rm", "web.1.local-evidence"]);
-    let report = run_ok(&worker, &["--workload-stack", "run-app*"]);
+    let report = json_run(&worker, "run", &["--workload-stack", "run-app*"]).report;
     let swarm = gate(&report, "swarm");
     assert_eq!(swarm["evidence"]["role"], "worker", "{swarm:#}");
     assert!(detail(swarm).contains("local evidence"), "{swarm:#}");
@@ -625,14 +582,13 @@ fn wait_for_lock<'a>(lock: &'a str, wait: &'a str) -> [&'a str; 6] {
     ]
 }
 
-/// Spawns `pruneguard run … --output json ARGS` with piped stdout and stderr.
-fn spawn_run(sb: &Sandbox, args: &[&str]) -> Child {
-    let mut cmd = run_command(sb, args);
-    cmd.env("RUST_LOG", "pruneguard=info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    cmd.spawn()
-        .unwrap_or_else(|err| panic!("cannot spawn {cmd:?}: {err}"))
+/// Spawns `pruneguard run … --output json ARGS`, logging at info level.
+fn spawn_run(sb: &Sandbox, args: &[&str]) -> Running {
+    spawn(
+        json_command(sb, "run")
+            .args(args)
+            .env("RUST_LOG", "pruneguard=info"),
+    )
 }
 
 #[test]
@@ -642,10 +598,7 @@ fn wait_ends_when_lock_file_is_removed_and_run_prunes() {
     let child = spawn_run(&sb, &wait_for_lock(&lock, "60s"));
     std::thread::sleep(Duration::from_secs(3));
     fs::remove_file(&lock).expect("remove the lock file");
-    let result = finish(
-        &wait_child(child, Duration::from_secs(40)),
-        started.elapsed(),
-    );
+    let result = child.wait(Duration::from_secs(40));
     let report = result.json();
     assert_eq!(result.code, 0, "{report:#}");
     assert!(
@@ -670,7 +623,7 @@ fn wait_ends_when_lock_file_is_removed_and_run_prunes() {
 fn wait_that_times_out_skips() {
     let (sb, dangling, lock) = locked_sandbox();
     let started = Instant::now();
-    let report = run_ok(&sb, &wait_for_lock(&lock, "3s"));
+    let report = json_run(&sb, "run", &wait_for_lock(&lock, "3s")).report;
     let took = started.elapsed();
     assert!(
         took >= Duration::from_secs(3) && took < Duration::from_secs(30),
@@ -687,7 +640,7 @@ fn sigterm_during_wait_skips_promptly() {
     let (sb, dangling, lock) = locked_sandbox();
     let mut child = spawn_run(&sb, &wait_for_lock(&lock, "60s"));
     // Send SIGTERM only once the wait has begun (the log says so), not during start-up.
-    let stderr = child.stderr.take().expect("piped stderr");
+    let stderr = child.take_stderr();
     let (lines_tx, lines_rx) = mpsc::channel();
     let reader = std::thread::spawn(move || {
         let mut seen = String::new();
@@ -706,16 +659,15 @@ fn sigterm_during_wait_skips_promptly() {
     });
     let waiting = lines_rx.recv_timeout(Duration::from_secs(30)).is_ok();
     if !waiting {
-        let _ = child.kill();
-        let _ = child.wait();
+        drop(child); // kills it, so that its stderr ends
         panic!(
             "pruneguard never started waiting; stderr:\n{}",
             reader.join().unwrap_or_default()
         );
     }
     let signalled = Instant::now();
-    send_signal("-TERM", &child.id().to_string());
-    let out = wait_child(child, Duration::from_secs(20));
+    send_signal("-TERM", &child.pid());
+    let result = child.wait(Duration::from_secs(20));
     let took = signalled.elapsed();
     let stderr = reader.join().unwrap_or_default();
     assert!(
@@ -725,12 +677,11 @@ fn sigterm_during_wait_skips_promptly() {
     // The skip report is written, then the run ends by the signal, as systemd expects of a
     // stopped unit (a plain exit 143 would be recorded as a failure).
     assert_eq!(
-        std::os::unix::process::ExitStatusExt::signal(&out.status),
+        result.signal,
         Some(15),
         "a terminated wait reports a skip, then dies by SIGTERM, not {}\n--- stderr\n{stderr}",
-        out.status
+        result.show()
     );
-    let result = finish(&out, took);
     let report = result.json();
     assert_skipped_by(&sb, report, "workload", &dangling);
     assert_eq!(report["wait"]["ended"], "terminated", "{report:#}");
@@ -762,14 +713,13 @@ fn sigterm_stops_a_run_that_does_not_wait() {
     let sb = Sandbox::start();
     let dangling = load_old_dangling(&sb);
     let mut child = spawn_run(&sb, &[]);
-    let stderr = child.stderr.take().expect("piped stderr");
-    let mut lines = BufReader::new(stderr);
+    let mut lines = BufReader::new(child.take_stderr());
     let mut line = String::new();
     while !line.contains("gathering") {
         line.clear();
         if lines.read_line(&mut line).map_or(true, |n| n == 0) {
-            let _ = child.kill();
-            panic!("pruneguard ended before gathering: {:?}", child.wait());
+            let ended = child.wait(Duration::from_secs(10));
+            panic!("pruneguard ended before gathering: {}", ended.show());
         }
     }
     let dockerd = fs::read_to_string(sb.dir().join("dockerd.pid"))
@@ -780,8 +730,8 @@ fn sigterm_stops_a_run_that_does_not_wait() {
     let resume = Resume(dockerd);
     std::thread::sleep(Duration::from_millis(300));
     let signalled = Instant::now();
-    send_signal("-TERM", &child.id().to_string());
-    let out = wait_child(child, Duration::from_secs(40));
+    send_signal("-TERM", &child.pid());
+    let result = child.wait(Duration::from_secs(40));
     let took = signalled.elapsed();
     drop(resume);
     assert!(
@@ -789,10 +739,10 @@ fn sigterm_stops_a_run_that_does_not_wait() {
         "SIGTERM must stop the run, took {took:?}"
     );
     assert_eq!(
-        std::os::unix::process::ExitStatusExt::signal(&out.status),
+        result.signal,
         Some(15),
         "killed by SIGTERM, not {}",
-        out.status
+        result.show()
     );
     assert!(
         dangling.is_subset(&sb.dangling_ids()),

@@ -6,21 +6,12 @@ use crate::support;
 
 use std::collections::BTreeSet;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 use support::{
-    ImageSpec, OPEN_GATES, Run, Sandbox, finish, gate, ids, json_command, pruneguard, run,
+    ImageSpec, OPEN_GATES, Sandbox, gate, ids, json_command, json_run, pruneguard, run, spawn,
 };
-
-/// `pruneguard SUBCOMMAND` with the gates opened and `--output json`; asserts exit 0 and a JSON
-/// report.
-fn json_run(sb: &Sandbox, subcommand: &str, extra: &[&str]) -> Run {
-    let result = run(json_command(sb, subcommand).args(extra));
-    assert_eq!(result.code, 0, "{}", result.show());
-    result.json();
-    result
-}
 
 /// `pruneguard run` with the quiet gate opened and the disk gate closed (threshold 100 %).
 fn closed_disk_run(sb: &Sandbox) -> Command {
@@ -282,12 +273,7 @@ fn a_second_concurrent_run_exits_1_with_the_lock_message() {
         "--wait-interval",
         "1s",
     ]);
-    let started = Instant::now();
-    let child = first
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let first = spawn(first);
     let lock_path = sb.state_dir().join("pruneguard.lock");
     let mut second = None;
     for _ in 0..100 {
@@ -311,7 +297,7 @@ fn a_second_concurrent_run_exits_1_with_the_lock_message() {
     let plan = run(pruneguard(&sb).arg("plan").args(OPEN_GATES));
     assert_eq!(plan.code, 0, "{}", plan.stderr);
     std::fs::remove_file(&lock_file).unwrap();
-    let first = finish(&child.wait_with_output().unwrap(), started.elapsed());
+    let first = first.wait(Duration::from_secs(60));
     assert_eq!(first.code, 0, "{}", first.stderr);
 }
 
