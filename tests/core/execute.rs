@@ -16,7 +16,7 @@ use pruneguard::model::{Container, DaemonInfo, Event, Image, SwarmCluster};
 use pruneguard::plan::{self, Candidate, Plan};
 use pruneguard::report::{Decision, Report, ReportInput};
 
-use crate::fixtures::{DAY, ago, id, image, now};
+use crate::fixtures::{DAY, ago, candidate_ids, id, image, now};
 
 /// What the fake daemon answers for one image. The first five are answers to the delete; the
 /// last three are answers to the tag lookup that comes right before it.
@@ -219,10 +219,6 @@ fn flat_plan(count: u32) -> Plan {
     }
 }
 
-fn ids(plan: &Plan) -> Vec<String> {
-    plan.candidates.iter().map(|c| c.id.clone()).collect()
-}
-
 /// A recheck that answers from a script, one entry per call (the last repeats), and logs
 /// each call with its answer. `Err` plays a re-check that could not reach the daemon.
 type Script = Vec<Result<Vec<GateVerdict>, &'static str>>;
@@ -278,11 +274,15 @@ async fn removes_exactly_the_planned_ids() {
 
     let mut asked = engine.removes();
     asked.sort();
-    assert_eq!(asked, ids(&plan), "every planned ID asked exactly once");
+    assert_eq!(
+        asked,
+        candidate_ids(&plan),
+        "every planned ID asked exactly once"
+    );
     let removed: Vec<String> = execution.removed.iter().map(|r| r.id.clone()).collect();
     let mut sorted = removed.clone();
     sorted.sort();
-    assert_eq!(sorted, ids(&plan));
+    assert_eq!(sorted, candidate_ids(&plan));
     assert!(execution.skipped.is_empty() && execution.failed.is_empty());
     assert!(execution.not_attempted.is_empty());
     assert_eq!(execution.stopped, None);
@@ -402,7 +402,7 @@ async fn conflict_not_found_and_errors_are_recorded_per_image() {
     // A single failed request does not stop the run.
     assert_eq!(execution.stopped, None);
     assert!(execution.not_attempted.is_empty());
-    assert_eq!(engine.removes(), ids(&plan));
+    assert_eq!(engine.removes(), candidate_ids(&plan));
 }
 
 #[tokio::test]
@@ -515,7 +515,7 @@ async fn a_lost_daemon_stops_before_the_next_wave() {
     assert_eq!(execution.not_attempted, vec![id(1)]);
     assert!(matches!(execution.stopped, Some(Stop::DaemonLost { .. })));
     assert_eq!(attempted_sets(&execution), {
-        let mut all = ids(&plan);
+        let mut all = candidate_ids(&plan);
         all.sort();
         all
     });
@@ -536,7 +536,7 @@ async fn a_gate_closed_before_start_removes_nothing() {
     .await;
     assert!(engine.removes().is_empty(), "nothing may be asked");
     assert!(execution.removed.is_empty());
-    assert_eq!(execution.not_attempted, ids(&plan));
+    assert_eq!(execution.not_attempted, candidate_ids(&plan));
     match &execution.stopped {
         Some(Stop::GateClosed { gates }) => {
             // Only the closed gates are carried.
@@ -566,7 +566,7 @@ async fn a_failed_recheck_before_start_is_a_lost_daemon() {
     )
     .await;
     assert!(engine.removes().is_empty());
-    assert_eq!(execution.not_attempted, ids(&plan));
+    assert_eq!(execution.not_attempted, candidate_ids(&plan));
     assert!(
         matches!(&execution.stopped, Some(Stop::DaemonLost { error }) if error.contains("cannot reach the daemon")),
         "{:?}",
@@ -735,7 +735,7 @@ proptest! {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
         let execution = runtime.block_on(execute::execute(&engine, &plan, concurrency, &Interrupt::never(), scripted(&log, script)));
 
-        let planned: HashSet<String> = ids(&plan).into_iter().collect();
+        let planned: HashSet<String> = candidate_ids(&plan).into_iter().collect();
         let removes = engine.removes();
         let lookups = engine.lookups();
         // Every ID asked about is planned, and asked at most once.
@@ -750,7 +750,7 @@ proptest! {
             prop_assert_eq!(removes.contains(id), answers[id].reaches_delete(), "{}", id);
         }
         // removed ∪ skipped ∪ failed ∪ not_attempted == planned, disjointly.
-        let mut expected = ids(&plan);
+        let mut expected = candidate_ids(&plan);
         expected.sort();
         prop_assert_eq!(attempted_sets(&execution), expected);
         // What was attempted is exactly what was looked up.
@@ -797,7 +797,7 @@ proptest! {
             }
         } else {
             prop_assert!(lookups.is_empty() && removes.is_empty());
-            prop_assert_eq!(execution.not_attempted.clone(), ids(&plan));
+            prop_assert_eq!(execution.not_attempted.clone(), candidate_ids(&plan));
             let is_gate = matches!(execution.stopped, Some(Stop::GateClosed { .. }));
             prop_assert_eq!(is_gate, before == 1);
         }
@@ -1087,7 +1087,7 @@ async fn an_interrupted_run_starts_no_new_deletion() {
     )
     .await;
     assert!(engine.removes().is_empty());
-    assert_eq!(execution.not_attempted, ids(&plan));
+    assert_eq!(execution.not_attempted, candidate_ids(&plan));
     assert!(matches!(execution.stopped, Some(Stop::Interrupted { .. })));
     let r = report(false, all_open(), plan, Some(execution));
     assert_eq!(r.decision, Decision::Interrupted);

@@ -12,6 +12,7 @@ use chrono::{DateTime, TimeZone as _, Utc};
 use pruneguard::model::{
     Container, DaemonInfo, DiskUsage, Event, Image, Service, Snapshot, SwarmNode, Task,
 };
+use pruneguard::plan::Plan;
 use pruneguard::policy::{GatePolicy, LabelSelector, Pattern, Policy};
 
 /// One day, in seconds.
@@ -183,4 +184,9 @@ pub fn pattern(text: &str) -> Pattern {
 /// A label selector, as the config would parse it.
 pub fn label(text: &str) -> LabelSelector {
     LabelSelector::parse(text).unwrap()
+}
+
+/// The IDs of `plan`'s candidates, in deletion order.
+pub fn candidate_ids(plan: &Plan) -> Vec<String> {
+    plan.candidates.iter().map(|c| c.id.clone()).collect()
 }

@@ -9,7 +9,7 @@ use proptest::prelude::*;
 use pruneguard::model::{Container, Image};
 use pruneguard::plan::{self as planner, KeptCounts, KeptReason, Plan};
 
-use crate::fixtures::{DAY, container, id, image, now};
+use crate::fixtures::{DAY, candidate_ids, container, id, image, now};
 
 const MIN_AGE: Duration = Duration::from_secs(24 * 3600);
 
@@ -19,10 +19,6 @@ fn dangling(n: u32, parent: Option<u32>, age_seconds: i64) -> Image {
 
 fn run(images: &[Image], containers: &[Container]) -> Plan {
     planner::plan(images, containers, MIN_AGE, now())
-}
-
-fn candidate_ids(plan: &Plan) -> Vec<String> {
-    plan.candidates.iter().map(|c| c.id.clone()).collect()
 }
 
 fn kept_reason(plan: &Plan, n: u32) -> Option<KeptReason> {
