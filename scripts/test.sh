@@ -11,7 +11,8 @@
 # namespaces and mounts. The host's own dockerd and /var/run/docker.sock are never used.
 #
 # Extra arguments go to `cargo nextest run --workspace --all-targets`: narrow the run with
-# nextest filters, e.g. `scripts/test.sh -E 'binary(sandbox_smoke)'` or `scripts/test.sh swarm`.
+# nextest filters, e.g. `scripts/test.sh -E 'binary(docker) & test(sandbox_smoke::)'` or
+# `scripts/test.sh swarm`.
 #
 # With CI=true, PRUNEGUARD_REQUIRE_DOCKER=1 is exported (a test that cannot get Docker fails,
 # never skips) and nextest's `ci` profile is used. Every sandbox this run started is stopped

@@ -1,0 +1,264 @@
+//! The command line as users meet it: `--help` (pinned by snapshots, so a renamed flag is a
+//! visible change), `--version`, completions and the man page. No daemon needed.
+
+use std::process::Command;
+
+use pruneguard::config::ENV_VARS;
+
+fn pruneguard(args: &[&str]) -> (i32, String, String) {
+    pruneguard_with(args, &[])
+}
+
+/// The binary with `args`, none of the settings' variables but `env`.
+fn pruneguard_with(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_pruneguard"));
+    command.args(args).env("COLUMNS", "100");
+    for name in ENV_VARS {
+        command.env_remove(name);
+    }
+    let output = command
+        .envs(env.iter().copied())
+        .output()
+        .expect("the binary runs");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn top_level_help_lists_the_commands_and_the_exit_statuses() {
+    let (code, stdout, _) = pruneguard(&["--help"]);
+    assert_eq!(code, 0);
+    insta::assert_snapshot!("help", stdout);
+}
+
+#[test]
+fn run_help_documents_every_contract_flag() {
+    let (code, stdout, _) = pruneguard(&["run", "--help"]);
+    assert_eq!(code, 0);
+    for flag in [
+        "--config",
+        "--no-config",
+        "--host",
+        "-H",
+        "--dry-run",
+        "--output",
+        "--min-age",
+        "--disk-threshold",
+        "--disk-path",
+        "--quiet-period",
+        "--state-dir",
+        "--workload-stack",
+        "--workload-label",
+        "--workload-container",
+        "--workload-lock-file",
+        "--disk-inode-threshold",
+        "--workload-stale-lock-after",
+        "--no-swarm-gate",
+        "--swarm-stuck-after",
+        "--api-timeout",
+        "--wait-for-gates",
+        "--wait-interval",
+        "--metrics-file",
+    ] {
+        assert!(stdout.contains(flag), "run --help lacks {flag}");
+    }
+    // clap reads no environment (the settings do): the help names each variable itself.
+    for name in ENV_VARS {
+        assert!(
+            stdout.contains(&format!("[env: {name}]")),
+            "run --help lacks {name}"
+        );
+    }
+    insta::assert_snapshot!("run_help", stdout);
+}
+
+#[test]
+fn version_names_the_crate_version() {
+    let (code, stdout, _) = pruneguard(&["--version"]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        stdout.trim(),
+        format!("pruneguard {}", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let (code, _, stderr) = pruneguard(&["run", "--disk-threshold", "101"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("--disk-threshold"), "{stderr}");
+    let (code, _, _) = pruneguard(&["frobnicate"]);
+    assert_eq!(code, 2);
+}
+
+#[test]
+fn completions_and_man_page_are_generated() {
+    for shell in ["bash", "zsh", "fish"] {
+        let (code, stdout, stderr) = pruneguard(&["completions", shell]);
+        assert_eq!(code, 0, "{stderr}");
+        assert!(
+            stdout.contains("wait-for-gates"),
+            "{shell} completion lacks the run flags"
+        );
+    }
+    let (code, stdout, _) = pruneguard(&["man"]);
+    assert_eq!(code, 0);
+    assert!(stdout.contains(".TH pruneguard"), "not a roff man page");
+    assert!(stdout.contains("Exit status"));
+}
+
+#[test]
+fn status_reads_the_state_dir_of_its_config_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    std::fs::create_dir(&state).unwrap();
+    std::fs::write(
+        state.join("last-run.json"),
+        r#"{"started_at":"2024-05-01T03:00:00Z","dry_run":false,"decision":"skipped",
+            "summary":"Skipped: the disk gate is closed.","gates":[],"removed":[],
+            "reclaimed_bytes":0}"#,
+    )
+    .unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(&config, format!("[state]\ndir = \"{}\"\n", state.display())).unwrap();
+    let config = config.to_str().unwrap();
+
+    let (code, stdout, stderr) = pruneguard(&["status", "--config", config]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("decision skipped"), "{stdout}");
+    let (code, stdout, stderr) = pruneguard_with(
+        &["status", "--output", "json"],
+        &[("PRUNEGUARD_CONFIG", config)],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("\"decision\":\"skipped\""), "{stdout}");
+    // --no-config: the default directory, which holds no report here.
+    let (code, _, stderr) = pruneguard(&["status", "--config", config, "--no-config"]);
+    assert_ne!(code, 0);
+    assert!(stderr.contains("/var/lib/pruneguard"), "{stderr}");
+}
+
+#[test]
+fn unsupported_hosts_and_short_timeouts_are_usage_errors_before_any_connection() {
+    for args in [
+        &["run", "--no-config", "-H", "https://127.0.0.1:1"][..],
+        &["plan", "--no-config", "-H", "ssh://me@127.0.0.1"],
+        &[
+            "run",
+            "--no-config",
+            "--api-timeout",
+            "500ms",
+            "-H",
+            "tcp://127.0.0.1:1",
+        ],
+    ] {
+        let (code, stdout, stderr) = pruneguard(args);
+        assert_eq!(code, 2, "{args:?}: {stderr}");
+        assert!(stdout.is_empty(), "{stdout}");
+        assert!(stderr.contains("engine."), "names the key: {stderr}");
+    }
+    let (code, _, stderr) =
+        pruneguard_with(&["config", "--no-config"], &[("DOCKER_HOST", "https://x")]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("environment variable DOCKER_HOST"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn config_output_loads_back_as_the_same_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, first, stderr) = pruneguard_with(
+        &[
+            "config",
+            "--no-config",
+            "--min-age",
+            "7d",
+            "--workload-stack",
+            "a*",
+        ],
+        &[
+            ("PRUNEGUARD_API_TIMEOUT", "90s"),
+            ("DOCKER_HOST", "tcp://10.0.0.2"),
+        ],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    for line in [
+        "min_age = \"7d\"",
+        "api_timeout = \"90s\"",
+        "host = \"tcp://10.0.0.2:2375\"",
+    ] {
+        assert!(first.contains(line), "{line} in {first}");
+    }
+    let file = dir.path().join("config.toml");
+    std::fs::write(&file, &first).unwrap();
+    let (code, second, stderr) = pruneguard(&["config", "--config", file.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stderr}");
+    let body = |text: &str| text.split_once('\n').unwrap().1.to_string();
+    assert_eq!(body(&second), body(&first));
+}
+
+/// The README's settings table: one row per key `pruneguard config` prints, each with its
+/// flag (in `run --help`) and variable (read by the settings), or `—`.
+#[test]
+fn readme_lists_every_setting_with_its_flag_and_variable() {
+    let readme = include_str!("../../README.md");
+    let configure = readme
+        .split("\n## ")
+        .find(|section| section.starts_with("Configure\n"))
+        .expect("README has a Configure section");
+    let rows: Vec<Vec<&str>> = configure
+        .lines()
+        .filter(|line| line.starts_with("| `"))
+        .map(|line| line.trim_matches('|').split(" | ").map(str::trim).collect())
+        .filter(|cells: &Vec<&str>| cells.len() == 4)
+        .collect();
+    let (_, help, _) = pruneguard(&["run", "--help"]);
+    let (_, effective, _) = pruneguard(&["config", "--no-config"]);
+    let mut table = String::new();
+    let mut printed = Vec::new();
+    for line in effective.lines() {
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            table = name.to_string();
+        } else if let Some(key) = line.split(" = ").next().filter(|_| line.contains(" = ")) {
+            printed.push(format!("{table}.{key}"));
+        } else if let Some((key, _)) = line
+            .strip_prefix("# ")
+            .and_then(|rest| rest.split_once(" is not set"))
+        {
+            printed.push(format!("{table}.{key}"));
+        }
+    }
+    let keys: Vec<String> = rows
+        .iter()
+        .map(|row| row[0].trim_matches('`').to_string())
+        .collect();
+    assert_eq!(
+        keys, printed,
+        "the README table lists the printed keys, in order"
+    );
+    let mut variables = Vec::new();
+    for row in &rows {
+        for flag in row[1].split(", ") {
+            let flag = flag.trim_matches('`');
+            assert!(
+                help.contains(flag),
+                "{flag} ({}) is not in run --help",
+                row[0]
+            );
+        }
+        if row[2] != "—" {
+            variables.push(row[2].trim_matches('`'));
+        }
+    }
+    for name in ENV_VARS.iter().filter(|name| **name != "PRUNEGUARD_CONFIG") {
+        assert!(
+            variables.contains(name),
+            "{name} is not in the README table"
+        );
+    }
+}

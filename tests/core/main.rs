@@ -1,0 +1,11 @@
+//! The pure test binary: everything that needs neither a Docker daemon nor root. The config
+//! resolution, the gates, the planner, the executor (through a fake engine), the report's
+//! renderings and the command line, each in its own module.
+
+mod cli;
+mod config;
+mod execute;
+mod fixtures;
+mod gates;
+mod plan;
+mod report_schema;

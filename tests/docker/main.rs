@@ -1,0 +1,13 @@
+//! The test binary whose tests start private Docker daemons (`support::Sandbox`, through
+//! `scripts/sandbox.sh`): they need root and Docker, so run them with `scripts/test.sh`, which
+//! installs what is missing. Each module is one area end to end against real daemons; nextest
+//! puts every test of this binary in its `docker` test group (`.config/nextest.toml`).
+
+mod cycle_docker;
+mod disk_docker;
+mod doctor;
+mod faults_docker;
+mod gates_docker;
+mod run_docker;
+mod sandbox_smoke;
+mod support;

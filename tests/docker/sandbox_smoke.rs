@@ -1,0 +1,109 @@
+//! The test harness itself works: a private daemon starts, generated images load with the
+//! expected IDs (dangling and tagged), containers can be created and really run, the daemon can
+//! be stopped and started again, and two sandboxes joined by a veth pair form a swarm.
+//! Needs root and Docker: run `scripts/test.sh` (as root), which installs what is missing.
+
+use crate::support;
+
+use std::collections::BTreeSet;
+
+use support::{ImageSpec, Sandbox};
+
+#[test]
+fn sandbox_daemon_loads_generated_images_and_runs_containers() {
+    let sb = Sandbox::start();
+    assert!(sb.host().starts_with("unix:///"), "host: {}", sb.host());
+    assert!(
+        sb.socket().exists(),
+        "no socket at {}",
+        sb.socket().display()
+    );
+    assert_ne!(
+        sb.socket().as_path(),
+        std::path::Path::new("/var/run/docker.sock")
+    );
+    assert!(
+        sb.docker_ok(["info", "--format", "{{.DockerRootDir}}"])
+            .starts_with(&*sb.data_root().to_string_lossy()),
+        "the daemon must use the sandbox's data root"
+    );
+    assert!(sb.image_ids().is_empty(), "a new sandbox has no images");
+
+    // Three images under one tag, created long ago: the last keeps the tag, two are dangling.
+    let ids =
+        sb.load_images(&ImageSpec::tagged("smoke/app:old", 3).created("2020-01-02T03:04:05Z"));
+    assert_eq!(ids.len(), 3);
+    let all: BTreeSet<String> = ids.iter().cloned().collect();
+    assert_eq!(all.len(), 3, "the images must have distinct IDs: {ids:?}");
+    assert_eq!(sb.image_ids(), all);
+    let dangling: BTreeSet<String> = ids[..2].iter().cloned().collect();
+    assert_eq!(sb.dangling_ids(), dangling);
+    assert_eq!(
+        sb.image_id("smoke/app:old").as_deref(),
+        Some(ids[2].as_str())
+    );
+    for id in &ids {
+        assert_eq!(
+            sb.docker_ok(["image", "inspect", "--format", "{{.Created}}", id]),
+            "2020-01-02T03:04:05Z"
+        );
+    }
+
+    // A container from a dangling image (created, never started) keeps that image in use.
+    let container = sb.docker_ok(["create", &ids[0]]);
+    assert!(sb.container_ids().contains(&container));
+    assert_eq!(
+        sb.docker_ok(["inspect", "--format", "{{.Image}}", &container]),
+        ids[0]
+    );
+
+    // A busybox image runs for real, offline.
+    let bb = sb.load_images(&ImageSpec::tagged("smoke/busybox:1", 1).busybox());
+    assert_eq!(
+        sb.docker_ok([
+            "run",
+            "--rm",
+            "smoke/busybox:1",
+            "/bin/sh",
+            "-c",
+            "echo ran"
+        ]),
+        "ran"
+    );
+    let running = sb.docker_ok(["run", "-d", &bb[0]]);
+    assert_eq!(
+        sb.docker_ok(["inspect", "--format", "{{.State.Running}}", &running]),
+        "true"
+    );
+
+    // "Daemon is down", then up again with the same data.
+    sb.stop_daemon();
+    assert!(!sb.docker(["version"]).status.success());
+    sb.start_daemon();
+    assert_eq!(sb.image_ids().len(), 4);
+
+    let dir = sb.dir().to_path_buf();
+    sb.stop();
+    assert!(!dir.exists(), "stop removes the sandbox dir");
+}
+
+#[test]
+fn sandbox_pair_forms_a_swarm_whose_worker_refuses_services() {
+    let (manager, worker) = Sandbox::pair();
+    assert_eq!(manager.addr(), Some("10.213.0.1"));
+    assert_eq!(worker.addr(), Some("10.213.0.2"));
+    manager.docker_ok(["swarm", "init", "--advertise-addr", "10.213.0.1"]);
+    let token = manager.docker_ok(["swarm", "join-token", "-q", "worker"]);
+    worker.docker_ok(["swarm", "join", "--token", &token, "10.213.0.1:2377"]);
+    assert_eq!(
+        manager.docker_ok(["node", "ls", "-q"]).lines().count(),
+        2,
+        "manager sees both nodes"
+    );
+    // A worker answers GET /services with 503 (what pruneguard's swarm gate sees); the
+    // manager with 200.
+    let (status, body) = worker.api_get("/services");
+    assert_eq!(status, 503, "worker GET /services: {body}");
+    assert!(body.contains("not a swarm manager"), "body: {body}");
+    assert_eq!(manager.api_get("/services").0, 200);
+}

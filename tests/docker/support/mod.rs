@@ -1,0 +1,601 @@
+//! Test support for pruneguard's integration tests: private Docker daemons and generated images.
+//!
+//! A module of the `docker` test binary (tests/docker/). Every [`Sandbox`] is its own dockerd
+//! (with its own containerd, data root, exec root, socket and network namespace) started by
+//! `scripts/sandbox.sh`; dropping it stops the daemon and removes everything. Images come from
+//! the `testkit` crate (`docker save` archives made in-process) through `docker load`: no
+//! registry is ever contacted and the developer's own daemon is never touched.
+//!
+//! A sandbox that cannot start always fails the test (a panic), never skips it: under CI
+//! (`CI=true` or `PRUNEGUARD_REQUIRE_DOCKER=1`) the message says Docker is required there;
+//! elsewhere it says to run `scripts/test.sh` as root, which installs what the tests need.
+//!
+//! Running pruneguard itself and reading its report is `runs` (re-exported here); injecting
+//! faults between pruneguard and a sandbox is `proxy`.
+
+pub mod proxy;
+mod runs;
+
+pub use runs::{
+    OPEN_GATES, Run, Running, bare_pruneguard, gate, ids, json_command, json_run, pruneguard, run,
+    spawn,
+};
+
+use std::collections::BTreeSet;
+use std::ffi::{OsStr, OsString};
+use std::fmt::Write as _;
+use std::fs;
+use std::io::{Read as _, Write as _};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+/// The repository root (where `scripts/` lives).
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn script(name: &str) -> PathBuf {
+    repo_root().join("scripts").join(name)
+}
+
+/// The docker CLI the helpers use: `$PGSB_DOCKER`, else `/usr/bin/docker` (Debian's
+/// `docker.io`, which `scripts/test.sh` installs), else `docker` from `PATH`.
+pub fn docker_cli() -> OsString {
+    if let Some(cli) = std::env::var_os("PGSB_DOCKER").filter(|v| !v.is_empty()) {
+        return cli;
+    }
+    if Path::new("/usr/bin/docker").exists() {
+        return OsString::from("/usr/bin/docker");
+    }
+    OsString::from("docker")
+}
+
+/// True where a missing Docker is a broken setup: `CI=true` or `PRUNEGUARD_REQUIRE_DOCKER=1`.
+pub fn docker_required() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+        || std::env::var("PRUNEGUARD_REQUIRE_DOCKER").is_ok_and(|v| v == "1")
+}
+
+fn is_root() -> bool {
+    fs::read_to_string("/proc/self/status").is_ok_and(|status| {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("Uid:"))
+            .and_then(|rest| rest.split_whitespace().nth(1))
+            .is_some_and(|euid| euid == "0")
+    })
+}
+
+fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
+        || Path::new("/usr/sbin").join(program).is_file()
+}
+
+/// Fails the test because no sandbox could be had. Never returns.
+fn sandbox_unavailable(detail: &str) -> ! {
+    let mut hints = Vec::new();
+    if !is_root() {
+        hints.push("the tests are not running as root");
+    }
+    if !on_path("dockerd") {
+        hints.push("dockerd is not installed (Debian package docker.io)");
+    }
+    let hints = if hints.is_empty() {
+        String::new()
+    } else {
+        format!("\nLikely cause: {}.", hints.join("; "))
+    };
+    assert!(
+        !docker_required(),
+        "pruneguard test sandbox could not start, and Docker is required here \
+         (CI=true or PRUNEGUARD_REQUIRE_DOCKER=1): {detail}{hints}"
+    );
+    panic!(
+        "pruneguard test sandbox could not start: {detail}{hints}\n\
+         The integration tests need root and a private dockerd. Run the suite with \
+         `scripts/test.sh` as root (or `sudo scripts/test.sh`): it installs Docker (docker.io), \
+         iproute2, busybox-static and the rest, then runs the tests."
+    );
+}
+
+/// Runs `scripts/sandbox.sh ARGS…` and returns its stdout, or a description of the failure.
+fn sandbox_script<I, S>(args: I) -> Result<String, String>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let mut cmd = Command::new("bash");
+    cmd.arg(script("sandbox.sh"));
+    cmd.args(args);
+    cmd.stdin(Stdio::null());
+    let shown = format!("{cmd:?}");
+    match cmd.output() {
+        Ok(out) if out.status.success() => Ok(String::from_utf8_lossy(&out.stdout).into_owned()),
+        Ok(out) => Err(format!(
+            "{shown} exited with {}:\n{}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )),
+        Err(err) => Err(format!("cannot run {shown}: {err}")),
+    }
+}
+
+/// Asserts that a command succeeded and returns its stdout without trailing whitespace.
+pub fn expect_success(what: &str, out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "{what} failed with {}\n--- stdout\n{}\n--- stderr\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim_end().to_owned()
+}
+
+/// A private Docker daemon for one test. Dropping it stops the daemon and removes its files.
+pub struct Sandbox {
+    /// The sandbox's temporary directory (None once it has been stopped or kept).
+    tmp: Option<tempfile::TempDir>,
+    /// The DIR given to `scripts/sandbox.sh` (inside `tmp`).
+    dir: PathBuf,
+    /// Where the test's own files go (archives, state dir, docker CLI config).
+    scratch: PathBuf,
+    host: String,
+    addr: Option<String>,
+}
+
+static ARCHIVES: AtomicUsize = AtomicUsize::new(0);
+
+impl Sandbox {
+    /// Starts a private daemon. Panics (failing the test) if it cannot.
+    pub fn start() -> Sandbox {
+        Self::start_args(&[])
+    }
+
+    /// Starts a private daemon whose data root is a loop-mounted ext4 file system of `mb` MiB,
+    /// for tests that fill a disk. Note that `docker load` needs free space for the archive
+    /// and the layers at once: load big images one by one (as [`Sandbox::load_images`] does).
+    pub fn start_with_disk_mb(mb: u64) -> Sandbox {
+        Self::start_args(&["--data-root-size".to_owned(), mb.to_string()])
+    }
+
+    fn start_args(extra: &[String]) -> Sandbox {
+        let tmp = new_tempdir();
+        let dir = tmp.path().join("sb");
+        let mut args: Vec<OsString> = vec!["start".into(), dir.clone().into()];
+        args.extend(extra.iter().map(OsString::from));
+        let stdout = sandbox_script(&args).unwrap_or_else(|err| sandbox_unavailable(&err));
+        let host = stdout
+            .lines()
+            .last()
+            .filter(|line| line.starts_with("unix://"))
+            .unwrap_or_else(|| sandbox_unavailable(&format!("unexpected output: {stdout:?}")))
+            .to_owned();
+        Self::from_parts(tmp, dir, host, None)
+    }
+
+    /// Two daemons in two network namespaces joined by a veth pair: the first has 10.213.0.1,
+    /// the second 10.213.0.2 (see [`Sandbox::addr`]). For swarm manager + worker tests:
+    /// `swarm init --advertise-addr 10.213.0.1` on the first, then `swarm join` from the second.
+    pub fn pair() -> (Sandbox, Sandbox) {
+        let tmp1 = new_tempdir();
+        let tmp2 = new_tempdir();
+        let dir1 = tmp1.path().join("sb");
+        let dir2 = tmp2.path().join("sb");
+        let args: [&OsStr; 3] = ["pair".as_ref(), dir1.as_os_str(), dir2.as_os_str()];
+        let stdout = sandbox_script(args).unwrap_or_else(|err| sandbox_unavailable(&err));
+        let hosts: Vec<&str> = stdout
+            .lines()
+            .filter(|line| line.starts_with("unix://"))
+            .collect();
+        if hosts.len() != 2 {
+            let _ = sandbox_script([OsStr::new("stop"), dir1.as_os_str()]);
+            let _ = sandbox_script([OsStr::new("stop"), dir2.as_os_str()]);
+            sandbox_unavailable(&format!("unexpected output of pair: {stdout:?}"));
+        }
+        let addr = |dir: &Path| {
+            fs::read_to_string(dir.join("addr"))
+                .ok()
+                .map(|s| s.trim().to_owned())
+        };
+        let a1 = addr(&dir1);
+        let a2 = addr(&dir2);
+        let first = Self::from_parts(tmp1, dir1, hosts[0].to_owned(), a1);
+        let second = Self::from_parts(tmp2, dir2, hosts[1].to_owned(), a2);
+        (first, second)
+    }
+
+    fn from_parts(
+        tmp: tempfile::TempDir,
+        dir: PathBuf,
+        host: String,
+        addr: Option<String>,
+    ) -> Sandbox {
+        let scratch = tmp.path().join("scratch");
+        for sub in ["", "state", "docker-config", "images"] {
+            fs::create_dir_all(scratch.join(sub)).expect("create the sandbox's scratch dirs");
+        }
+        Sandbox {
+            tmp: Some(tmp),
+            dir,
+            scratch,
+            host,
+            addr,
+        }
+    }
+
+    /// The daemon's address, for `DOCKER_HOST` or `docker -H`: `unix:///…/docker.sock`.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// The path of the daemon's unix socket.
+    pub fn socket(&self) -> PathBuf {
+        PathBuf::from(self.host.trim_start_matches("unix://"))
+    }
+
+    /// This sandbox's address on the veth link (only for [`Sandbox::pair`]).
+    pub fn addr(&self) -> Option<&str> {
+        self.addr.as_deref()
+    }
+
+    /// The sandbox directory (`scripts/sandbox.sh`'s DIR; holds dockerd.log).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The daemon's data root (`--data-root`): what pruneguard measures for disk pressure.
+    pub fn data_root(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+
+    /// A per-sandbox directory for `PRUNEGUARD_STATE_DIR`.
+    pub fn state_dir(&self) -> PathBuf {
+        self.scratch.join("state")
+    }
+
+    /// A per-sandbox directory where a test may put its own files (configs, reports, …).
+    pub fn scratch(&self) -> &Path {
+        &self.scratch
+    }
+
+    /// The docker CLI aimed at this sandbox only (`-H`, `DOCKER_HOST`, a private
+    /// `DOCKER_CONFIG`; contexts and TLS settings of the environment removed).
+    pub fn docker_command(&self) -> Command {
+        let mut cmd = Command::new(docker_cli());
+        cmd.arg("-H").arg(&self.host);
+        cmd.env("DOCKER_HOST", &self.host)
+            .env("DOCKER_CONFIG", self.scratch.join("docker-config"))
+            .env_remove("DOCKER_CONTEXT")
+            .env_remove("DOCKER_TLS_VERIFY")
+            .env_remove("DOCKER_CERT_PATH")
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    /// Runs `docker ARGS…` against this sandbox; does not check the exit status.
+    pub fn docker<I, S>(&self, args: I) -> Output
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut cmd = self.docker_command();
+        cmd.args(args);
+        cmd.output()
+            .unwrap_or_else(|err| panic!("cannot run {cmd:?}: {err}"))
+    }
+
+    /// Runs `docker ARGS…` against this sandbox, asserts success, returns stdout (trimmed at
+    /// the end).
+    pub fn docker_ok<I, S>(&self, args: I) -> String
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let args: Vec<OsString> = args.into_iter().map(|a| a.as_ref().to_owned()).collect();
+        let out = self.docker(&args);
+        expect_success(&format!("docker {args:?} (sandbox {})", self.host), &out)
+    }
+
+    /// Generates images with the `testkit` crate, `docker load`s them, and returns their IDs
+    /// (`sha256:…`) in load order: with a tag, the last one is tagged and the others dangling.
+    /// Images with their own big layers are loaded one archive per image (so a small data
+    /// root needs room for one image at a time, not all of them twice).
+    pub fn load_images(&self, spec: &ImageSpec) -> Vec<String> {
+        assert!(spec.count > 0, "ImageSpec::count must be at least 1");
+        let set = spec.image_set();
+        let n = ARCHIVES.fetch_add(1, Ordering::Relaxed);
+        let archive = |suffix: &str| {
+            self.scratch
+                .join("images")
+                .join(format!("images-{n}{suffix}.tar"))
+        };
+        let ids = if spec.layer_bytes.is_some() && spec.count > 1 {
+            let written = set
+                .write_per_image(|i| archive(&format!("-{i}")))
+                .unwrap_or_else(|err| panic!("cannot generate the images of {spec:?}: {err:#}"));
+            for one in &written {
+                self.load_archive(&one.path);
+            }
+            written.into_iter().map(|one| one.id).collect()
+        } else {
+            let path = archive("");
+            let ids = set
+                .write(&path)
+                .unwrap_or_else(|err| panic!("cannot generate the images of {spec:?}: {err:#}"));
+            self.load_archive(&path);
+            ids
+        };
+        assert_eq!(ids.len(), spec.count, "testkit returned {ids:?}");
+        let present = self.image_ids();
+        for id in &ids {
+            assert!(
+                present.contains(id),
+                "image {id} was generated but is not in the daemon after docker load"
+            );
+        }
+        ids
+    }
+
+    /// `docker load`s an archive, then removes it.
+    fn load_archive(&self, archive: &Path) {
+        self.docker_ok([
+            OsStr::new("load"),
+            OsStr::new("-q"),
+            OsStr::new("-i"),
+            archive.as_os_str(),
+        ]);
+        let _ = fs::remove_file(archive);
+    }
+
+    /// IDs of all images (`docker images -a --no-trunc -q`, de-duplicated).
+    pub fn image_ids(&self) -> BTreeSet<String> {
+        self.id_set(&["images", "-a", "--no-trunc", "-q"])
+    }
+
+    /// IDs of the dangling images (untagged, `dangling=true`).
+    pub fn dangling_ids(&self) -> BTreeSet<String> {
+        self.id_set(&[
+            "images",
+            "-a",
+            "--no-trunc",
+            "-q",
+            "--filter",
+            "dangling=true",
+        ])
+    }
+
+    /// The image ID a reference (`name:tag` or ID) resolves to, if it exists.
+    pub fn image_id(&self, reference: &str) -> Option<String> {
+        let out = self.docker(["image", "inspect", "--format", "{{.Id}}", reference]);
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    }
+
+    /// IDs of all containers, running or not (`docker ps -a --no-trunc -q`).
+    pub fn container_ids(&self) -> BTreeSet<String> {
+        self.id_set(&["ps", "-a", "--no-trunc", "-q"])
+    }
+
+    fn id_set(&self, args: &[&str]) -> BTreeSet<String> {
+        self.docker_ok(args)
+            .lines()
+            .map(str::trim)
+            .filter(|line| !line.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// Stops the daemon (dockerd only; the sandbox stays) for "daemon is down" tests.
+    pub fn stop_daemon(&self) {
+        sandbox_script([OsStr::new("stop-daemon"), self.dir.as_os_str()])
+            .unwrap_or_else(|err| panic!("stopping the sandbox daemon failed: {err}"));
+    }
+
+    /// Starts the daemon again after [`Sandbox::stop_daemon`] (same data root and socket).
+    pub fn start_daemon(&self) {
+        sandbox_script([OsStr::new("start-daemon"), self.dir.as_os_str()])
+            .unwrap_or_else(|err| panic!("restarting the sandbox daemon failed: {err}"));
+    }
+
+    /// A raw `GET path` on the daemon's API socket (no version prefix needed): returns the
+    /// HTTP status and the body. For checks the CLI hides, e.g. a swarm worker's 503.
+    pub fn api_get(&self, path: &str) -> (u16, String) {
+        let mut stream = UnixStream::connect(self.socket())
+            .unwrap_or_else(|err| panic!("connect {}: {err}", self.host));
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .expect("set a read timeout");
+        write!(stream, "GET {path} HTTP/1.0\r\nHost: docker\r\n\r\n").expect("send the request");
+        let mut response = String::new();
+        stream
+            .read_to_string(&mut response)
+            .expect("read the response");
+        let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+        let status = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|code| code.parse().ok())
+            .unwrap_or_else(|| panic!("not an HTTP response: {head:?}"));
+        (status, body.to_owned())
+    }
+
+    /// The last `lines` lines of the daemon's log.
+    pub fn log_tail(&self, lines: usize) -> String {
+        let log = fs::read_to_string(self.dir.join("dockerd.log")).unwrap_or_default();
+        let all: Vec<&str> = log.lines().collect();
+        let mut out = String::new();
+        for line in &all[all.len().saturating_sub(lines)..] {
+            let _ = writeln!(out, "{line}");
+        }
+        out
+    }
+
+    /// Stops the sandbox now (what dropping it does), panicking if the stop fails.
+    pub fn stop(mut self) {
+        if let Err(err) = self.shutdown() {
+            panic!("{err}");
+        }
+    }
+
+    fn shutdown(&mut self) -> Result<(), String> {
+        let Some(tmp) = self.tmp.take() else {
+            return Ok(());
+        };
+        match sandbox_script([OsStr::new("stop"), self.dir.as_os_str()]) {
+            Ok(_) => {
+                drop(tmp);
+                Ok(())
+            }
+            Err(err) => {
+                // Something may still be mounted below it: do not delete recursively.
+                let kept = tmp.keep();
+                Err(format!(
+                    "stopping the sandbox failed (kept {}): {err}",
+                    kept.display()
+                ))
+            }
+        }
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        if self.tmp.is_none() {
+            return;
+        }
+        if std::thread::panicking() {
+            eprintln!(
+                "--- last lines of the sandbox's dockerd.log ({}):\n{}",
+                self.dir.display(),
+                self.log_tail(40)
+            );
+        }
+        if let Err(err) = self.shutdown() {
+            eprintln!("{err}");
+        }
+    }
+}
+
+fn new_tempdir() -> tempfile::TempDir {
+    // In $TMPDIR; keep the path short (unix socket paths are limited to 108 bytes, and
+    // scripts/sandbox.sh falls back to /tmp for the sockets when DIR is long).
+    tempfile::Builder::new()
+        .prefix("pgsb.")
+        .tempdir()
+        .unwrap_or_else(|err| sandbox_unavailable(&format!("cannot create a temp dir: {err}")))
+}
+
+/// What [`Sandbox::load_images`] generates: `count` distinct images (distinct IDs).
+#[derive(Clone, Debug)]
+pub struct ImageSpec {
+    /// `NAME:TAG` every image is listed under (the last one loaded keeps it); None: all
+    /// dangling.
+    pub tag: Option<String>,
+    pub count: usize,
+    /// RFC 3339 creation time. Set at most one of `created` and `age` (default: now).
+    pub created: Option<String>,
+    /// Creation time = now − age.
+    pub age: Option<Duration>,
+    /// Give every image its own random layer of this many bytes (to fill a disk).
+    pub layer_bytes: Option<u64>,
+    /// Add /bin/busybox (+ /bin/sh); default command `busybox sleep 3600`.
+    pub busybox: bool,
+    pub labels: Vec<(String, String)>,
+    /// Same seed + same spec = same IDs. Default: a fresh random seed per call.
+    pub seed: Option<String>,
+}
+
+impl ImageSpec {
+    /// `count` images all listed under `tag`: after loading, 1 tagged and `count - 1` dangling.
+    pub fn tagged(tag: &str, count: usize) -> ImageSpec {
+        ImageSpec {
+            tag: Some(tag.to_owned()),
+            count,
+            created: None,
+            age: None,
+            layer_bytes: None,
+            busybox: false,
+            labels: Vec::new(),
+            seed: None,
+        }
+    }
+
+    /// `count` images with no tag at all: all dangling.
+    pub fn untagged(count: usize) -> ImageSpec {
+        ImageSpec {
+            tag: None,
+            ..ImageSpec::tagged("unused:unused", count)
+        }
+    }
+
+    /// Created `age` ago.
+    #[must_use]
+    pub fn age(mut self, age: Duration) -> ImageSpec {
+        self.age = Some(age);
+        self.created = None;
+        self
+    }
+
+    /// Created `days` days ago.
+    #[must_use]
+    pub fn age_days(self, days: u64) -> ImageSpec {
+        self.age(Duration::from_secs(days * 86_400))
+    }
+
+    /// Created at an RFC 3339 time, e.g. `2020-01-02T03:04:05Z`.
+    #[must_use]
+    pub fn created(mut self, rfc3339: &str) -> ImageSpec {
+        self.created = Some(rfc3339.to_owned());
+        self.age = None;
+        self
+    }
+
+    #[must_use]
+    pub fn layer_bytes(mut self, bytes: u64) -> ImageSpec {
+        self.layer_bytes = Some(bytes);
+        self
+    }
+
+    #[must_use]
+    pub fn busybox(mut self) -> ImageSpec {
+        self.busybox = true;
+        self
+    }
+
+    /// The testkit image set this spec describes.
+    fn image_set(&self) -> testkit::ImageSet {
+        let mut set = testkit::ImageSet::new().count(self.count);
+        set = match &self.tag {
+            Some(tag) => set.tag(tag),
+            None => set.no_tag(),
+        };
+        if let Some(created) = &self.created {
+            let when = testkit::parse_time(created)
+                .unwrap_or_else(|err| panic!("ImageSpec::created: {err:#}"));
+            set = set.created(when);
+        }
+        if let Some(age) = self.age {
+            set = set.age(age);
+        }
+        if let Some(bytes) = self.layer_bytes {
+            set = set.layer_bytes(bytes);
+        }
+        if self.busybox {
+            set = set.busybox();
+        }
+        for (key, value) in &self.labels {
+            set = set.label(key, value);
+        }
+        if let Some(seed) = &self.seed {
+            set = set.seed(seed);
+        }
+        set
+    }
+}
