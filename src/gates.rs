@@ -88,6 +88,9 @@ pub enum Evidence {
     },
     Quiet {
         period_seconds: u64,
+        /// How many events of the quiet period the daemon sent.
+        events_seen: u64,
+        /// A bounded sample of them, newest first (the oldest and newest few).
         events: Vec<Event>,
     },
     /// The gate was not evaluated (disabled) or needed nothing.
@@ -253,11 +256,19 @@ pub fn quiet_gate(snapshot: &Snapshot, policy: &GatePolicy, now: DateTime<Utc>) 
     };
     let period_seconds = i64::try_from(period.as_secs()).unwrap_or(i64::MAX);
     let mut recent: Vec<Event> = events
+        .sample
         .iter()
         .filter(|event| (now - event.time).num_seconds() <= period_seconds)
         .cloned()
         .collect();
     recent.sort_by_key(|event| std::cmp::Reverse(event.time));
+    // The sample holds the oldest and the newest events; when all of it is recent, so is
+    // everything between, and the daemon's count is the count.
+    let count = if recent.len() == events.sample.len() {
+        events.seen
+    } else {
+        recent.len() as u64
+    };
     let period_text = humantime::format_duration(period).to_string();
     let detail = match recent.first() {
         None => {
@@ -269,7 +280,7 @@ pub fn quiet_gate(snapshot: &Snapshot, policy: &GatePolicy, now: DateTime<Utc>) 
             latest.action,
             short_subject(&latest.subject),
             human_seconds((now - latest.time).num_seconds()),
-            recent.len()
+            count
         ),
     };
     GateVerdict {
@@ -278,6 +289,7 @@ pub fn quiet_gate(snapshot: &Snapshot, policy: &GatePolicy, now: DateTime<Utc>) 
         detail,
         evidence: Evidence::Quiet {
             period_seconds: period.as_secs(),
+            events_seen: count,
             events: recent,
         },
     }

@@ -25,7 +25,7 @@ pub struct Snapshot {
     pub daemon: DaemonInfo,
     pub disk: Observed<DiskUsage>,
     pub containers: Observed<Vec<Container>>,
-    pub events: Observed<Vec<Event>>,
+    pub events: Observed<Events>,
     /// Services and tasks; only gathered on a swarm manager.
     pub swarm_cluster: Option<Observed<SwarmCluster>>,
     pub lock_files: Vec<LockFile>,
@@ -107,6 +107,59 @@ pub struct Event {
     pub action: String,
     /// Image reference or container name, whatever identifies the subject best.
     pub subject: String,
+}
+
+/// The events of a window, bounded whatever the daemon sends: how many arrived, and a sample
+/// of them (the oldest and the newest [`Events::KEEP_AT_EACH_END`]), in arrival order.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Events {
+    pub seen: u64,
+    pub sample: Vec<Event>,
+}
+
+impl Events {
+    pub const KEEP_AT_EACH_END: usize = 10;
+}
+
+/// Builds [`Events`] one event at a time in bounded memory.
+#[derive(Debug, Default)]
+pub struct EventSampler {
+    seen: u64,
+    head: Vec<Event>,
+    tail: std::collections::VecDeque<Event>,
+}
+
+impl EventSampler {
+    pub fn push(&mut self, event: Event) {
+        self.seen += 1;
+        if self.head.len() < Events::KEEP_AT_EACH_END {
+            self.head.push(event);
+        } else {
+            if self.tail.len() == Events::KEEP_AT_EACH_END {
+                self.tail.pop_front();
+            }
+            self.tail.push_back(event);
+        }
+    }
+
+    pub fn finish(self) -> Events {
+        let mut sample = self.head;
+        sample.extend(self.tail);
+        Events {
+            seen: self.seen,
+            sample,
+        }
+    }
+}
+
+impl From<Vec<Event>> for Events {
+    fn from(events: Vec<Event>) -> Self {
+        let mut sampler = EventSampler::default();
+        for event in events {
+            sampler.push(event);
+        }
+        sampler.finish()
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]

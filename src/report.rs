@@ -581,7 +581,8 @@ impl Report {
                 let _ = writeln!(out, "{name}{labels} {value}");
             }
         };
-        let success = self.outcome() == Outcome::Success;
+        // A run stopped by a signal did not finish its job: not a success, though nothing failed.
+        let success = self.outcome() == Outcome::Success && self.decision != Decision::Interrupted;
         let plain = |value: String| vec![(String::new(), value)];
         metric(
             "pruneguard_last_run_timestamp_seconds",
@@ -591,7 +592,7 @@ impl Report {
         );
         metric(
             "pruneguard_last_run_success",
-            "1 if the last run finished without a failed deletion or runtime error, else 0.",
+            "1 if the last run finished (not interrupted) without a failed deletion or runtime error, else 0.",
             "gauge",
             &plain(u8::from(success).to_string()),
         );

@@ -9,7 +9,7 @@ use chrono::{DateTime, Duration, Utc};
 use crate::config::Settings;
 use crate::disk;
 use crate::engine::{Engine, EngineError, EventWindow};
-use crate::model::{DaemonInfo, LockFile, LockFileState, Observed, Snapshot};
+use crate::model::{DaemonInfo, Events, LockFile, LockFileState, Observed, Snapshot};
 
 /// What a gather is for: the plan needs every container (to know which images are in use);
 /// a re-check of the gates lists containers only when a gate looks at them.
@@ -39,7 +39,7 @@ pub async fn gather<E: Engine>(
         Ok(Vec::new())
     };
     let events = if gates.quiet.period.is_zero() {
-        Ok(Vec::new())
+        Ok(Events::default())
     } else {
         // Saturates at the epoch: before it, the daemon would answer with no events at all,
         // and the gate would open on an empty window.

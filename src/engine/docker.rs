@@ -18,8 +18,8 @@ use futures_util::StreamExt as _;
 use super::{Engine, EngineError, EventWindow, RemoveOutcome};
 use crate::config::HostUrl;
 use crate::model::{
-    Container, DaemonInfo, Event, Image, Service, SwarmCluster, SwarmNode, Task, is_image_id,
-    normalize_image_id,
+    Container, DaemonInfo, Event, EventSampler, Events, Image, Service, SwarmCluster, SwarmNode,
+    Task, is_image_id, normalize_image_id,
 };
 
 /// The Docker Engine over bollard.
@@ -179,7 +179,7 @@ impl Engine for DockerEngine {
             .collect())
     }
 
-    async fn events(&self, window: EventWindow) -> Result<Vec<Event>, EngineError> {
+    async fn events(&self, window: EventWindow) -> Result<Events, EngineError> {
         let filters = HashMap::from([
             ("type", vec!["image", "container"]),
             ("event", vec!["pull", "load", "import", "tag", "create"]),
@@ -189,39 +189,25 @@ impl Engine for DockerEngine {
             .until(&docker_timestamp(window.until))
             .filters(&filters)
             .build();
-        let stream = self.docker.events(Some(options));
-        // `until` makes the daemon close the stream; the timeout guards a daemon that doesn't.
-        let collected = tokio::time::timeout(self.timeout, stream.collect::<Vec<_>>())
+        let mut stream = self.docker.events(Some(options));
+        // Each event is counted and sampled as it arrives, so an endless stream grows only a
+        // counter. `until` makes the daemon close the stream; the timeout guards one that
+        // doesn't.
+        let mut sampler = EventSampler::default();
+        let read = async {
+            while let Some(message) = stream.next().await {
+                sampler.push(event_of(message.map_err(self.fail("GET /events"))?, window));
+            }
+            Ok::<(), EngineError>(())
+        };
+        tokio::time::timeout(self.timeout, read)
             .await
             .map_err(|_| EngineError::Timeout {
                 endpoint: self.endpoint.clone(),
                 operation: "GET /events",
                 timeout_secs: self.timeout.as_secs(),
-            })?;
-        let mut events = Vec::new();
-        for message in collected {
-            let message = message.map_err(self.fail("GET /events"))?;
-            let actor = message.actor.unwrap_or_default();
-            let attributes = actor.attributes.unwrap_or_default();
-            let subject = attributes
-                .get("name")
-                .cloned()
-                .or(actor.id)
-                .unwrap_or_default();
-            // An event without a usable time counts as happening now: unknown means recent.
-            let time = message
-                .time_nano
-                .and_then(unix_time_nanos)
-                .or_else(|| message.time.and_then(unix_time))
-                .unwrap_or(window.until);
-            events.push(Event {
-                time,
-                kind: message.typ.map(|kind| kind.to_string()).unwrap_or_default(),
-                action: message.action.unwrap_or_default(),
-                subject,
-            });
-        }
-        Ok(events)
+            })??;
+        Ok(sampler.finish())
     }
 
     async fn swarm_cluster(&self) -> Result<SwarmCluster, EngineError> {
@@ -344,6 +330,29 @@ impl Engine for DockerEngine {
                 error,
             )),
         }
+    }
+}
+
+/// One event of the stream as the quiet gate reads it.
+fn event_of(message: bollard::models::EventMessage, window: EventWindow) -> Event {
+    let actor = message.actor.unwrap_or_default();
+    let attributes = actor.attributes.unwrap_or_default();
+    let subject = attributes
+        .get("name")
+        .cloned()
+        .or(actor.id)
+        .unwrap_or_default();
+    // An event without a usable time counts as happening now: unknown means recent.
+    let time = message
+        .time_nano
+        .and_then(unix_time_nanos)
+        .or_else(|| message.time.and_then(unix_time))
+        .unwrap_or(window.until);
+    Event {
+        time,
+        kind: message.typ.map(|kind| kind.to_string()).unwrap_or_default(),
+        action: message.action.unwrap_or_default(),
+        subject,
     }
 }
 

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 
 pub use docker::DockerEngine;
 
-use crate::model::{Container, DaemonInfo, Event, Image, SwarmCluster};
+use crate::model::{Container, DaemonInfo, Events, Image, SwarmCluster};
 
 /// A closed time window for the events endpoint (`since`..`until`, so the stream ends).
 #[derive(Debug, Clone, Copy)]
@@ -108,7 +108,9 @@ pub trait Engine {
     /// Every container in every state (`all=true`).
     async fn containers(&self) -> Result<Vec<Container>, EngineError>;
     /// Image pull/load/import/tag and container create events in the window.
-    async fn events(&self, window: EventWindow) -> Result<Vec<Event>, EngineError>;
+    /// Counted in full, kept as a bounded sample ([`Events`]): an endless stream cannot grow
+    /// memory, only the count.
+    async fn events(&self, window: EventWindow) -> Result<Events, EngineError>;
     /// Services (with update status) and tasks; only valid on a swarm manager.
     async fn swarm_cluster(&self) -> Result<SwarmCluster, EngineError>;
     /// The image's current tags (`GET /images/{id}/json`); `None` when it no longer exists.

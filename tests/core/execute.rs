@@ -12,7 +12,7 @@ use pruneguard::decision::Action;
 use pruneguard::engine::{Engine, EngineError, EventWindow, RemoveOutcome};
 use pruneguard::execute::{self, Execution, Interrupt, RECHECK_EVERY, Recheck, Stop};
 use pruneguard::gates::{Evidence, GateName, GateVerdict};
-use pruneguard::model::{Container, DaemonInfo, Event, Image, SwarmCluster};
+use pruneguard::model::{Container, DaemonInfo, Events, Image, SwarmCluster};
 use pruneguard::plan::{self, Candidate, Plan};
 use pruneguard::report::{Decision, Report, ReportInput};
 
@@ -126,7 +126,7 @@ impl Engine for FakeEngine<'_> {
     async fn containers(&self) -> Result<Vec<Container>, EngineError> {
         panic!("execute must not list containers")
     }
-    async fn events(&self, _window: EventWindow) -> Result<Vec<Event>, EngineError> {
+    async fn events(&self, _window: EventWindow) -> Result<Events, EngineError> {
         panic!("execute must not read events")
     }
     async fn swarm_cluster(&self) -> Result<SwarmCluster, EngineError> {

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use chrono::{DateTime, TimeZone as _, Utc};
 
 use pruneguard::model::{
-    Container, DaemonInfo, DiskUsage, Event, Image, Service, Snapshot, SwarmNode, Task,
+    Container, DaemonInfo, DiskUsage, Event, Events, Image, Service, Snapshot, SwarmNode, Task,
 };
 use pruneguard::plan::Plan;
 use pruneguard::policy::{GatePolicy, LabelSelector, Pattern, Policy};
@@ -156,7 +156,7 @@ pub fn snapshot() -> Snapshot {
         },
         disk: Ok(disk(90, Some(10))),
         containers: Ok(Vec::new()),
-        events: Ok(Vec::new()),
+        events: Ok(Events::default()),
         swarm_cluster: None,
         lock_files: Vec::new(),
     }

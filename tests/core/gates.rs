@@ -10,7 +10,7 @@ use pruneguard::gates::{
     SwarmRole,
 };
 use pruneguard::model::{
-    Container, LockFile, LockFileState, Service, Snapshot, SwarmCluster, SwarmNode, Task,
+    Container, Events, LockFile, LockFileState, Service, Snapshot, SwarmCluster, SwarmNode, Task,
 };
 use pruneguard::policy::GatePolicy;
 
@@ -47,7 +47,7 @@ fn evaluate_returns_every_gate_in_report_order() {
 
     let mut snap = snapshot();
     snap.disk = Ok(disk(10, None));
-    snap.events = Ok(vec![event(5, "image", "pull", "alpine:3")]);
+    snap.events = Ok(vec![event(5, "image", "pull", "alpine:3")].into());
     let verdicts = gates::evaluate(&snap, &policy(), now());
     assert!(!gates::all_open(&verdicts));
     assert_eq!(gates::closed_names(&verdicts), vec!["disk", "quiet"]);
@@ -192,7 +192,7 @@ fn quiet_disabled_with_period_zero() {
     let mut policy = policy();
     policy.quiet.period = Duration::ZERO;
     let mut snap = snapshot();
-    snap.events = Ok(vec![event(0, "image", "pull", "alpine:3")]);
+    snap.events = Ok(vec![event(0, "image", "pull", "alpine:3")].into());
     let verdict = gates::quiet_gate(&snap, &policy, now());
     assert!(verdict.open);
     assert!(verdict.detail.contains("disabled"), "{}", verdict.detail);
@@ -217,18 +217,20 @@ fn quiet_period_boundaries() {
         (-30, false), // a daemon clock slightly ahead: still counts as recent
     ] {
         let mut snap = snapshot();
-        snap.events = Ok(vec![event(seconds_ago, "image", "pull", "registry/app:1")]);
+        snap.events = Ok(vec![event(seconds_ago, "image", "pull", "registry/app:1")].into());
         let verdict = gates::quiet_gate(&snap, &policy, now());
         assert_eq!(verdict.open, open, "{seconds_ago}s ago: {}", verdict.detail);
         let Evidence::Quiet {
             period_seconds,
             events,
+            events_seen,
         } = &verdict.evidence
         else {
             panic!("quiet evidence expected: {:?}", verdict.evidence);
         };
         assert_eq!(*period_seconds, 600);
         assert_eq!(events.len(), usize::from(!open));
+        assert_eq!(*events_seen, u64::from(!open));
         if open {
             assert!(
                 verdict.detail.contains("no image pull"),
@@ -251,7 +253,8 @@ fn quiet_names_the_latest_event_and_keeps_only_recent_ones() {
         event(5000, "image", "pull", "ancient:1"),
         event(30, "container", "create", "deploy-web"),
         event(200, "image", "tag", "app:2"),
-    ]);
+    ]
+    .into());
     let verdict = gates::quiet_gate(&snap, &policy, now());
     assert_closed_naming(
         &verdict,
@@ -1094,7 +1097,7 @@ fn snapshot_strategy() -> impl Strategy<Value = Snapshot> {
                 let mut snap = snapshot();
                 snap.disk = disk;
                 snap.containers = containers;
-                snap.events = events;
+                snap.events = events.map(Events::from);
                 snap.daemon.swarm.local_node_state = state.into();
                 snap.daemon.swarm.control_available = control;
                 snap.swarm_cluster = cluster;
@@ -1277,4 +1280,38 @@ fn workload_on_a_swarm_worker_says_services_were_not_visible() {
     let verdict =
         gates::workload_gate(&snap, &workload_policy(&["run-app*"], &[], &[], &[]), now());
     assert!(!verdict.detail.contains("worker"), "{}", verdict.detail);
+}
+
+/// 20,000 events in the window: all counted, a bounded sample kept, the report stays small.
+#[test]
+fn a_flood_of_events_is_counted_in_full_but_kept_as_a_bounded_sample() {
+    let mut policy = policy();
+    policy.quiet.period = Duration::from_secs(600);
+    let mut snap = snapshot();
+    snap.events = Ok((0..20_000_i64)
+        .map(|n| event(599 - n % 600, "image", "load", &format!("sha256:{n:064x}")))
+        .collect::<Vec<_>>()
+        .into());
+    let verdict = gates::quiet_gate(&snap, &policy, now());
+    assert!(!verdict.open);
+    assert!(
+        verdict.detail.contains("20000 such event(s)"),
+        "{}",
+        verdict.detail
+    );
+    let Evidence::Quiet {
+        events,
+        events_seen,
+        ..
+    } = &verdict.evidence
+    else {
+        panic!("quiet evidence expected: {:?}", verdict.evidence);
+    };
+    assert_eq!(*events_seen, 20_000);
+    assert!(
+        events.len() <= 2 * Events::KEEP_AT_EACH_END,
+        "{}",
+        events.len()
+    );
+    assert!(serde_json::to_string(&verdict).unwrap().len() < 10_000);
 }

@@ -70,7 +70,7 @@ fn open_snapshot() -> Snapshot {
     manager(&mut snap);
     snap.disk = Ok(disk(86, Some(10)));
     snap.containers = Ok(containers());
-    snap.events = Ok(vec![event(3600, "image", "pull", "alpine:3.20")]);
+    snap.events = Ok(vec![event(3600, "image", "pull", "alpine:3.20")].into());
     let broken = "x8k2m4n6p8q0r2s4t6v8w0y2z";
     snap.swarm_cluster = Some(Ok(SwarmCluster {
         services: vec![service(
@@ -118,7 +118,7 @@ fn closed_snapshot() -> Snapshot {
         )
     });
     snap.containers = Ok(live);
-    snap.events = Ok(vec![event(75, "image", "pull", "registry.example/app:1.4")]);
+    snap.events = Ok(vec![event(75, "image", "pull", "registry.example/app:1.4")].into());
     let web = "a1b2c3d4e5f6g7h8i9j0k1l2m";
     snap.swarm_cluster = Some(Ok(SwarmCluster {
         services: vec![service(
