@@ -34,6 +34,49 @@ fn top_level_help_lists_the_commands_and_the_exit_statuses() {
     insta::assert_snapshot!("help", stdout);
 }
 
+/// Every subcommand's `--help`, pinned: a renamed or vanished flag is a visible change.
+#[test]
+fn every_subcommand_help_is_pinned() {
+    for subcommand in ["plan", "doctor", "config", "status", "completions", "man"] {
+        let (code, stdout, stderr) = pruneguard(&[subcommand, "--help"]);
+        assert_eq!(code, 0, "{subcommand}: {stderr}");
+        insta::assert_snapshot!(format!("{subcommand}_help"), stdout);
+    }
+}
+
+/// clap's own consistency checks of the whole definition (conflicting names, bad defaults).
+#[test]
+fn the_command_line_definition_is_consistent() {
+    use clap::CommandFactory as _;
+    pruneguard::cli::Cli::command().debug_assert();
+}
+
+/// `pruneguard … | head` closes the pipe early: that is not an error (exit 0, nothing on
+/// stderr), as with ripgrep. The reading end is closed before the command even starts.
+#[test]
+fn a_reader_that_went_away_is_not_an_error() {
+    for args in [
+        &["man"][..],
+        &["completions", "bash"],
+        &["config", "--no-config"],
+    ] {
+        let (reader, writer) = std::io::pipe().expect("a pipe");
+        drop(reader);
+        let mut command = Command::new(env!("CARGO_BIN_EXE_pruneguard"));
+        for name in ENV_VARS {
+            command.env_remove(name);
+        }
+        let output = command
+            .args(args)
+            .stdout(writer)
+            .output()
+            .expect("the binary runs");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(0), "{args:?}: {stderr}");
+        assert!(stderr.is_empty(), "{args:?}: {stderr}");
+    }
+}
+
 #[test]
 fn run_help_documents_every_contract_flag() {
     let (code, stdout, _) = pruneguard(&["run", "--help"]);

@@ -7,5 +7,6 @@ mod config;
 mod execute;
 mod fixtures;
 mod gates;
+mod hostile_plan;
 mod plan;
 mod report_schema;
