@@ -9,7 +9,7 @@ use std::time::Instant;
 use anyhow::Context as _;
 use chrono::Utc;
 use clap::CommandFactory as _;
-use tracing::{debug, info, warn};
+use tracing::{debug, info};
 
 use crate::cli::{Cli, Command, OutputFormat, RunArgs, StatusArgs};
 use crate::config::Settings;
@@ -18,13 +18,13 @@ use crate::disk;
 use crate::engine::{DockerEngine, Engine};
 use crate::execute::{self, Execution, Stop};
 use crate::exit::Outcome;
-use crate::gates::{self, GateVerdict};
+use crate::gates::GateVerdict;
 use crate::human::short_id;
 use crate::model::DiskUsage;
 use crate::plan::{self, Plan};
 use crate::report::{Report, ReportInput, WaitSummary};
 use crate::signals::{self, Signals};
-use crate::snapshot::{self, Scope};
+use crate::snapshot;
 use crate::state::{self, LastRunFile, RunLock};
 use crate::wait;
 
@@ -101,7 +101,7 @@ async fn prune(args: &RunArgs, mode: Mode) -> anyhow::Result<Outcome> {
                     &decided.plan,
                     execute::DEFAULT_CONCURRENCY,
                     signals.interrupt(),
-                    |_| recheck_gates(&engine, &settings),
+                    |_| snapshot::recheck_gates(&engine, &settings),
                 )
                 .await,
             )
@@ -149,7 +149,7 @@ async fn prune(args: &RunArgs, mode: Mode) -> anyhow::Result<Outcome> {
         report.summary
     );
     if !dry_run {
-        persist(&settings, &mut report);
+        state::persist(&settings, &mut report);
     }
     let rendered = match settings.output {
         OutputFormat::Json => format!("{}\n", report.to_json()),
@@ -211,41 +211,6 @@ async fn decide(
         plan,
         action,
     })
-}
-
-/// Fresh evidence and verdicts for `execute`'s re-checks, all judged at one `now`. It starts
-/// by asking the daemon, so a daemon that went away stops the run here, before any delete.
-async fn recheck_gates(
-    engine: &DockerEngine,
-    settings: &Settings,
-) -> anyhow::Result<Vec<GateVerdict>> {
-    let daemon = engine
-        .info()
-        .await
-        .context("could not read the daemon's /info")?;
-    let now = Utc::now();
-    let snapshot = snapshot::gather(engine, settings, now, daemon, Scope::GatesOnly).await?;
-    Ok(gates::evaluate(&snapshot, &settings.policy.gates, now))
-}
-
-/// Writes the state file and the metrics; failures become warnings in the report, because the
-/// decision already stands and the operator must still see it.
-fn persist(settings: &Settings, report: &mut Report) {
-    let state_file = settings.state_dir.join(state::LAST_RUN_FILE);
-    let mut targets = vec![(state_file, format!("{}\n", report.to_json()), "state")];
-    if let Some(path) = &settings.metrics_file {
-        targets.push((path.clone(), report.to_metrics(Utc::now()), "metrics"));
-    }
-    for (path, contents, what) in targets {
-        if let Err(error) = state::write_atomically(&path, &contents) {
-            let warning = format!(
-                "could not write the {what} file {}: {error:#}",
-                path.display()
-            );
-            warn!("{warning}");
-            report.warnings.push(warning);
-        }
-    }
 }
 
 /// `status`: a summary of the last run's report in the state directory.

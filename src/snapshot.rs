@@ -8,7 +8,10 @@ use chrono::{DateTime, Duration, Utc};
 
 use crate::config::Settings;
 use crate::disk;
+use anyhow::Context as _;
+
 use crate::engine::{Engine, EngineError, EventWindow};
+use crate::gates::{self, GateVerdict};
 use crate::model::{DaemonInfo, Events, LockFile, LockFileState, Observed, Snapshot};
 
 /// What a gather is for: the plan needs every container (to know which images are in use);
@@ -71,6 +74,21 @@ pub async fn gather<E: Engine>(
         swarm_cluster,
         lock_files,
     })
+}
+
+/// Fresh evidence and verdicts for `execute`'s re-checks, all judged at one `now`. It starts
+/// by asking the daemon, so a daemon that went away stops the run here, before any delete.
+pub async fn recheck_gates<E: Engine>(
+    engine: &E,
+    settings: &Settings,
+) -> anyhow::Result<Vec<GateVerdict>> {
+    let daemon = engine
+        .info()
+        .await
+        .context("could not read the daemon's /info")?;
+    let now = Utc::now();
+    let snapshot = gather(engine, settings, now, daemon, Scope::GatesOnly).await?;
+    Ok(gates::evaluate(&snapshot, &settings.policy.gates, now))
 }
 
 /// The workload gate's container selectors and a swarm worker's local evidence read the

@@ -14,9 +14,10 @@ use rustix::fs::{FlockOperation, flock};
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 
+use crate::config::Settings;
 use crate::gates::GateName;
 use crate::human::human_bytes;
-use crate::report::Decision;
+use crate::report::{Decision, Report};
 
 pub const LOCK_FILE_NAME: &str = "pruneguard.lock";
 pub const LAST_RUN_FILE: &str = "last-run.json";
@@ -160,6 +161,26 @@ fn set_readable(file: &File) -> anyhow::Result<()> {
     use std::os::unix::fs::PermissionsExt as _;
     file.set_permissions(std::fs::Permissions::from_mode(0o644))
         .context("cannot make the file readable")
+}
+
+/// Writes the state file and the metrics; failures become warnings in the report, because the
+/// decision already stands and the operator must still see it.
+pub fn persist(settings: &Settings, report: &mut Report) {
+    let state_file = settings.state_dir.join(LAST_RUN_FILE);
+    let mut targets = vec![(state_file, format!("{}\n", report.to_json()), "state")];
+    if let Some(path) = &settings.metrics_file {
+        targets.push((path.clone(), report.to_metrics(Utc::now()), "metrics"));
+    }
+    for (path, contents, what) in targets {
+        if let Err(error) = write_atomically(&path, &contents) {
+            let warning = format!(
+                "could not write the {what} file {}: {error:#}",
+                path.display()
+            );
+            tracing::warn!("{warning}");
+            report.warnings.push(warning);
+        }
+    }
 }
 
 /// The part of `last-run.json` that `status` summarises. Unknown fields are ignored, so a
