@@ -32,11 +32,11 @@
 # Exits non-zero when any step fails (a sandbox or registry that cannot start included).
 #
 # Environment: PRUNEGUARD_BIN (binary to test; default: `cargo build --release` and
-# target/release/pruneguard), TESTKIT_BIN (the image generator; default: pruneguard-testkit
-# beside PRUNEGUARD_BIN, else `cargo build --release -p testkit`), CYCLE_LAYER_BYTES (base
-# image's random layer, default 4194304), CYCLE_JUNK_LAYER_BYTES (each old dangling image's
-# own layer, default 1048576), PGSB_DOCKER (docker CLI; default /usr/bin/docker), TMPDIR
-# (where the sandboxes go).
+# target/release/pruneguard), TESTKIT_BIN (crates/testkit: generates the images, reads the
+# reports, writes the summary; default: pruneguard-testkit beside PRUNEGUARD_BIN, else
+# `cargo build --release -p testkit`), CYCLE_LAYER_BYTES (base image's random layer, default
+# 4194304), CYCLE_JUNK_LAYER_BYTES (each old dangling image's own layer, default 1048576),
+# PGSB_DOCKER (docker CLI; default /usr/bin/docker), TMPDIR (where the sandboxes go).
 # Every sandbox and registry this script starts is stopped on exit, also on failure or signal.
 set -Eeuo pipefail
 
@@ -78,8 +78,9 @@ if [ -z "$pruneguard" ]; then
   pruneguard=$release/pruneguard
 fi
 [ -x "$pruneguard" ] || die "no pruneguard binary at $pruneguard"
-# The testkit generates the images (crates/testkit): TESTKIT_BIN, else the one built beside
-# PRUNEGUARD_BIN (a workspace build, as scripts/test.sh does), else a release build.
+# The testkit (crates/testkit) generates the images, reads the reports and writes the
+# summary: TESTKIT_BIN, else the one built beside PRUNEGUARD_BIN (a workspace build, as
+# scripts/test.sh does), else a release build.
 testkit=${TESTKIT_BIN:-}
 if [ -z "$testkit" ] && [ -n "${PRUNEGUARD_BIN:-}" ] &&
   [ -x "$(dirname "$PRUNEGUARD_BIN")/pruneguard-testkit" ]; then
@@ -247,10 +248,8 @@ run_cleaner() {
           cat "$work/$name/clean-$i.err" "$work/$name/clean-$i.json" >&2
           die "$name: pruneguard run failed in cycle $i"
         fi
-        read -r decision removed < <(python3 -c '
-import json, sys
-r = json.load(open(sys.argv[1]))
-print(r["decision"], len(r["removed"]))' "$work/$name/clean-$i.json")
+        decision=$("$testkit" report-field "$work/$name/clean-$i.json" decision)
+        removed=$("$testkit" report-count "$work/$name/clean-$i.json" removed)
         ;;
     esac
     ms=$(($(now_ms) - start))
@@ -288,122 +287,13 @@ total_ms=$(($(now_ms) - t0))
 # ---------------------------------------------------------------------------------------------
 # summary
 
-summary_py=$(
-  cat <<'PY'
-import json
-import sys
-
-as_json = sys.argv[1] == "1"
-k, layer_bytes, junk_layer_bytes = int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
-durations = {"prune-af": int(sys.argv[5]), "pruneguard": int(sys.argv[6])}
-total_ms, docker_version, cores = int(sys.argv[7]), sys.argv[8], int(sys.argv[9])
-labels = {
-    "prune-af": "`docker system prune -af`",
-    "pruneguard": "`pruneguard run` (defaults, disk gate open)",
-}
-COUNTS = ("manifest_gets", "manifest_heads", "blob_gets", "blob_bytes", "requests", "errors")
-
-def value(v):
-    if v.lstrip("-").isdigit():
-        return int(v)
-    return None if v == "-" else v
-
-cleaners = {}
-lines = []
-for path in sys.argv[10:]:
-    with open(path) as f:
-        lines.extend(f)
-for line in lines:
-    rec = dict(kv.split("=", 1) for kv in line.split())
-    name, cycle = rec.pop("cleaner"), int(rec.pop("cycle"))
-    rec.pop("offset", None)
-    c = cleaners.setdefault(name, {"cleaner": name, "command": labels[name], "cycles": []})
-    if cycle == 0:
-        c["tagged_ids"] = rec.pop("tagged_ids").split(",")
-        c["cold_deploy"] = {key: value(v) for key, v in rec.items()}
-        continue
-    ids = rec.pop("tagged_ids_after_clean").split(",")
-    entry = {"cycle": cycle}
-    entry["redeploy"] = {key: int(rec.pop(key)) for key in COUNTS}
-    entry.update({key: value(v) for key, v in rec.items()})
-    entry["tagged_kept_after_clean"] = sum(
-        1 for got, want in zip(ids, c["tagged_ids"]) if got == want)
-    entry["tagged_ids_after_clean"] = [None if i == "-" else i for i in ids]
-    c["cycles"].append(entry)
-
-for name, c in cleaners.items():
-    cyc = c["cycles"]
-    c["duration_ms"] = durations[name]
-    c["totals"] = {key: sum(e["redeploy"][key] for e in cyc) for key in COUNTS}
-    c["totals"]["old_dangling_removed"] = sum(
-        e["old_dangling_before"] - e["old_dangling_after"] for e in cyc)
-    c["max_old_dangling_after_clean"] = max(e["old_dangling_after"] for e in cyc)
-    c["max_young_dangling_after_clean"] = max(
-        e["dangling_after"] - e["old_dangling_after"] for e in cyc)
-    c["min_tagged_kept_after_clean"] = min(e["tagged_kept_after_clean"] for e in cyc)
-
-summary = {
-    "k": k,
-    "min_age_seconds": 86400,
-    "base_layer_bytes": layer_bytes,
-    "junk_layer_bytes": junk_layer_bytes,
-    "images": {"base": "127.0.0.1:5000/cycle/base:1",
-               "apps": ["127.0.0.1:5000/cycle/app1:1", "127.0.0.1:5000/cycle/app2:1"]},
-    "distinct_layers": 4,
-    "docker": docker_version,
-    "cores": cores,
-    "duration_ms": total_ms,
-    "cleaners": [cleaners["prune-af"], cleaners["pruneguard"]],
-}
-
-def mb(n):
-    return f"{n / 1e6:.1f} MB"
-
-out = []
-out.append(f"Deploy cycle, K = {k}: per cleaner, totals over the {k} redeploys that follow its cleans "
-           "(each deploy pulls base + 2 apps, 4 distinct layers).")
-out.append("")
-out.append("| cleaner | manifest GETs (rate-limited pulls) | manifest HEADs | blob GETs | bytes downloaded "
-           "| old dangling (≥ 24h) left after clean | young dangling left after clean | tagged base/app images kept "
-           "| clean time (mean) |")
-out.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-for c in summary["cleaners"]:
-    t = c["totals"]
-    mean_clean = sum(e["clean_ms"] for e in c["cycles"]) / len(c["cycles"])
-    out.append(f"| {c['command']} | {t['manifest_gets']} | {t['manifest_heads']} | {t['blob_gets']} "
-               f"| {mb(t['blob_bytes'])} | {c['max_old_dangling_after_clean']} "
-               f"| {c['max_young_dangling_after_clean']} | {c['min_tagged_kept_after_clean']} of 3 "
-               f"| {mean_clean:.0f} ms |")
-cold = summary["cleaners"][0]["cold_deploy"]
-out.append("")
-out.append(f"The cold first deploy (same for both): {cold['manifest_gets']} manifest GETs, "
-           f"{cold['blob_gets']} blob GETs, {mb(cold['blob_bytes'])}.")
-out.append("")
-out.append("Disk used (`du -sbx` of the data root) and blob GETs per cycle:")
-out.append("")
-out.append("| cycle | prune -af: before clean | after clean | after redeploy | blob GETs "
-           "| pruneguard: before clean | after clean | after redeploy | blob GETs | images it removed |")
-out.append("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-pa, pg = summary["cleaners"]
-for a, g in zip(pa["cycles"], pg["cycles"]):
-    out.append(f"| {a['cycle']} | {mb(a['disk_before_clean'])} | {mb(a['disk_after_clean'])} "
-               f"| {mb(a['disk_after_redeploy'])} | {a['redeploy']['blob_gets']} "
-               f"| {mb(g['disk_before_clean'])} | {mb(g['disk_after_clean'])} "
-               f"| {mb(g['disk_after_redeploy'])} | {g['redeploy']['blob_gets']} | {g['removed']} |")
-out.append("")
-out.append(f"({cores} cores, {docker_version}; prune -af run {durations['prune-af'] / 1000:.1f} s, "
-           f"pruneguard run {durations['pruneguard'] / 1000:.1f} s, total {total_ms / 1000:.1f} s)")
-table = "\n".join(out)
-
-if as_json:
-    json.dump(summary, sys.stdout, indent=2)
-    sys.stdout.write("\n")
-    sys.stderr.write(table + "\n")
-else:
-    print(table)
-PY
-)
-python3 -c "$summary_py" "$json" "$k" "$layer_bytes" "$junk_layer_bytes" \
-  "${duration[prune-af]}" "${duration[pruneguard]}" "$total_ms" \
-  "dockerd $server_version, $(docker-registry --version | awk '{print $2, $3}')" "$(nproc)" \
+# The testkit turns the records into the table and, with --json, the JSON summary.
+summary_args=()
+if [ "$json" -eq 1 ]; then summary_args+=(--json); fi
+"$testkit" cycle-summary "${summary_args[@]}" --cycles "$k" \
+  --base-layer-bytes "$layer_bytes" --junk-layer-bytes "$junk_layer_bytes" \
+  --prune-af-ms "${duration[prune-af]}" --pruneguard-ms "${duration[pruneguard]}" \
+  --total-ms "$total_ms" \
+  --docker "dockerd $server_version, $(docker-registry --version | awk '{print $2, $3}')" \
+  --cores "$(nproc)" \
   "$work/records-prune-af" "$work/records-pruneguard"

@@ -33,7 +33,8 @@ bash scripts/sandbox.sh ensure-installed
 if ! command -v cargo >/dev/null 2>&1 && [ -x "${HOME:-/root}/.cargo/bin/cargo" ]; then
   export PATH="${HOME:-/root}/.cargo/bin:$PATH"
 fi
-# pruneguard, and the testkit that generates the images (crates/testkit).
+# pruneguard, and the testkit (crates/testkit) that generates the images, creates the containers
+# and counts the reports' lists.
 cargo build --release --quiet -p pruneguard -p testkit
 release=${CARGO_TARGET_DIR:-$repo/target}/release
 pruneguard="$release/pruneguard"
@@ -47,7 +48,6 @@ cleanup() {
 trap cleanup EXIT
 DOCKER_HOST=$(bash scripts/sandbox.sh start "$work/sb")
 export DOCKER_HOST
-socket=${DOCKER_HOST#unix://}
 docker() { command docker -H "$DOCKER_HOST" "$@"; }
 now_ms() { date +%s%3N; }
 say() { printf 'scale: %s\n' "$*" >&2; }
@@ -79,34 +79,8 @@ say "loaded $total images in $(($(now_ms) - start)) ms"
 
 # --- containers: created through the API, 8 at a time -----------------------------------------
 start=$(now_ms)
-python3 - "$socket" "$containers" <<'PY'
-import http.client, json, socket, sys
-from concurrent.futures import ThreadPoolExecutor
-
-path, count = sys.argv[1], int(sys.argv[2])
-
-class Unix(http.client.HTTPConnection):
-    def __init__(self):
-        super().__init__("localhost", timeout=60)
-    def connect(self):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(60)
-        self.sock.connect(path)
-
-def create(indices):
-    conn = Unix()
-    for n in indices:
-        body = json.dumps({"Image": f"bench/tagged:{n}", "Cmd": ["/bin/sh"]})
-        conn.request("POST", "/containers/create", body, {"Content-Type": "application/json"})
-        response = conn.getresponse()
-        text = response.read()
-        if response.status != 201:
-            sys.exit(f"create from bench/tagged:{n}: HTTP {response.status} {text!r}")
-
-workers = 8
-with ThreadPoolExecutor(workers) as pool:
-    list(pool.map(create, [range(w, count, workers) for w in range(workers)]))
-PY
+"$testkit" create-containers --host "$DOCKER_HOST" --image 'bench/tagged:{i}' \
+  --count "$containers" --workers 8 -- /bin/sh
 made=$(docker ps -a -q | wc -l)
 [ "$made" -eq "$containers" ] || { say "expected $containers containers, got $made"; exit 1; }
 say "created $made containers in $(($(now_ms) - start)) ms"
@@ -138,7 +112,7 @@ for round in $(seq 1 "$rounds"); do
   plan_ms+=("$WALL_MS") plan_rss+=("$RSS_KB")
   time_cmd plan-json "$pruneguard" plan "${opened[@]}" --output json
   plan_json_ms+=("$WALL_MS") plan_json_rss+=("$RSS_KB")
-  planned=$(python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))["candidates"]))' "$work/plan-json.out")
+  planned=$("$testkit" report-count "$work/plan-json.out" candidates)
   [ "$planned" -eq "$dangling" ] || { say "plan lists $planned candidates, expected $dangling"; exit 1; }
   say "round $round: plan (default policy) ${plan_default_ms[-1]} ms ${plan_default_rss[-1]} KiB; plan (gates opened, text) ${plan_ms[-1]} ms ${plan_rss[-1]} KiB; plan (json) ${plan_json_ms[-1]} ms ${plan_json_rss[-1]} KiB"
 done
@@ -156,7 +130,7 @@ for round in $(seq 1 "$rounds"); do
   pg_ms+=("$WALL_MS") pg_rss+=("$RSS_KB")
   [ "$(count_dangling)" -eq 0 ] || { say "pruneguard left dangling images"; exit 1; }
   [ "$(count_all)" -eq "$tagged" ] || { say "pruneguard removed more than the dangling images"; exit 1; }
-  removed=$(python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))["removed"]))' "$work/run.out")
+  removed=$("$testkit" report-count "$work/run.out" removed)
   [ "$removed" -eq "$dangling" ] || { say "pruneguard reports $removed removed, expected $dangling"; exit 1; }
   load_dangling
   say "round $round: docker image prune ${docker_ms[-1]} ms; pruneguard run ${pg_ms[-1]} ms (peak RSS ${pg_rss[-1]} KiB)"

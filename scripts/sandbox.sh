@@ -68,7 +68,7 @@ abspath() {
 # ensure-installed
 
 PACKAGES=(docker.io docker-registry prometheus busybox-static iproute2 time
-  util-linux mount e2fsprogs iptables python3 nix-bin systemd)
+  util-linux mount e2fsprogs iptables nix-bin systemd)
 
 pkg_installed() {
   dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'

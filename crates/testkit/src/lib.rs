@@ -20,10 +20,17 @@
 //!
 //! The archive layout is the one `docker save` wrote before OCI layouts, which every
 //! `docker load` since dockerd 20.10 accepts (see `archive.rs`).
+//!
+//! For the benches' shell scripts (so that they need no Python) it also reads fields of JSON
+//! reports ([`report`]), summarises bench/cycle.sh's records ([`cycle_summary`]) and creates
+//! containers through the Engine API ([`containers`]).
 
 mod archive;
+pub mod containers;
+pub mod cycle_summary;
 mod image_config;
 mod layer;
+pub mod report;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -1,6 +1,8 @@
 //! `pruneguard-testkit`: the testkit for shell scripts (demo, benches). `mkimages` writes
 //! `docker load` archives and prints the image IDs, one per line, in load order (with a
-//! shared tag, the last line is the tagged image); `random-bytes` prints seeded random bytes.
+//! shared tag, the last line is the tagged image); `random-bytes` prints seeded random bytes;
+//! `report-field` and `report-count` read a JSON report; `cycle-summary` summarises
+//! bench/cycle.sh's records; `create-containers` creates containers through the Engine API.
 
 use std::io::{self, Write as _};
 use std::path::PathBuf;
@@ -9,12 +11,15 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
 use clap::{Args, Parser, Subcommand};
-use testkit::{INDEX_PLACEHOLDER, ImageSet, RandomBytes, Tags};
+use testkit::containers::{self, ContainerBatch};
+use testkit::cycle_summary::{self, CycleRun};
+use testkit::{INDEX_PLACEHOLDER, ImageSet, RandomBytes, Tags, report};
 
 #[derive(Parser)]
 #[command(
     name = "pruneguard-testkit",
-    about = "Generate test images for pruneguard (docker load archives), without any registry."
+    about = "Generate test images for pruneguard (docker load archives), without any registry; \
+             read JSON reports, summarise and set up the benches."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -32,6 +37,73 @@ enum Command {
         #[arg(long, value_name = "LEN")]
         bytes: u64,
     },
+    /// Print one top-level field of a JSON report (a string without quotes, else JSON).
+    ReportField {
+        #[arg(value_name = "REPORT.json")]
+        file: PathBuf,
+        field: String,
+    },
+    /// Print how many items a top-level list (or object) of a JSON report holds.
+    ReportCount {
+        #[arg(value_name = "REPORT.json")]
+        file: PathBuf,
+        field: String,
+    },
+    /// Summarise bench/cycle.sh's records: a Markdown table, or with --json a JSON summary on
+    /// stdout and the table on stderr.
+    CycleSummary(CycleSummaryArgs),
+    /// Create COUNT containers (never started) through the Engine API on a unix socket.
+    CreateContainers(CreateContainers),
+}
+
+#[derive(Args)]
+struct CycleSummaryArgs {
+    /// Print the JSON summary on stdout and the table on stderr.
+    #[arg(long)]
+    json: bool,
+    /// K, the cycles each cleaner ran.
+    #[arg(long, value_name = "K")]
+    cycles: u64,
+    #[arg(long, value_name = "BYTES")]
+    base_layer_bytes: u64,
+    #[arg(long, value_name = "BYTES")]
+    junk_layer_bytes: u64,
+    /// Wall time of the prune-af cleaner's run.
+    #[arg(long, value_name = "MS")]
+    prune_af_ms: u64,
+    /// Wall time of the pruneguard cleaner's run.
+    #[arg(long, value_name = "MS")]
+    pruneguard_ms: u64,
+    #[arg(long, value_name = "MS")]
+    total_ms: u64,
+    /// The daemon's and the registry's versions, as the table shows them.
+    #[arg(long, value_name = "TEXT")]
+    docker: String,
+    #[arg(long)]
+    cores: u64,
+    /// The records files (one line per cycle of each cleaner).
+    #[arg(value_name = "RECORDS", required = true)]
+    records: Vec<PathBuf>,
+}
+
+#[derive(Args)]
+struct CreateContainers {
+    #[arg(
+        long,
+        help = "The daemon: unix:///path/docker.sock (as in DOCKER_HOST) or the socket's path."
+    )]
+    host: String,
+    /// The image of each container; {i} becomes its index (e.g. bench/tagged:{i}).
+    #[arg(long, value_name = "PATTERN")]
+    image: String,
+    #[arg(long)]
+    count: usize,
+    /// Requests in flight at once.
+    #[arg(long, default_value_t = 8)]
+    workers: usize,
+    /// The containers' command.
+    #[arg(last = true, value_name = "CMD", default_values_t = ["/bin/sh".to_owned()])]
+    cmd: Vec<String>,
 }
 
 #[derive(Args)]
@@ -103,6 +175,60 @@ fn run(cli: Cli) -> Result<()> {
                 .context("cannot write the random bytes to stdout")?;
             Ok(())
         }
+        Command::ReportField { file, field } => {
+            let report = report::read_report(&file)?;
+            let value = report::field(&report, &field)?;
+            print_line(&report::shell_text(value))
+        }
+        Command::ReportCount { file, field } => {
+            let report = report::read_report(&file)?;
+            let count = report::count(report::field(&report, &field)?, &field)?;
+            print_line(&count.to_string())
+        }
+        Command::CycleSummary(args) => cycle_summary(&args),
+        Command::CreateContainers(args) => {
+            let socket = containers::socket_path(&args.host)?;
+            ContainerBatch {
+                image: args.image,
+                count: args.count,
+                cmd: args.cmd,
+                workers: args.workers,
+            }
+            .create(&socket)
+        }
+    }
+}
+
+fn print_line(text: &str) -> Result<()> {
+    writeln!(io::stdout().lock(), "{text}").context("cannot write to stdout")
+}
+
+fn cycle_summary(args: &CycleSummaryArgs) -> Result<()> {
+    let mut records = String::new();
+    for path in &args.records {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the records file {}", path.display()))?;
+        records.push_str(&text);
+        if !records.is_empty() && !records.ends_with('\n') {
+            records.push('\n');
+        }
+    }
+    let run = CycleRun {
+        cycles: args.cycles,
+        base_layer_bytes: args.base_layer_bytes,
+        junk_layer_bytes: args.junk_layer_bytes,
+        prune_af_ms: args.prune_af_ms,
+        pruneguard_ms: args.pruneguard_ms,
+        total_ms: args.total_ms,
+        docker: args.docker.clone(),
+        cores: args.cores,
+    };
+    let summary = cycle_summary::summarize(&run, &records)?;
+    if args.json {
+        print_line(&summary.json)?;
+        writeln!(io::stderr().lock(), "{}", summary.table).context("cannot write to stderr")
+    } else {
+        print_line(&summary.table)
     }
 }
 

@@ -124,3 +124,98 @@ fn random_bytes_prints_exactly_that_many_seeded_bytes() {
         testkit(&["random-bytes", "--seed", "app1", "--bytes", "65536"]).stdout
     );
 }
+
+#[test]
+fn report_field_and_count_print_one_line_each() {
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("run.json");
+    std::fs::write(
+        &report,
+        r#"{"decision": "pruned", "removed": [{"id": "sha256:a"}, {"id": "sha256:b"}]}"#,
+    )
+    .unwrap();
+    let report = report.to_str().unwrap();
+    let decision = testkit(&["report-field", report, "decision"]);
+    assert!(decision.status.success(), "{decision:?}");
+    assert_eq!(decision.stdout, b"pruned\n");
+    let removed = testkit(&["report-count", report, "removed"]);
+    assert!(removed.status.success(), "{removed:?}");
+    assert_eq!(removed.stdout, b"2\n");
+
+    for (args, says) in [
+        (
+            vec!["report-count", report, "candidates"],
+            "no field \"candidates\"",
+        ),
+        (vec!["report-count", report, "decision"], "not a list"),
+        (
+            vec!["report-field", "/nonexistent/run.json", "decision"],
+            "cannot read the report",
+        ),
+    ] {
+        let out = testkit(&args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+        assert!(out.stdout.is_empty(), "{args:?}");
+    }
+}
+
+fn fixture(name: &str) -> String {
+    format!("{}/tests/fixtures/cycle/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+fn cycle_summary(json: bool, records: &[String]) -> Output {
+    let mut args = vec![
+        "cycle-summary",
+        "--cycles",
+        "3",
+        "--base-layer-bytes",
+        "4194304",
+        "--junk-layer-bytes",
+        "1048576",
+        "--prune-af-ms",
+        "81234",
+        "--pruneguard-ms",
+        "79876",
+        "--total-ms",
+        "161110",
+        "--docker",
+        "dockerd 26.1.5+dfsg1, v2.8.2+ds1 (registry)",
+        "--cores",
+        "2",
+    ];
+    if json {
+        args.push("--json");
+    }
+    args.extend(records.iter().map(String::as_str));
+    testkit(&args)
+}
+
+#[test]
+fn cycle_summary_prints_what_the_python_summary_printed() {
+    let records = [fixture("records-prune-af"), fixture("records-pruneguard")];
+    let json = std::fs::read(fixture("summary.json")).unwrap();
+    let table = std::fs::read(fixture("summary-table.md")).unwrap();
+
+    let with_json = cycle_summary(true, &records);
+    assert!(with_json.status.success(), "{with_json:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&with_json.stdout),
+        String::from_utf8_lossy(&json)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&with_json.stderr),
+        String::from_utf8_lossy(&table)
+    );
+
+    let table_only = cycle_summary(false, &records);
+    assert!(table_only.status.success(), "{table_only:?}");
+    assert_eq!(table_only.stdout, table);
+    assert!(table_only.stderr.is_empty());
+
+    let missing = cycle_summary(true, &records[..1]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("pruneguard cleaner"));
+    assert!(missing.stdout.is_empty());
+}
