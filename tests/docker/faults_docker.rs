@@ -842,6 +842,12 @@ fn wait_until(timeout: Duration, what: &str, done: impl Fn() -> bool) {
     }
 }
 
+/// The state dir's `last-run.json`, parsed.
+fn last_run(sb: &Sandbox) -> Value {
+    let text = std::fs::read_to_string(sb.state_dir().join("last-run.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
 fn sigterm(pid: &str) {
     let status = Command::new("kill").args(["-TERM", pid]).status().unwrap();
     assert!(status.success(), "kill -TERM {pid}");
@@ -883,10 +889,7 @@ fn sigterm_while_gathering_stops_at_once_with_an_interrupted_report() {
         result.show()
     );
     assert_eq!(result.report["stopped"]["kind"], "interrupted");
-    let last: Value = serde_json::from_str(
-        &std::fs::read_to_string(sb.state_dir().join("last-run.json")).unwrap(),
-    )
-    .unwrap();
+    let last = last_run(&sb);
     assert_eq!(last["decision"], "interrupted");
     assert!(candidates.is_subset(&sb.image_ids()), "nothing was deleted");
     drop(proxy);
@@ -942,10 +945,7 @@ fn sigterm_during_deletions_sees_in_flight_ones_through_and_reports_interrupted(
     );
     let gone: BTreeSet<String> = before.difference(&sb.image_ids()).cloned().collect();
     assert_eq!(gone, removed, "exactly the removed images are gone");
-    let last: Value = serde_json::from_str(
-        &std::fs::read_to_string(sb.state_dir().join("last-run.json")).unwrap(),
-    )
-    .unwrap();
+    let last = last_run(&sb);
     assert_eq!(last["decision"], "interrupted");
     let metrics = std::fs::read_to_string(&metrics).unwrap();
     assert!(
