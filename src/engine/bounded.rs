@@ -11,8 +11,8 @@
 //! `docker::map_error` can name the endpoint and the bound (a protocol error: the observation
 //! is unknown, so its gate stays closed or nothing is planned; it is not "daemon lost").
 //!
-//! The bounds ([`LIST_ANSWER_LIMIT`], [`SMALL_ANSWER_LIMIT`]) count the whole answer, status
-//! line and headers included.
+//! The bounds ([`LIST_ANSWER_LIMIT`], [`EVENTS_ANSWER_LIMIT`], [`SMALL_ANSWER_LIMIT`]) count
+//! the whole answer, status line and headers included.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -31,19 +31,27 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 const MIB: u64 = 1024 * 1024;
 
-/// The bound on one answer of a list endpoint (images, containers, services, tasks) and on the
-/// whole events stream. Real answers are far smaller: an image entry is about 1 KiB and a
-/// container about 3 KiB, so 16 MiB is some 15,000 images or 5,000 containers, and 30,000
-/// events (a window with that many is not quiet: the gate is closed either way). The bound is
-/// set by the memory promise, not by those counts: bollard holds a whole answer twice while
-/// it collects it (the chunks, then one contiguous copy) and then the decoded values, so a
-/// 16 MiB answer peaks near 50 MiB, which keeps a plan under 64 MB whatever the daemon sends.
-pub const LIST_ANSWER_LIMIT: u64 = 16 * MIB;
+/// The bound on one answer of a list endpoint (images, containers, services, tasks). The
+/// memory promise sets it (a plan's peak RSS under 64 MB whatever the daemon sends): bollard
+/// holds an answer twice while it collects it and then decodes all of it, and the plan keeps
+/// what it needs, so the peak is about 8 MB plus 5 bytes per byte listed. Two lists just under
+/// 4 MiB each (about 15,000 images and 15,000 containers of the smallest valid entries) peak
+/// at 49 MB (`tests/docker/hostile_api.rs`); at 6 MiB they would pass 64 MB. Real entries are
+/// larger (an image about 0.5 KiB, a container 1.5 to 3 KiB), so 4 MiB is some 8,000 images or
+/// 1,500 to 3,000 containers; a host with more fails its runs cleanly (nothing deleted, exit
+/// 1, a message naming the endpoint and the bound).
+pub const LIST_ANSWER_LIMIT: u64 = 4 * MIB;
+
+/// The bound on the whole events stream. Events are decoded one by one as they arrive, so
+/// only one line is ever buffered; the bound caps that line, and the stream, at 8 MiB (some
+/// 20,000 to 30,000 events). Every event of the stream is inside the quiet period, so a cut
+/// stream changes no verdict: the gate is closed by the first event, or as unknown.
+pub const EVENTS_ANSWER_LIMIT: u64 = 8 * MIB;
 
 /// The bound on every other answer (`/_ping`, `/version`, `/info`, one image's inspect, a
-/// delete, any error body): each is a few KiB from dockerd, and up to 16 deletes run at once,
-/// so each may take at most 1 MiB.
-pub const SMALL_ANSWER_LIMIT: u64 = MIB;
+/// delete, any error body): a few KiB from dockerd (an image with 1,000 tags deletes in some
+/// 100 KiB), and up to 16 deletes run at once.
+pub const SMALL_ANSWER_LIMIT: u64 = 256 * 1024;
 
 /// What pruneguard's requests are sent to.
 #[derive(Debug, Clone)]
@@ -111,28 +119,27 @@ pub struct EventsBound {
 }
 
 impl EventsBound {
-    /// The bound, when the events stream being read (or last read) passed it.
+    /// [`EVENTS_ANSWER_LIMIT`], when the events stream being read (or last read) passed it.
     pub fn passed(&self) -> Option<u64> {
         self.passed
             .load(Ordering::SeqCst)
-            .then_some(LIST_ANSWER_LIMIT)
+            .then_some(EVENTS_ANSWER_LIMIT)
     }
 }
 
 /// What an answer over its bound is, for the message of `EngineError::Protocol`.
 pub fn too_large_message(limit: u64) -> String {
     format!(
-        "the answer is larger than {} MiB, the most pruneguard reads of it (a bound on its memory); dockerd does not send that much, so the daemon or a proxy in front of it is misbehaving, and this answer counts as unknown",
-        limit / MIB
+        "the answer is larger than {}, the most pruneguard reads of it (a bound on its memory); dockerd does not send that much, so the daemon or a proxy in front of it is misbehaving, and this answer counts as unknown",
+        size(limit)
     )
 }
 
 /// The bound for a request to `path` (`/v1.41/images/json`, version prefix optional).
 pub fn answer_limit(path: &str) -> u64 {
     match unversioned(path) {
-        "/images/json" | "/containers/json" | "/services" | "/tasks" | "/events" => {
-            LIST_ANSWER_LIMIT
-        }
+        "/images/json" | "/containers/json" | "/services" | "/tasks" => LIST_ANSWER_LIMIT,
+        "/events" => EVENTS_ANSWER_LIMIT,
         _ => SMALL_ANSWER_LIMIT,
     }
 }
@@ -212,9 +219,18 @@ where
         .await?)
 }
 
+/// `4 MiB`, `256 KiB`.
+fn size(bytes: u64) -> String {
+    if bytes.is_multiple_of(MIB) {
+        format!("{} MiB", bytes / MIB)
+    } else {
+        format!("{} KiB", bytes / 1024)
+    }
+}
+
 /// The marker error of a read past the bound; [`too_large`] finds it in bollard's error.
 #[derive(Debug, thiserror::Error)]
-#[error("the answer is larger than {} MiB", .limit / MIB)]
+#[error("the answer is larger than {}", size(*.limit))]
 pub struct AnswerTooLarge {
     pub limit: u64,
 }
@@ -330,17 +346,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn lists_and_events_get_the_list_bound_and_the_rest_the_small_one() {
+    fn lists_events_and_the_rest_have_their_own_bounds() {
         for path in [
             "/v1.41/images/json",
             "/v1.41/containers/json",
             "/v1.41/services",
             "/v1.41/tasks",
-            "/v1.41/events",
             "/images/json",
         ] {
             assert_eq!(answer_limit(path), LIST_ANSWER_LIMIT, "{path}");
         }
+        assert_eq!(answer_limit("/v1.41/events"), EVENTS_ANSWER_LIMIT);
         for path in [
             "/_ping",
             "/version",

@@ -93,6 +93,7 @@ fn run_measured(command: &Command) -> (Run, u64) {
         })
         .and_then(|kib| kib.trim().parse().ok())
         .unwrap_or_else(|| panic!("no peak RSS from /usr/bin/time: {}", result.show()));
+    eprintln!("peak RSS of pruneguard: {peak} KiB");
     (result, peak)
 }
 
@@ -320,7 +321,7 @@ fn twenty_thousand_events_keep_the_report_and_memory_small() {
     assert!(peak_kib < RSS_LIMIT_KIB, "peak RSS {peak_kib} KiB");
 }
 
-/// An events stream that never ends: cut at the answer bound (a protocol error, so the quiet
+/// An events stream that never ends: cut at its bound (a protocol error, so the quiet
 /// gate is closed as unknown), well within the API timeout, with a small peak RSS. Pins the
 /// bound of src/engine/bounded.rs on the events stream.
 #[test]
@@ -339,7 +340,7 @@ fn an_endless_events_stream_is_cut_at_the_bound() {
     assert_eq!(quiet["open"], json!(false), "{quiet:#}");
     let detail = quiet.to_string();
     assert!(
-        detail.contains("GET /events") && detail.contains("16 MiB"),
+        detail.contains("GET /events") && detail.contains("8 MiB"),
         "{quiet:#}"
     );
     assert!(result.stdout.len() < 32 * 1024, "{}", result.stdout.len());
@@ -360,7 +361,7 @@ fn an_endless_image_list_fails_the_run_cleanly() {
     let (result, peak_kib) = run_measured(&command(&api, "run", "0s"));
     assert_eq!(result.code, 1, "{}", result.show());
     assert!(
-        result.stderr.contains("GET /images/json") && result.stderr.contains("16 MiB"),
+        result.stderr.contains("GET /images/json") && result.stderr.contains("4 MiB"),
         "{}",
         result.show()
     );
@@ -463,4 +464,65 @@ fn untagged_entries_of_a_delete_answer_are_tags_lost() {
         "{report:#}"
     );
     assert_eq!(ids(report, "removed"), [id].into());
+}
+
+/// A JSON array of `entry(0)`, `entry(1)`, … as long as it stays under `bound` bytes.
+fn array_under(bound: usize, entry: impl Fn(u64) -> Value) -> Vec<u8> {
+    let mut body = b"[".to_vec();
+    for index in 0_u64.. {
+        let entry = entry(index).to_string();
+        if body.len() + entry.len() + 2 > bound {
+            break;
+        }
+        if index > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(entry.as_bytes());
+    }
+    body.push(b']');
+    body
+}
+
+/// The worst a daemon can send within the bounds: an image list and a container list each
+/// just under `LIST_ANSWER_LIMIT`, all valid (over 15,000 tagged images and as many
+/// containers using them). The peak RSS of the plan stays under the promise: this is what
+/// sets the bound.
+#[test]
+fn valid_lists_just_under_the_bound_keep_memory_small() {
+    let bound = pruneguard_list_bound() - 4096;
+    let images = array_under(bound, |index| {
+        image(
+            &format!("sha256:{index:064x}"),
+            "",
+            &[&format!("app:{index}")],
+        )
+    });
+    let containers = array_under(bound, |index| {
+        container(
+            &format!("{index:064x}"),
+            &format!("c{index}"),
+            &format!("sha256:{index:064x}"),
+        )
+    });
+    let api = FakeApi::start(move |request| {
+        let body = match request.endpoint() {
+            "/images/json" => images.clone(),
+            "/containers/json" => containers.clone(),
+            _ => return None,
+        };
+        Some(Answer::Body {
+            status: 200,
+            content_type: "application/json",
+            body,
+        })
+    });
+    let (result, peak_kib) = run_measured(&command(&api, "plan", "0s"));
+    assert_eq!(result.code, 0, "{}", result.show());
+    assert!(kept(result.json(), "tagged") > 15_000, "{}", result.stdout);
+    assert!(peak_kib < RSS_LIMIT_KIB, "peak RSS {peak_kib} KiB");
+}
+
+/// `LIST_ANSWER_LIMIT` of src/engine/bounded.rs.
+fn pruneguard_list_bound() -> usize {
+    4 * 1024 * 1024
 }
