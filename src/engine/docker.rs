@@ -15,7 +15,7 @@ use bollard::query_parameters::{
 use chrono::{DateTime, TimeZone as _, Utc};
 use futures_util::StreamExt as _;
 
-use super::{Engine, EngineError, EventWindow, RemoveOutcome};
+use super::{Engine, EngineError, EventWindow, RemoveOutcome, bounded};
 use crate::config::HostUrl;
 use crate::model::{
     Container, DaemonInfo, Event, EventSampler, Events, Image, Service, SwarmCluster, SwarmNode,
@@ -27,6 +27,8 @@ pub struct DockerEngine {
     docker: Docker,
     endpoint: String,
     timeout: Duration,
+    /// Says when the events stream was cut at its size bound (see `bounded`).
+    events_bound: bounded::EventsBound,
 }
 
 impl DockerEngine {
@@ -38,13 +40,13 @@ impl DockerEngine {
         // (`within` bounds each request to exactly `timeout`).
         let timeout_secs = timeout.as_secs() + u64::from(timeout.subsec_nanos() > 0);
         let version = bollard::API_DEFAULT_VERSION;
+        // Through `bounded`: every answer read has a size bound.
         let connected = match host {
-            HostUrl::Unix(path) => {
-                Docker::connect_with_unix(&path.to_string_lossy(), timeout_secs, version)
-            }
-            HostUrl::Tcp { .. } => Docker::connect_with_http(&endpoint, timeout_secs, version),
+            HostUrl::Unix(path) => bounded::connect_unix(path, timeout_secs, version),
+            HostUrl::Tcp { host, port } => bounded::connect_tcp(host, *port, timeout_secs, version),
         };
-        let docker = connected.map_err(|error| map_error(&endpoint, "connect", timeout, error))?;
+        let (docker, events_bound) =
+            connected.map_err(|error| map_error(&endpoint, "connect", timeout, error))?;
         let docker = within(
             &endpoint,
             "GET /version",
@@ -57,6 +59,7 @@ impl DockerEngine {
             docker,
             endpoint,
             timeout,
+            events_bound,
         })
     }
 
@@ -196,7 +199,14 @@ impl Engine for DockerEngine {
         let mut sampler = EventSampler::default();
         let read = async {
             while let Some(message) = stream.next().await {
-                sampler.push(event_of(message.map_err(self.fail("GET /events"))?, window));
+                let message = message.map_err(|error| match self.events_bound.passed() {
+                    Some(limit) => EngineError::Protocol {
+                        operation: "GET /events",
+                        message: bounded::too_large_message(limit),
+                    },
+                    None => self.fail("GET /events")(error),
+                })?;
+                sampler.push(event_of(message, window));
             }
             Ok::<(), EngineError>(())
         };
@@ -402,6 +412,12 @@ fn map_error(
     error: BollardError,
 ) -> EngineError {
     let endpoint = endpoint.to_string();
+    if let Some(limit) = bounded::too_large(&error) {
+        return EngineError::Protocol {
+            operation,
+            message: bounded::too_large_message(limit),
+        };
+    }
     match error {
         BollardError::DockerResponseServerError {
             status_code,
@@ -431,7 +447,12 @@ fn map_error(
             reason: "unsupported scheme".into(),
         },
         other => {
-            if io_error_kind(&other) == Some(std::io::ErrorKind::PermissionDenied) {
+            // `IOError` is transparent: its `source()` skips the `io::Error` it holds.
+            let kind = match &other {
+                BollardError::IOError { err } => Some(err.kind()),
+                other => io_error_kind(other),
+            };
+            if kind == Some(std::io::ErrorKind::PermissionDenied) {
                 EngineError::PermissionDenied { endpoint }
             } else {
                 EngineError::Unreachable {

@@ -3,6 +3,7 @@
 //! and remove **one** image by ID. There is no method for any prune endpoint, volumes, networks or build cache, so
 //! no code path above this module can reach them.
 
+mod bounded;
 mod docker;
 
 use chrono::{DateTime, Utc};

@@ -8,6 +8,7 @@ mod disk_docker;
 mod doctor;
 mod faults_docker;
 mod gates_docker;
+mod hostile_api;
 mod run_docker;
 mod sandbox_smoke;
 mod support;

@@ -13,6 +13,7 @@
 //! Running pruneguard itself and reading its report is `runs` (re-exported here); injecting
 //! faults between pruneguard and a sandbox is `proxy`.
 
+pub mod fake_api;
 pub mod proxy;
 mod runs;
 

@@ -1,0 +1,407 @@
+//! A size bound on every answer pruneguard reads from the daemon: the transport bollard sends
+//! its requests through.
+//!
+//! bollard collects whole bodies without limit (`decode_response`, and the error body of every
+//! non-2xx answer) and buffers an events line until it sees a newline, so a daemon or a proxy
+//! that sends an endless body grows memory until the timeout. Its custom transport must return
+//! hyper's own `Incoming` body, which cannot be wrapped; so the bound sits *under* hyper: each
+//! request gets a connection of its own (bollard's own unix transport keeps none idle either),
+//! whose reads are counted, and the read past the bound fails with [`AnswerTooLarge`]. hyper
+//! reports that as a body error, bollard wraps it, and [`too_large`] finds it again so that
+//! `docker::map_error` can name the endpoint and the bound (a protocol error: the observation
+//! is unknown, so its gate stays closed or nothing is planned; it is not "daemon lost").
+//!
+//! The bounds ([`LIST_ANSWER_LIMIT`], [`EVENTS_ANSWER_LIMIT`], [`SMALL_ANSWER_LIMIT`]) count
+//! the whole answer, status line and headers included.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll, ready};
+
+use bollard::errors::Error as BollardError;
+use bollard::{BollardRequest, ClientVersion, Docker};
+use hyper::Response;
+use hyper::body::Incoming;
+use hyper::header::{HOST, HeaderValue};
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+const MIB: u64 = 1024 * 1024;
+
+/// The bound on one answer of a list endpoint (images, containers, services, tasks). The
+/// memory promise sets it (a plan's peak RSS under 64 MB whatever the daemon sends): bollard
+/// holds an answer twice while it collects it and then decodes all of it, and the plan keeps
+/// what it needs, so the peak is about 8 MB plus 5 bytes per byte listed. Two lists just under
+/// 4 MiB each (about 15,000 images and 15,000 containers of the smallest valid entries) peak
+/// at 49 MB (`tests/docker/hostile_api.rs`); at 6 MiB they would pass 64 MB. Real entries are
+/// larger (an image about 0.5 KiB, a container 1.5 to 3 KiB), so 4 MiB is some 8,000 images or
+/// 1,500 to 3,000 containers; a host with more fails its runs cleanly (nothing deleted, exit
+/// 1, a message naming the endpoint and the bound).
+pub const LIST_ANSWER_LIMIT: u64 = 4 * MIB;
+
+/// The bound on the whole events stream. Events are decoded one by one as they arrive, so
+/// only one line is ever buffered; the bound caps that line, and the stream, at 8 MiB (some
+/// 20,000 to 30,000 events). Every event of the stream is inside the quiet period, so a cut
+/// stream changes no verdict: the gate is closed by the first event, or as unknown.
+pub const EVENTS_ANSWER_LIMIT: u64 = 8 * MIB;
+
+/// The bound on every other answer (`/_ping`, `/version`, `/info`, one image's inspect, a
+/// delete, any error body): a few KiB from dockerd (an image with 1,000 tags deletes in some
+/// 100 KiB), and up to 16 deletes run at once.
+pub const SMALL_ANSWER_LIMIT: u64 = 256 * 1024;
+
+/// What pruneguard's requests are sent to.
+#[derive(Debug, Clone)]
+enum Target {
+    Unix(PathBuf),
+    /// `host:port`, with IPv6 brackets: what `TcpStream::connect` and the `Host` header take.
+    Tcp(String),
+}
+
+/// A bollard client on the unix socket at `path`, every answer bounded. Like bollard's own
+/// `connect_with_unix`, a socket that does not exist is an error here, before any request.
+pub fn connect_unix(
+    path: &Path,
+    timeout_secs: u64,
+    version: &ClientVersion,
+) -> Result<(Docker, EventsBound), BollardError> {
+    if !path.exists() {
+        return Err(BollardError::SocketNotFoundError(
+            path.to_string_lossy().into_owned(),
+        ));
+    }
+    connect(Target::Unix(path.to_path_buf()), timeout_secs, version)
+}
+
+/// A bollard client on plain HTTP to `host:port`, every answer bounded.
+pub fn connect_tcp(
+    host: &str,
+    port: u16,
+    timeout_secs: u64,
+    version: &ClientVersion,
+) -> Result<(Docker, EventsBound), BollardError> {
+    let authority = if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    };
+    connect(Target::Tcp(authority), timeout_secs, version)
+}
+
+fn connect(
+    target: Target,
+    timeout_secs: u64,
+    version: &ClientVersion,
+) -> Result<(Docker, EventsBound), BollardError> {
+    let target = Arc::new(target);
+    let events_bound = EventsBound::default();
+    let passed = Arc::clone(&events_bound.passed);
+    // bollard builds `http://docker/v1.41/…` URIs from this; `send` keeps only path and query.
+    let docker = Docker::connect_with_custom_transport(
+        move |request: BollardRequest| send(Arc::clone(&target), Arc::clone(&passed), request),
+        Some("http://docker"),
+        timeout_secs,
+        version,
+    )?;
+    Ok((docker, events_bound))
+}
+
+/// Whether the last events stream was cut at its bound. bollard's stream reader keeps only
+/// the text of a body error (`io::Error::other(e.to_string())`), so on the events stream the
+/// marker is lost and this flag says it instead. One events request runs at a time (each
+/// gather makes one, and gathers do not overlap), so one flag is enough.
+#[derive(Debug, Clone, Default)]
+pub struct EventsBound {
+    passed: Arc<AtomicBool>,
+}
+
+impl EventsBound {
+    /// [`EVENTS_ANSWER_LIMIT`], when the events stream being read (or last read) passed it.
+    pub fn passed(&self) -> Option<u64> {
+        self.passed
+            .load(Ordering::SeqCst)
+            .then_some(EVENTS_ANSWER_LIMIT)
+    }
+}
+
+/// What an answer over its bound is, for the message of `EngineError::Protocol`.
+pub fn too_large_message(limit: u64) -> String {
+    format!(
+        "the answer is larger than {}, the most pruneguard reads of it (a bound on its memory); dockerd does not send that much, so the daemon or a proxy in front of it is misbehaving, and this answer counts as unknown",
+        size(limit)
+    )
+}
+
+/// The bound for a request to `path` (`/v1.41/images/json`, version prefix optional).
+pub fn answer_limit(path: &str) -> u64 {
+    match unversioned(path) {
+        "/images/json" | "/containers/json" | "/services" | "/tasks" => LIST_ANSWER_LIMIT,
+        "/events" => EVENTS_ANSWER_LIMIT,
+        _ => SMALL_ANSWER_LIMIT,
+    }
+}
+
+fn is_events(path: &str) -> bool {
+    unversioned(path) == "/events"
+}
+
+/// `path` without its `/vX.Y` prefix.
+fn unversioned(path: &str) -> &str {
+    match path.strip_prefix("/v") {
+        Some(rest) if rest.starts_with(|c: char| c.is_ascii_digit()) => {
+            rest.find('/').map_or(path, |slash| &rest[slash..])
+        }
+        _ => path,
+    }
+}
+
+/// One request on a connection of its own, whose reads are bounded by [`answer_limit`].
+async fn send(
+    target: Arc<Target>,
+    events_passed: Arc<AtomicBool>,
+    request: BollardRequest,
+) -> Result<Response<Incoming>, BollardError> {
+    let limit = answer_limit(request.uri().path());
+    let flag = is_events(request.uri().path()).then(|| {
+        events_passed.store(false, Ordering::SeqCst);
+        events_passed
+    });
+    match &*target {
+        Target::Unix(path) => {
+            let stream = tokio::net::UnixStream::connect(path)
+                .await
+                .map_err(|error| connect_error(path, error))?;
+            let stream = Bounded::new(stream, limit, flag);
+            exchange(stream, HeaderValue::from_static("docker"), request).await
+        }
+        Target::Tcp(authority) => {
+            let stream = tokio::net::TcpStream::connect(authority.as_str()).await?;
+            let host = HeaderValue::from_str(authority).map_err(hyper::http::Error::from)?;
+            exchange(Bounded::new(stream, limit, flag), host, request).await
+        }
+    }
+}
+
+/// bollard's own wording for a socket that vanished after the client was made.
+fn connect_error(path: &Path, error: io::Error) -> BollardError {
+    if error.kind() == io::ErrorKind::NotFound {
+        BollardError::SocketNotFoundError(path.to_string_lossy().into_owned())
+    } else {
+        error.into()
+    }
+}
+
+async fn exchange<S>(
+    stream: Bounded<S>,
+    host: HeaderValue,
+    request: BollardRequest,
+) -> Result<Response<Incoming>, BollardError>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    // The connection's errors reach the caller through the answer or its body.
+    tokio::spawn(async move { drop(connection.await) });
+    let (mut parts, body) = request.into_parts();
+    // A connection of our own takes the origin form (`/v1.41/…?…`), not bollard's full URI.
+    let mut uri = hyper::Uri::builder();
+    if let Some(path_and_query) = parts.uri.path_and_query() {
+        uri = uri.path_and_query(path_and_query.clone());
+    }
+    parts.uri = uri.build()?;
+    parts.headers.insert(HOST, host);
+    Ok(sender
+        .send_request(hyper::Request::from_parts(parts, body))
+        .await?)
+}
+
+/// `4 MiB`, `256 KiB`.
+fn size(bytes: u64) -> String {
+    if bytes.is_multiple_of(MIB) {
+        format!("{} MiB", bytes / MIB)
+    } else {
+        format!("{} KiB", bytes / 1024)
+    }
+}
+
+/// The marker error of a read past the bound; [`too_large`] finds it in bollard's error.
+#[derive(Debug, thiserror::Error)]
+#[error("the answer is larger than {}", size(*.limit))]
+pub struct AnswerTooLarge {
+    pub limit: u64,
+}
+
+/// The bound an answer passed, when `error` came from [`AnswerTooLarge`] (at any depth: hyper
+/// and bollard wrap it, and `io::Error` hides what it wraps from `source()`).
+pub fn too_large(error: &BollardError) -> Option<u64> {
+    // These two are `#[error(transparent)]`: their `source()` skips the error they hold.
+    match error {
+        BollardError::IOError { err } => find_too_large(err),
+        BollardError::HyperResponseError { err } => find_too_large(err),
+        other => find_too_large(other),
+    }
+}
+
+fn find_too_large(error: &(dyn std::error::Error + 'static)) -> Option<u64> {
+    let mut current = Some(error);
+    while let Some(error) = current {
+        if let Some(marker) = error.downcast_ref::<AnswerTooLarge>() {
+            return Some(marker.limit);
+        }
+        if let Some(inner) = error
+            .downcast_ref::<io::Error>()
+            .and_then(|io| io.get_ref())
+            && let Some(limit) = find_too_large(inner)
+        {
+            return Some(limit);
+        }
+        current = error.source();
+    }
+    None
+}
+
+/// A stream whose reads fail once more than `limit` bytes have come in (and then set
+/// `passed`, when there is one).
+struct Bounded<S> {
+    inner: S,
+    read: u64,
+    limit: u64,
+    passed: Option<Arc<AtomicBool>>,
+}
+
+impl<S> Bounded<S> {
+    fn new(inner: S, limit: u64, passed: Option<Arc<AtomicBool>>) -> Self {
+        Self {
+            inner,
+            read: 0,
+            limit,
+            passed,
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Bounded<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        ready!(Pin::new(&mut self.inner).poll_read(cx, buf))?;
+        let read = buf.filled().len() - before;
+        self.read = self
+            .read
+            .saturating_add(u64::try_from(read).unwrap_or(u64::MAX));
+        if self.read > self.limit {
+            // Nothing of a failed read may stay in `buf` (tokio's readers check this).
+            buf.set_filled(before);
+            if let Some(passed) = &self.passed {
+                passed.store(true, Ordering::SeqCst);
+            }
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                AnswerTooLarge { limit: self.limit },
+            )));
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Bounded<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lists_events_and_the_rest_have_their_own_bounds() {
+        for path in [
+            "/v1.41/images/json",
+            "/v1.41/containers/json",
+            "/v1.41/services",
+            "/v1.41/tasks",
+            "/images/json",
+        ] {
+            assert_eq!(answer_limit(path), LIST_ANSWER_LIMIT, "{path}");
+        }
+        assert_eq!(answer_limit("/v1.41/events"), EVENTS_ANSWER_LIMIT);
+        for path in [
+            "/_ping",
+            "/version",
+            "/v1.41/info",
+            "/v1.41/images/sha256:abc/json",
+            "/v1.41/images/sha256:abc",
+            "/v1.41/images/json/../x",
+        ] {
+            assert_eq!(answer_limit(path), SMALL_ANSWER_LIMIT, "{path}");
+        }
+    }
+
+    /// The marker is found through the wrapping bollard puts around it, in both shapes bollard
+    /// produces (a body error of hyper's, and an `io::Error` around that from a stream).
+    #[test]
+    fn the_marker_is_found_through_the_wrapping() {
+        let marker = || io::Error::new(io::ErrorKind::InvalidData, AnswerTooLarge { limit: 7 });
+        let direct = BollardError::IOError { err: marker() };
+        assert_eq!(too_large(&direct), Some(7));
+        let nested = BollardError::IOError {
+            err: io::Error::other(io::Error::other(marker())),
+        };
+        assert_eq!(too_large(&nested), Some(7));
+        let unrelated = BollardError::IOError {
+            err: io::Error::other("connection reset"),
+        };
+        assert_eq!(too_large(&unrelated), None);
+    }
+
+    /// Reads past the bound fail; reads up to it pass.
+    #[tokio::test]
+    async fn reads_past_the_bound_fail() {
+        use tokio::io::AsyncReadExt as _;
+        let mut exact = Bounded::new(&[1_u8; 10][..], 10, None);
+        let mut bytes = Vec::new();
+        exact.read_to_end(&mut bytes).await.unwrap();
+        assert_eq!(bytes.len(), 10);
+        let passed = Arc::new(AtomicBool::new(false));
+        let mut over = Bounded::new(&[1_u8; 11][..], 10, Some(Arc::clone(&passed)));
+        let error = over.read_to_end(&mut Vec::new()).await.unwrap_err();
+        assert!(passed.load(Ordering::SeqCst));
+        assert!(
+            error
+                .get_ref()
+                .is_some_and(|inner| inner.is::<AnswerTooLarge>())
+        );
+    }
+}
