@@ -11,4 +11,5 @@ mod gates_docker;
 mod hostile_api;
 mod run_docker;
 mod sandbox_smoke;
+mod signals_docker;
 mod support;
