@@ -74,6 +74,8 @@ fn run_script(script: &str, summary: &str) {
     let script = root.join(script);
     let output = Command::new("bash")
         .arg(&script)
+        // check.sh runs the module's build-time `config --check` with the real binary.
+        .env("PRUNEGUARD_BIN", env!("CARGO_BIN_EXE_pruneguard"))
         .current_dir(&root)
         .output()
         .unwrap_or_else(|error| panic!("cannot run {}: {error}", script.display()));
