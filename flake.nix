@@ -13,26 +13,31 @@
       ];
       forAllSystems = f: lib.genAttrs systems (system: f nixpkgs.legacyPackages.${system});
 
-      # Evaluates services.pruneguard in a NixOS configuration and returns the assertions that
-      # fail, for a check that needs no VM.
+      # A NixOS configuration with services.pruneguard, for checks that need no VM.
+      nixosWith =
+        system: extraConfig:
+        lib.nixosSystem {
+          modules = [
+            self.nixosModules.default
+            {
+              nixpkgs.hostPlatform = system;
+              # Fewer unrelated assertions (boot loader, file systems) to evaluate.
+              boot.isContainer = true;
+              virtualisation.docker.enable = true;
+              services.pruneguard.enable = true;
+            }
+            extraConfig
+          ];
+        };
+      # The assertions that fail in such a configuration.
       failingAssertions =
         system: extraConfig:
-        let
-          nixos = lib.nixosSystem {
-            modules = [
-              self.nixosModules.default
-              {
-                nixpkgs.hostPlatform = system;
-                # Fewer unrelated assertions (boot loader, file systems) to evaluate.
-                boot.isContainer = true;
-                virtualisation.docker.enable = true;
-                services.pruneguard.enable = true;
-              }
-              extraConfig
-            ];
-          };
-        in
-        builtins.filter (a: !a.assertion) nixos.config.assertions;
+        builtins.filter (a: !a.assertion) (nixosWith system extraConfig).config.assertions;
+      # The config file the module builds (checked with `pruneguard config --check`).
+      configFileWith =
+        system: settings:
+        (nixosWith system { services.pruneguard.settings = settings; })
+        .config.environment.etc."pruneguard/config.toml".source;
       mentions = word: lib.any (a: lib.hasInfix word a.message);
     in
     {
@@ -80,7 +85,30 @@
               failingAssertions system { virtualisation.docker.autoPrune.enable = true; }
             );
             assert !(mentions "pruneguard" (failingAssertions system { }));
+            assert mentions "absolute" (
+              failingAssertions system { services.pruneguard.settings.state.dir = "state"; }
+            );
             pkgs.runCommand "pruneguard-module-assertions" { } "touch $out";
+
+          # The build-time config check: valid settings build (their metrics directory exists
+          # only on the target), a misspelt key fails the build, naming the key.
+          config-check =
+            pkgs.runCommand "pruneguard-config-check"
+              {
+                valid = configFileWith system {
+                  gates.disk.threshold_percent = 70;
+                  output.metrics_file = "/var/lib/pruneguard-metrics/pruneguard.prom";
+                };
+                invalid = pkgs.testers.testBuildFailure (
+                  configFileWith system { gates.disk.treshold_percent = 70; }
+                );
+              }
+              ''
+                grep -q 'threshold_percent = 70' "$valid"
+                [ "$(cat "$invalid/testBuildFailure.exit")" = 2 ]
+                grep -q treshold_percent "$invalid/testBuildFailure.log"
+                touch "$out"
+              '';
         }
       );
     };

@@ -18,7 +18,23 @@
 let
   cfg = config.services.pruneguard;
   settingsFormat = pkgs.formats.toml { };
-  configFile = settingsFormat.generate "pruneguard.toml" cfg.settings;
+  settingsFile = settingsFormat.generate "pruneguard-unchecked.toml" cfg.settings;
+
+  # The settings, validated at build time with the binary's own rules (`config --check`: types,
+  # ranges, globs, path syntax; nothing about the build machine), so that a typo fails the
+  # system build instead of the 03:00 run. Skipped only when the build cannot run the binary
+  # (cross compilation).
+  canRunPackage = pkgs.stdenv.buildPlatform.canExecute pkgs.stdenv.hostPlatform;
+  configFile =
+    pkgs.runCommand "pruneguard.toml"
+      {
+        preferLocalBuild = true;
+        passthru.unchecked = settingsFile;
+      }
+      ''
+        ${lib.optionalString canRunPackage "${getExe cfg.package} config --check --config ${settingsFile}"}
+        cp ${settingsFile} $out
+      '';
 
   inherit (lib)
     any
@@ -29,6 +45,7 @@ let
     mkEnableOption
     mkIf
     mkOption
+    mkPackageOption
     optional
     types
     ;
@@ -69,6 +86,30 @@ let
       (lockFiles ++ [ dockerDataRoot ] ++ optional (diskPath != "auto") diskPath);
 
   metricsDir = if metricsFile == null then null else dirOf metricsFile;
+
+  # Every path setting, for the assertion that each is absolute: a relative one would become a
+  # tmpfiles rule `d . …` and ReadWritePaths=-. (pruneguard itself refuses them at run time).
+  isAbsolute = path: builtins.isString path && hasPrefix "/" path;
+  pathSettings =
+    [
+      {
+        key = "state.dir";
+        value = stateDir;
+      }
+    ]
+    ++ optional (metricsFile != null) {
+      key = "output.metrics_file";
+      value = metricsFile;
+    }
+    ++ optional (diskPath != "auto") {
+      key = "gates.disk.path";
+      value = diskPath;
+    }
+    ++ map (lockFile: {
+      key = "gates.workload.lock_files";
+      value = lockFile;
+    }) lockFiles;
+  relativePaths = builtins.filter (setting: !(isAbsolute setting.value)) pathSettings;
   customStateDir = stateDir != defaultStateDir;
 
   execArgs = [
@@ -83,20 +124,7 @@ in
   options.services.pruneguard = {
     enable = mkEnableOption "pruneguard, gated and conservative pruning of dangling Docker images on a timer";
 
-    package = mkOption {
-      type = types.package;
-      default =
-        pkgs.pruneguard or (throw ''
-          services.pruneguard.package: pkgs.pruneguard does not exist. Import the flake's
-          nixosModules.default (which sets the package), apply its overlays.default, or set
-          services.pruneguard.package yourself.
-        '');
-      defaultText = literalExpression "pkgs.pruneguard";
-      description = ''
-        The pruneguard package to use. The flake's `nixosModules.default` sets this to the
-        flake's own build; with the bare module, apply the flake's `overlays.default` or set it.
-      '';
-    };
+    package = mkPackageOption pkgs "pruneguard" { };
 
     settings = mkOption {
       type = settingsFormat.type;
@@ -125,8 +153,10 @@ in
         conservative policy: only dangling images at least 24h old, only when the Docker data
         root's filesystem is at least 80 % full, no configured workload is live, no swarm
         service is converging and no image was pulled, loaded, imported or tagged (nor a
-        container created) in the last 10 minutes. Unknown keys make the run fail with exit
-        status 2, naming the key; nothing is deleted then.
+        container created) in the last 10 minutes. The rendered file is checked when the
+        system is built, with `pruneguard config --check`: an unknown key, a value of the
+        wrong type, a bad duration, glob or label selector, an out-of-range value or a
+        relative path fails the build, naming the key. Every path must be absolute.
 
         The same file is linked to `/etc/pruneguard/config.toml`, so `pruneguard plan`,
         `pruneguard doctor` and `pruneguard config` run by hand see the timer's settings.
@@ -145,7 +175,7 @@ in
     };
 
     startAt = mkOption {
-      type = with types; either str (listOf str);
+      type = with types; either singleLineStr (listOf str);
       default = "daily";
       example = "*-*-* 03:30:00";
       description = ''
@@ -165,7 +195,7 @@ in
     };
 
     randomizedDelaySec = mkOption {
-      type = types.str;
+      type = types.singleLineStr;
       default = "1h";
       example = "0";
       description = ''
@@ -211,6 +241,15 @@ in
           deploys, and with --all it evicts in-use base images, so the next deploy re-pulls
           them cold and a rate-limited registry (Docker Hub) starts refusing pulls. That is
           what pruneguard replaces; set virtualisation.docker.autoPrune.enable = false.
+        '';
+      }
+      {
+        assertion = relativePaths == [ ];
+        message = ''
+          services.pruneguard.settings: every path must be absolute (start with /), but
+          ${lib.concatMapStringsSep ", " (setting: "${setting.key} = ${builtins.toJSON setting.value}") relativePaths}
+          is not. pruneguard refuses relative paths, and the sandbox (tmpfiles rules,
+          ReadWritePaths) cannot be derived from one. Write it from /.
         '';
       }
       {

@@ -34,8 +34,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Run(args) => prune(&args, Mode::Run).await,
         Command::Plan(args) => prune(&args, Mode::Plan).await,
         Command::Doctor(args) => crate::doctor::run(&args).await,
+        Command::Config(args) if args.check => {
+            let settings = Settings::check(&args.run)?;
+            print(format!("{}\n", settings.validity()).as_bytes())?;
+            Ok(Outcome::Success)
+        }
         Command::Config(args) => {
-            let settings = Settings::resolve(&args)?;
+            let settings = Settings::resolve(&args.run)?;
             print(settings.effective().as_bytes())?;
             Ok(Outcome::Success)
         }

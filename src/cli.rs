@@ -44,7 +44,7 @@ pub enum Command {
     /// Check the host: daemon, data root persistence, registry auth, conflicting prune timers.
     Doctor(RunArgs),
     /// Print the effective configuration (defaults < file < environment < flags) as TOML.
-    Config(RunArgs),
+    Config(ConfigArgs),
     /// Summarise the last run recorded in the state directory.
     Status(StatusArgs),
     /// Print a shell completion script.
@@ -197,6 +197,19 @@ pub struct RunArgs {
     /// [env: PRUNEGUARD_METRICS_FILE] [key: output.metrics_file]
     #[arg(long, value_name = "PATH")]
     pub metrics_file: Option<PathBuf>,
+}
+
+/// Flags of `config`: those of a run (the settings it prints), and `--check`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ConfigArgs {
+    /// Only validate the settings (types, ranges, globs, path syntax) and print one line: exit 0
+    /// if they are valid, 2 naming the file, line and key if not. Reads the config file and
+    /// nothing else: no daemon, no check that directories exist (usable in a build sandbox).
+    #[arg(long)]
+    pub check: bool,
+
+    #[command(flatten)]
+    pub run: RunArgs,
 }
 
 /// Flags of `status`. The state directory is resolved as a run resolves it (flag,

@@ -3,9 +3,13 @@
 //! (and an exposure ceiling from `systemd-analyze security`) on the units the module generates
 //! and on `contrib/systemd/`. The full NixOS check is the flake's VM test (`nix/vm-test.nix`).
 //!
+//! It also runs `tests/packaging/deb.sh`: the Debian package built with cargo-deb, installed
+//! into a fresh Debian 12 root filesystem (debootstrap, cached), checked there and purged.
+//!
 //! Needs `nix-instantiate` and `nix` (Debian: `nix-bin`) and `systemd-analyze` (Debian:
-//! `systemd`). Without them the test is skipped on a developer machine, but fails when `CI=true`
-//! or `PRUNEGUARD_REQUIRE_DOCKER=1`: there a missing tool is a broken setup, not a reason to pass.
+//! `systemd`); the .deb check needs root (it installs debootstrap and cargo-deb when missing).
+//! Without them a test is skipped on a developer machine, but fails when `CI=true` or
+//! `PRUNEGUARD_REQUIRE_DOCKER=1`: there a missing tool is a broken setup, not a reason to pass.
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -45,10 +49,33 @@ fn packaging_checks_pass() {
         return;
     }
 
+    run_script("tests/packaging/check.sh", "packaging checks:");
+}
+
+/// The .deb, installed into a fresh Debian 12 root, run there, verified and purged.
+#[test]
+fn debian_package_installs_runs_and_purges_cleanly() {
+    if !rustix::process::geteuid().is_root() {
+        let message = "the .deb check needs root (debootstrap, chroot, mounts)";
+        assert!(
+            !required(),
+            "{message}; CI=true or PRUNEGUARD_REQUIRE_DOCKER=1 is set, so this is a failure"
+        );
+        eprintln!("SKIPPED: {message}");
+        return;
+    }
+    run_script("tests/packaging/deb.sh", "deb checks:");
+}
+
+/// Runs `script` (relative to the repository) with bash; it must succeed and print its
+/// summary line, `summary N ok, 0 failing`.
+fn run_script(script: &str, summary: &str) {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let script = root.join("tests/packaging/check.sh");
+    let script = root.join(script);
     let output = Command::new("bash")
         .arg(&script)
+        // check.sh runs the module's build-time `config --check` with the real binary.
+        .env("PRUNEGUARD_BIN", env!("CARGO_BIN_EXE_pruneguard"))
         .current_dir(&root)
         .output()
         .unwrap_or_else(|error| panic!("cannot run {}: {error}", script.display()));
@@ -63,7 +90,8 @@ fn packaging_checks_pass() {
         output.status
     );
     assert!(
-        stdout.contains("packaging checks:") && stdout.contains(", 0 failing"),
-        "check.sh did not print its summary:\n{stdout}"
+        stdout.contains(summary) && stdout.contains(", 0 failing"),
+        "{} did not print its summary:\n{stdout}",
+        script.display()
     );
 }

@@ -6,6 +6,10 @@
 //! Any problem here is a [`ConfigError`] (exit status 2) that names the key and where it was
 //! set (flag, environment variable, or file and line), and how to fix it. Nothing is contacted
 //! and nothing is deleted on a bad config.
+//!
+//! [`Settings::check`] (`pruneguard config --check`) applies every rule that needs only the
+//! values (types, ranges, globs, path syntax) and none that looks at the host (such as the
+//! metrics file's directory existing), so that a build sandbox can validate a generated file.
 
 mod effective;
 mod env;
@@ -117,6 +121,29 @@ impl Settings {
         Self::from_layer(flags.or(environment).or(file), config_file, mode, dry_run)
     }
 
+    /// `pruneguard config --check`: the settings of `run` from the process's environment,
+    /// validated without looking at the host.
+    pub fn check(args: &RunArgs) -> Result<Self, ConfigError> {
+        Self::check_with(args, &Environment::from_process())
+    }
+
+    /// [`Settings::check`] in environment `env`: the same layers and rules as
+    /// [`Settings::resolve_with`] for a run, except the rules about the host's filesystem
+    /// (whether the metrics file's directory exists). Only the config file itself is read.
+    pub fn check_with(args: &RunArgs, env: &Environment) -> Result<Self, ConfigError> {
+        let flags = flags::layer(args)?;
+        let environment = env.layer()?;
+        let config_file = config_path(args.no_config, args.config.as_deref(), env);
+        let file = file_layer(config_file.as_deref())?;
+        Self::combine(
+            flags.or(environment).or(file),
+            config_file,
+            Mode::Run,
+            args.dry_run,
+            HostChecks::Skip,
+        )
+    }
+
     /// `status`'s state directory, through the same layers as a run's: `--state-dir`,
     /// `PRUNEGUARD_STATE_DIR`, the config file's `state.dir`, the default.
     pub fn resolve_state_dir(args: &StatusArgs) -> Result<PathBuf, ConfigError> {
@@ -150,6 +177,17 @@ impl Settings {
         mode: Mode,
         dry_run: bool,
     ) -> Result<Self, ConfigError> {
+        Self::combine(layer, config_file, mode, dry_run, HostChecks::Apply)
+    }
+
+    /// [`Settings::from_layer`], with the rules about the host applied or not.
+    fn combine(
+        layer: SettingsLayer,
+        config_file: Option<PathBuf>,
+        mode: Mode,
+        dry_run: bool,
+        host_checks: HostChecks,
+    ) -> Result<Self, ConfigError> {
         let SettingsLayer {
             engine,
             policy,
@@ -173,7 +211,9 @@ impl Settings {
         let stuck_after = in_range(gates.swarm.stuck_after.clone(), &ranges::STUCK_AFTER)?;
         let metrics_file = match output.metrics_file {
             Some(file) => {
-                check_metrics_dir(&file)?;
+                if host_checks == HostChecks::Apply {
+                    check_metrics_dir(&file)?;
+                }
                 Some(file.value)
             }
             None => None,
@@ -238,6 +278,24 @@ impl Settings {
     pub fn effective(&self) -> String {
         effective::render(self)
     }
+
+    /// The one line `pruneguard config --check` prints for valid settings.
+    pub fn validity(&self) -> String {
+        match &self.config_file {
+            Some(path) => format!("{} is valid", path.display()),
+            None => {
+                "no config file was read; the defaults, environment and flags are valid".to_string()
+            }
+        }
+    }
+}
+
+/// Whether the rules that look at the host's filesystem apply: not for `config --check`, which
+/// may run where the settings will never be used (a Nix build sandbox).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum HostChecks {
+    Apply,
+    Skip,
 }
 
 /// A duration setting's value (or its default), which must lie in its documented range; the

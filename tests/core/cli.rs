@@ -305,3 +305,41 @@ fn readme_lists_every_setting_with_its_flag_and_variable() {
         );
     }
 }
+
+/// `config --check`: one line and exit 0 for a valid file (whose metrics directory exists only
+/// on the target), exit 2 with `file:line` for a misspelt key, and nothing created anywhere.
+#[test]
+fn config_check_validates_a_file_and_touches_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let valid = dir.path().join("valid.toml");
+    std::fs::write(
+        &valid,
+        format!(
+            "[state]\ndir = \"{}\"\n[output]\nmetrics_file = \"{}/metrics/m.prom\"\n",
+            state.display(),
+            dir.path().display()
+        ),
+    )
+    .unwrap();
+    let valid_arg = valid.to_str().unwrap();
+    let (code, stdout, stderr) = pruneguard(&["config", "--check", "--config", valid_arg]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(stdout, format!("{valid_arg} is valid\n"));
+    assert!(!state.exists() && !dir.path().join("metrics").exists());
+
+    // Without --check the same file is refused: its metrics directory does not exist here.
+    let (code, _, stderr) = pruneguard(&["config", "--config", valid_arg]);
+    assert_eq!(code, 2, "{stderr}");
+
+    let typo = dir.path().join("typo.toml");
+    std::fs::write(&typo, "[gates.disk]\n\ntreshold_percent = 70\n").unwrap();
+    let typo_arg = typo.to_str().unwrap();
+    let (code, stdout, stderr) = pruneguard(&["config", "--check", "--config", typo_arg]);
+    assert_eq!(code, 2, "{stdout}{stderr}");
+    assert!(stdout.is_empty(), "{stdout}");
+    assert!(
+        stderr.contains(&format!("{typo_arg}:3:")) && stderr.contains("treshold_percent"),
+        "{stderr}"
+    );
+}

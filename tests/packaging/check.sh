@@ -16,8 +16,15 @@
 #    temporary directory, never installed anywhere), plus an exposure ceiling from
 #    `systemd-analyze security --offline=yes` so the hardening cannot silently go away.
 #
+# 4. The module's build-time config check (`pruneguard config --check --config <rendered toml>`,
+#    the config file derivation's script), run as the module writes it, with the real binary
+#    ($PRUNEGUARD_BIN, else target/debug/pruneguard) against the TOML the stand-in renders:
+#    once with valid settings (whose metrics directory exists only on the target), once with
+#    a misspelt key, which must fail the "build" naming the key.
+#
 # Needs: bash, coreutils, sed, nix-instantiate and nix (Debian: nix-bin), systemd-analyze
-# (Debian: systemd). Prints every check; exits non-zero if any fails or a tool is missing.
+# (Debian: systemd), a built pruneguard. Prints every check; exits non-zero if any fails or a
+# tool is missing.
 
 set -uo pipefail
 
@@ -64,10 +71,16 @@ nix_eval() {
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/pruneguard-packaging.XXXXXX") || exit 2
 trap 'rm -rf "$tmp"' EXIT
 
-# A stand-in binary, so that systemd-analyze verify accepts ExecStart.
+# The stand-in package's binary (so that systemd-analyze verify accepts ExecStart) runs the
+# real one, for the build-time config check.
+real_bin=${PRUNEGUARD_BIN:-${CARGO_TARGET_DIR:-$repo/target}/debug/pruneguard}
+if [ ! -x "$real_bin" ]; then
+    echo "FAILED  no pruneguard binary at $real_bin (cargo build, or set PRUNEGUARD_BIN)"
+    exit 2
+fi
 stub_pkg="$tmp/pkg"
 mkdir -p "$stub_pkg/bin"
-printf '#!/bin/sh\nexit 0\n' >"$stub_pkg/bin/pruneguard"
+printf '#!/bin/sh\nexec %q "$@"\n' "$real_bin" >"$stub_pkg/bin/pruneguard"
 chmod +x "$stub_pkg/bin/pruneguard"
 
 echo "== nix-instantiate --parse"
@@ -170,6 +183,35 @@ fi
 for line in 'OnCalendar=daily' 'Persistent=true' 'RandomizedDelaySec=1h' 'WantedBy=timers.target'; do
     if grep -qx "$line" "$tmr"; then ok "$tmr: $line"; else fail "$tmr: missing '$line'"; fi
 done
+
+echo "== the module's build-time config check, run as the module writes it"
+# Runs scenario $1's config file script with its unchecked TOML in $tmp; prints its output,
+# returns its status.
+run_build_check() {
+    local scenario=$1 script unchecked
+    script=$(nix_eval "buildCheck.$scenario.script") &&
+        unchecked=$(nix_eval "buildCheck.$scenario.unchecked") &&
+        nix_eval "buildCheck.$scenario.toml" >"$tmp/$scenario.toml" || return 90
+    script=${script//"$unchecked"/"$tmp/$scenario.toml"}
+    (cd "$tmp" && out="$tmp/$scenario.out" bash -euo pipefail -c "$script" 2>&1)
+}
+if out=$(run_build_check valid) && cmp -s "$tmp/valid.toml" "$tmp/valid.out" &&
+    grep -q 'metrics_file = "/var/lib/pruneguard-metrics/' "$tmp/valid.toml"; then
+    ok "valid settings: config --check passes (metrics directory only on the target), the file is the output"
+    echo "$out" | indent
+else
+    fail "valid settings: the build-time check failed"
+    echo "$out" | indent
+fi
+out=$(run_build_check invalid)
+rc=$?
+if [ "$rc" -eq 2 ] && grep -q "$tmp/invalid.toml:[0-9]*:.*treshold_percent" <<<"$out" && [ ! -e "$tmp/invalid.out" ]; then
+    ok "a misspelt key (gates.disk.treshold_percent) fails the build with exit 2, naming file, line and key"
+    echo "$out" | indent
+else
+    fail "a misspelt key: expected exit 2 naming treshold_percent, got exit $rc"
+    echo "$out" | indent
+fi
 
 echo "== packaging checks: $passed ok, $failed failing"
 [ "$failed" -eq 0 ]

@@ -185,6 +185,76 @@ let
   };
   badType = tryEval (builtins.deepSeq (evalWith { pruneguard.persistent = "yes"; }) true);
   badOption = tryEval (builtins.deepSeq (evalWith { pruneguard.schedule = "daily"; }) true);
+  # singleLineStr, as nixpkgs' docker autoPrune: a newline would smuggle a line into the unit.
+  multiLine = tryEval (
+    builtins.deepSeq (evalWith { pruneguard.randomizedDelaySec = "1h\nExecStartPre=/bin/sh"; }) true
+  );
+  multiLineStartAt = tryEval (
+    builtins.deepSeq (evalWith { pruneguard.startAt = "daily\nPersistent=false"; }) true
+  );
+
+  # One relative path setting at a time: each must fail the path assertion, naming its key.
+  relativeIn = settings: failing (evalWith { pruneguard.settings = settings; });
+  relativeCases = [
+    {
+      key = "state.dir";
+      settings.state.dir = "state";
+    }
+    {
+      key = "output.metrics_file";
+      settings.output.metrics_file = "pruneguard.prom";
+    }
+    {
+      key = "gates.disk.path";
+      settings.gates.disk.path = "docker";
+    }
+    {
+      key = "gates.workload.lock_files";
+      settings.gates.workload.lock_files = [
+        "/run/ok.lock"
+        "run/app.lock"
+      ];
+    }
+  ];
+  relativeFailures = map (
+    case:
+    let
+      msgs = relativeIn case.settings;
+    in
+    length msgs == 1 && mentions case.key msgs && mentions "absolute" msgs
+  ) relativeCases;
+  absoluteEverywhere = evalWith {
+    pruneguard.settings = {
+      state.dir = "/srv/pruneguard";
+      gates.disk.path = "/srv/docker";
+      gates.workload.lock_files = [ "/run/ci/app.lock" ];
+      output.metrics_file = "/var/lib/pruneguard-metrics/m.prom";
+    };
+  };
+  diskAuto = evalWith { pruneguard.settings.gates.disk.path = "auto"; };
+
+  # The build-time check, for check.sh to run against a real binary: the module's script and
+  # the TOML its unchecked file holds, once valid (the base settings; their metrics directory
+  # exists only on the target) and once with a misspelt key.
+  buildCheckOf =
+    c:
+    let
+      file = c.environment.etc."pruneguard/config.toml".source;
+    in
+    {
+      inherit (file) script;
+      unchecked = file.unchecked.outPath;
+      toml = file.unchecked.text;
+    };
+  misspelt = evalWith {
+    pruneguard.settings = baseSettings // {
+      gates.disk.treshold_percent = 70;
+    };
+  };
+  buildCheck = {
+    valid = buildCheckOf base;
+    invalid = buildCheckOf misspelt;
+  };
 
   # The keys pruneguard's config file accepts (src/config.rs, deny_unknown_fields). Only used
   # to check the settings that our own files pass; keep in step with the Rust side.
@@ -258,7 +328,19 @@ let
         stdenv = pkgs.stdenv // {
           hostPlatform.system = system;
         };
-        callPackage = path: _: import path (builtins.intersectAttrs (builtins.functionArgs (import path)) (pkgs // { inherit lib; }));
+        callPackage =
+          path: _:
+          import path (
+            builtins.intersectAttrs (builtins.functionArgs (import path)) (
+              pkgs
+              // {
+                inherit lib;
+                pkgs = pkgs // {
+                  inherit lib;
+                };
+              }
+            )
+          );
       }
     );
   };
@@ -368,8 +450,47 @@ let
     }
     {
       name = "the config file is settings rendered with pkgs.formats.toml, also at /etc/pruneguard/config.toml";
-      ok = configFile.name == "pruneguard.toml" && configFile.value == baseSettings;
-      detail = configFile.text or "";
+      ok = configFile.name == "pruneguard.toml" && configFile.unchecked.value == baseSettings;
+      detail = configFile.unchecked.text or "";
+    }
+    {
+      name = "the config file is checked at build time: pruneguard config --check --config <rendered toml>, then copied";
+      ok =
+        lib.hasInfix "${exe} config --check --config ${configFile.unchecked}" configFile.script
+        && lib.hasInfix "cp ${configFile.unchecked} $out" configFile.script;
+      detail = configFile.script;
+    }
+    {
+      name = "package: mkPackageOption pkgs \"pruneguard\" (default pkgs.pruneguard)";
+      ok =
+        (optionsOf.package._packageOption or null) == "pruneguard"
+        && optionsOf.package.default == pkgs.pruneguard
+        && optionsOf.package.defaultText.text == "pkgs.pruneguard";
+      detail = "";
+    }
+    {
+      name = "no option description mentions the flake (the module is for nixpkgs)";
+      ok = !(builtins.any (n: lib.hasInfix "flake" (optionsOf.${n}.description or "")) optionNames);
+      detail = "";
+    }
+    {
+      name = "startAt and randomizedDelaySec are single-line strings (types.singleLineStr, as docker autoPrune)";
+      ok =
+        optionsOf.randomizedDelaySec.type.name == "singleLineStr"
+        && lib.hasInfix "singleLineStr" optionsOf.startAt.type.name
+        && !multiLine.success
+        && !multiLineStartAt.success;
+      detail = "";
+    }
+    {
+      name = "a relative state.dir, output.metrics_file, gates.disk.path or lock file fails an assertion naming the key";
+      ok = relativeFailures == [ true true true true ];
+      detail = toJSON relativeFailures;
+    }
+    {
+      name = "absolute paths everywhere and gates.disk.path = \"auto\": no path assertion fails";
+      ok = failing absoluteEverywhere == [ ] && failing diskAuto == [ ];
+      detail = toString (failing absoluteEverywhere ++ failing diskAuto);
     }
     {
       name = "extraArgs are escaped for systemd (% and $ literal)";
@@ -519,9 +640,11 @@ let
       detail = "";
     }
     {
-      name = "flake: packages.<system>.default, nixosModules.default, overlays.default, checks.<system>.vm";
+      name = "flake: packages.<system>.default, nixosModules.default, overlays.default, checks.<system>.{vm,config-check}";
       ok =
-        builtins.all (s: flakeOut.packages ? ${s}.default && flakeOut.checks ? ${s}.vm) [
+        builtins.all (
+          s: flakeOut.packages ? ${s}.default && flakeOut.checks ? ${s}.vm && flakeOut.checks ? ${s}.config-check
+        ) [
           "x86_64-linux"
           "aarch64-linux"
         ]
@@ -539,13 +662,46 @@ let
       detail = "";
     }
     {
-      name = "package: buildRustPackage from Cargo.toml's name/version, cargoLock from ../Cargo.lock, doCheck = false";
+      name = "package: buildRustPackage from Cargo.toml's name/version, cargoLock from ../Cargo.lock";
       ok =
         pkgX86.args.pname == "pruneguard"
         && pkgX86.args.version == cargo.package.version
         && pkgX86.args.cargoLock.lockFile == root + "/Cargo.lock"
-        && pkgX86.args.doCheck == false
         && pkgX86.meta.mainProgram == "pruneguard";
+      detail = "";
+    }
+    {
+      name = "package: runs the tests that need no daemon (--lib --test core), not the docker ones";
+      ok =
+        (pkgX86.args.doCheck or true) == true
+        && pkgX86.args.cargoTestFlags == [
+          "--lib"
+          "--test"
+          "core"
+        ];
+      detail = toJSON (pkgX86.args.cargoTestFlags or null);
+    }
+    {
+      name = "package: its source is Cargo.toml, Cargo.lock, src, crates/testkit, tests/core, README.md, docs only";
+      ok =
+        pkgX86.args.src.root == root
+        && pkgX86.args.src.fileset.members == map (p: root + p) [
+          "/Cargo.toml"
+          "/Cargo.lock"
+          "/src"
+          "/crates/testkit"
+          "/tests/core"
+          "/README.md"
+          "/docs"
+        ];
+      detail = toString (pkgX86.args.src.fileset.members or [ ]);
+    }
+    {
+      name = "package: passthru.tests.vm is the NixOS VM test, run with this package";
+      ok =
+        pkgX86.tests.vm._type == "nixos-test"
+        && (pkgX86.tests.vm.nodes.machine { inherit pkgs; }).services.pruneguard.enable
+        && pkgX86.tests.vm.name == "pruneguard";
       detail = "";
     }
   ];
@@ -613,6 +769,7 @@ in
     results
     serviceUnit
     timerUnit
+    buildCheck
     ;
   ok = failed == [ ];
   report =
@@ -620,5 +777,5 @@ in
       map (r: (if r.ok then "ok      " else "FAILED  ") + r.name + (if r.ok || r.detail == "" then "" else "\n        ${r.detail}") + "\n") results
     )
     + "nix eval checks: ${toString (length results - length failed)} ok, ${toString (length failed)} failing\n";
-  generatedToml = configFile.text;
+  generatedToml = configFile.unchecked.text;
 }

@@ -61,6 +61,7 @@ let
     bool = mkType "bool" isBool;
     int = mkType "int" isInt;
     str = mkType "str" isString;
+    singleLineStr = mkType "singleLineStr" (x: isString x && !(hasInfix "\n" x));
     package = mkType "package" (x: isDerivation x || isPath x);
     attrs = mkType "attrs" isAttrs;
     anything = mkType "anything" (_: true);
@@ -156,6 +157,16 @@ let
       _type = "literalExpression";
       inherit text;
     };
+    # As nixpkgs' lib.mkPackageOption for a top-level attribute name: its default is pkgs.NAME.
+    mkPackageOption =
+      pkgSet: name: _args:
+      lib.mkOption {
+        type = types.package;
+        default = pkgSet.${name};
+        defaultText = lib.literalExpression "pkgs.${name}";
+        description = "The ${name} package to use.";
+        _packageOption = name;
+      };
     getExe =
       pkg:
       if pkg ? meta.mainProgram then
@@ -272,7 +283,11 @@ let
     writeTextDir = path: text: fakeDrv "text-dir" { inherit path text; };
     dockerTools.buildImage = args: fakeDrv "docker-image-${args.name}.tar.gz" { inherit args; };
     testers.runNixOSTest = test: test // { _type = "nixos-test"; };
-    runCommand = name: _env: script: fakeDrv name { inherit script; };
+    # Records the script and the environment; passthru attributes land on the result, as with
+    # stdenv.mkDerivation.
+    runCommand =
+      name: env: script:
+      fakeDrv name ({ inherit script env; } // (env.passthru or { }));
     stdenv = {
       hostPlatform.system = "x86_64-linux";
       buildPlatform.canExecute = _: true;
@@ -280,10 +295,13 @@ let
     installShellFiles = fakeDrv "install-shell-files" { };
     rustPlatform.buildRustPackage =
       args:
-      fakeDrv "${args.pname}-${args.version}" {
-        inherit args;
-        inherit (args) meta;
-      };
+      fakeDrv "${args.pname}-${args.version}" (
+        {
+          inherit args;
+          inherit (args) meta;
+        }
+        // (args.passthru or { })
+      );
   };
 in
 {

@@ -2,6 +2,7 @@
 //! error naming the key and where it was set, the `effective` round trip, and no panic on any
 //! input. Every test resolves in an environment it builds (never the process's own).
 
+mod check;
 mod effective;
 mod files;
 mod layers;
