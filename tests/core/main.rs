@@ -8,5 +8,6 @@ mod execute;
 mod fixtures;
 mod gates;
 mod hostile_plan;
+mod json_schema;
 mod plan;
 mod report_schema;
