@@ -659,14 +659,7 @@ impl Report {
             "gauge",
             &plain(self.candidates.len().to_string()),
         );
-        if let Some(disk) = self.disk_after.as_ref().or(self.disk.as_ref()) {
-            metric(
-                "pruneguard_disk_used_ratio",
-                "Used fraction of the data root's filesystem after the last run (df basis).",
-                "gauge",
-                &plain(format!("{:.6}", disk.used_ratio())),
-            );
-        }
+        self.disk_metrics(&mut metric);
         #[expect(clippy::cast_precision_loss)] // milliseconds to seconds for a gauge
         let seconds = self.duration_ms as f64 / 1000.0;
         metric(
@@ -675,7 +668,38 @@ impl Report {
             "gauge",
             &plain(format!("{seconds:.3}")),
         );
+        metric(
+            "pruneguard_build_info",
+            "Always 1; the version of pruneguard that wrote these metrics is its label.",
+            "gauge",
+            &[(
+                format!("{{version=\"{}\"}}", self.pruneguard_version),
+                "1".to_string(),
+            )],
+        );
         out
+    }
+
+    /// The disk's gauges, each absent when the report does not know its value.
+    fn disk_metrics(&self, metric: &mut impl FnMut(&str, &str, &str, &[(String, String)])) {
+        if let Some(disk) = self.disk_after.as_ref().or(self.disk.as_ref()) {
+            metric(
+                "pruneguard_disk_used_ratio",
+                "Used fraction of the data root's filesystem after the last run (df basis).",
+                "gauge",
+                &[(String::new(), format!("{:.6}", disk.used_ratio()))],
+            );
+        }
+        // Known only after a real run that attempted every candidate (or had none): absent
+        // otherwise, so that an alert on it never fires on a run that proved nothing.
+        if let Some(still_full) = self.disk_still_full {
+            metric(
+                "pruneguard_disk_still_full",
+                "1 if the disk was still at or above the disk gate's threshold after a run that attempted every candidate: dangling images are not enough.",
+                "gauge",
+                &[(String::new(), u8::from(still_full).to_string())],
+            );
+        }
     }
 }
 

@@ -2,6 +2,7 @@
 //! resolution, the gates, the planner, the executor (through a fake engine), the report's
 //! renderings and the command line, each in its own module.
 
+mod alerts;
 mod cli;
 mod config;
 mod execute;

@@ -305,6 +305,10 @@ pub(crate) fn stable(text: &str) -> String {
         "\"pruneguard_version\": \"[version]\"",
     )
     .replace(&format!("pruneguard {VERSION} "), "pruneguard [version] ")
+    .replace(
+        &format!("{{version=\"{VERSION}\"}}"),
+        "{version=\"[version]\"}",
+    )
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -377,11 +381,17 @@ fn text_snapshots() {
 #[test]
 fn metrics_snapshots() {
     let finished = now() + chrono::Duration::seconds(2);
-    insta::assert_snapshot!("metrics_pruned", pruned_report().to_metrics(finished));
-    insta::assert_snapshot!("metrics_skipped", skipped_report().to_metrics(finished));
+    insta::assert_snapshot!(
+        "metrics_pruned",
+        stable(&pruned_report().to_metrics(finished))
+    );
+    insta::assert_snapshot!(
+        "metrics_skipped",
+        stable(&skipped_report().to_metrics(finished))
+    );
     insta::assert_snapshot!(
         "metrics_partial_daemon_lost",
-        partial_daemon_lost_report().to_metrics(finished)
+        stable(&partial_daemon_lost_report().to_metrics(finished))
     );
 }
 
