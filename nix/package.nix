@@ -33,6 +33,8 @@ let
         ../tests/core
         ../README.md
         ../docs
+        # The core tests read the alert rules (tests/core/alerts.rs).
+        ../contrib/prometheus
       ];
     };
 

@@ -4,7 +4,8 @@
 # `pruneguard run`, and stops the sandbox again. Run as root on a Debian-like machine.
 #
 #   scripts/demo.sh            # the whole tour
-#   KEEP=1 scripts/demo.sh     # leave the sandbox running afterwards (prints how to stop it)
+#   KEEP=1 scripts/demo.sh     # leave the sandbox running afterwards, and print how to point
+#                              # pruneguard at it and how to stop it
 set -Eeuo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -18,9 +19,19 @@ bash scripts/sandbox.sh ensure-installed
 
 step "Building pruneguard and its testkit (release)"
 # cargo from rustup lives in ~/.cargo/bin, which sudo's PATH may lack (as in scripts/test.sh).
-if ! command -v cargo >/dev/null 2>&1 && [ -x "${HOME:-/root}/.cargo/bin/cargo" ]; then
-  export PATH="${HOME:-/root}/.cargo/bin:$PATH"
+# Under sudo, HOME is root's: look in the invoking user's home too.
+if ! command -v cargo >/dev/null 2>&1; then
+  for home in "${HOME:-/root}" ${SUDO_USER:+"$(getent passwd "$SUDO_USER" | cut -d: -f6)"}; do
+    if [ -x "$home/.cargo/bin/cargo" ]; then
+      export PATH="$home/.cargo/bin:$PATH"
+      break
+    fi
+  done
 fi
+command -v cargo >/dev/null 2>&1 || {
+  echo "demo.sh: cargo not found on PATH nor in ~/.cargo/bin; install Rust (rustup) first" >&2
+  exit 1
+}
 # The testkit that generates the images (crates/testkit).
 cargo build --release --quiet -p pruneguard -p testkit
 release=${CARGO_TARGET_DIR:-$repo/target}/release
@@ -34,7 +45,15 @@ cleanup() {
     bash scripts/sandbox.sh stop "$sandbox" || true
     rm -rf "$work"
   else
-    echo "Sandbox kept: DOCKER_HOST=$DOCKER_HOST; stop it with: scripts/sandbox.sh stop $sandbox"
+    cat <<KEPT
+
+Sandbox kept. Try the "On a real host" commands against it (the binary is not on PATH):
+  export DOCKER_HOST=$DOCKER_HOST PATH=$release:\$PATH
+  pruneguard doctor --no-config --state-dir $work/state
+  pruneguard plan --no-config --quiet-period 0s --disk-threshold 0
+  pruneguard status --no-config --state-dir $work/state
+Stop it and remove its files with: scripts/sandbox.sh stop $sandbox && rm -rf $work
+KEPT
   fi
 }
 trap cleanup EXIT
@@ -74,4 +93,5 @@ step "pruneguard run --disk-threshold 0 (gates open: only the old, unused dangli
 step "What is left"
 docker images -a
 echo
-echo "On a real host, start with: pruneguard doctor && pruneguard plan"
+echo "On a real host, install pruneguard (README, \"Install\"), then: pruneguard doctor && pruneguard plan"
+[ -n "${KEEP:-}" ] || echo "To try those commands against this sandbox first: KEEP=1 scripts/demo.sh"

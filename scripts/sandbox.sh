@@ -110,6 +110,8 @@ cmd_ensure_installed() {
 # Sandbox state lives in DIR/state and, so that stray sandboxes can be found even after DIR is
 # gone, in $REGISTRY/NETNS. Lines: key=value.
 S_NAME='' S_DIR='' S_RUNDIR='' S_SOCK='' S_CSOCK='' S_DISK=''
+# What a start is doing, for the one message that says which step failed.
+STEP=''
 
 state_write() {
   local f
@@ -250,9 +252,12 @@ new_netns() {
 prepare() {
   local dir=$1 size=$2
   [ -e "$dir/state" ] && die "$dir already holds a sandbox (stop it first)"
+  STEP="creating $dir"
   mkdir -p "$dir"
   S_DIR=$dir
+  STEP="creating a network namespace"
   S_NAME=$(new_netns)
+  STEP="writing the sandbox's state"
   if [ ${#dir} -le $MAX_DIR_LEN ]; then
     S_RUNDIR=$dir
   else
@@ -265,10 +270,14 @@ prepare() {
   state_write
   mkdir -p "$dir/data" "$S_RUNDIR/exec" "$S_RUNDIR/c"
   if [ -n "$size" ]; then
+    STEP="creating the ${size} MiB data root image"
     truncate -s "${size}M" "$S_DISK"
+    STEP="formatting the data root image (mkfs.ext4)"
     mkfs.ext4 -q -F -m 0 -L pgsb "$S_DISK" >/dev/null
+    STEP="loop-mounting the data root image"
     mount -o loop "$S_DISK" "$dir/data"
   fi
+  STEP="writing the daemons' configuration"
   mkdir -p "$dir/data/containerd"
   # Our own containerd (dockerd 20.10 would otherwise use the host's containerd whenever
   # /run/containerd/containerd.sock exists, mixing sandboxes in one containerd namespace).
@@ -334,6 +343,7 @@ wait_socket() {
 
 wait_daemon() {
   local timeout=${PGSB_START_TIMEOUT:-60} cli pid start
+  STEP="waiting for dockerd to answer"
   cli=$(docker_cli)
   pid=$(cat "$S_DIR/dockerd.pid")
   start=$SECONDS
@@ -351,19 +361,55 @@ wait_daemon() {
   return 1
 }
 
+# The ERR trap of start and pair: say once which step failed and show the logs there are, then
+# remove everything the start made (processes, mounts, loop device, namespace, files).
 start_failed() {
-  local dir=$1
+  local dir=$1 failed=${2:-} shown='' log lines
   trap - ERR
-  say "$PROG: sandbox in $dir failed to start; last lines of its logs:"
-  [ -f "$dir/containerd.log" ] && { say "--- containerd.log"; tail -n 5 "$dir/containerd.log" >&2; }
-  [ -f "$dir/dockerd.log" ] && { say "--- dockerd.log"; tail -n 30 "$dir/dockerd.log" >&2; }
+  # A command substitution inherits the trap (set -E): only the top-level shell reports.
+  if [ "${BASH_SUBSHELL:-0}" -gt 0 ]; then exit 1; fi
+  # A function's `return 1` names no command worth showing; the step says it.
+  case $failed in return*) failed='' ;; esac
+  say "$PROG: sandbox in $dir failed to start while ${STEP:-preparing it}${failed:+ (the failing command: $failed)}."
+  for log in containerd.log:5 dockerd.log:30; do
+    lines=${log#*:}
+    log=${log%%:*}
+    if [ -s "$dir/$log" ]; then
+      say "--- last $lines lines of $dir/$log"
+      tail -n "$lines" "$dir/$log" >&2
+      shown=1
+    fi
+  done
+  [ -n "$shown" ] || say "(no daemon had started yet, so there are no logs)"
   stop_sandbox "$dir" || true
+  forget_partial "$dir"
+  say "$PROG: removed what the failed start had made${S_NAME:+ (network namespace $S_NAME)}."
   exit 1
 }
 
+# What stop_sandbox cannot find when the start failed before its state file was written: the
+# namespace, a mount of the data root and its loop device.
+forget_partial() {
+  local dir=$1 p
+  if mountpoint -q "$dir/data" 2>/dev/null; then umount "$dir/data" 2>/dev/null || umount -l "$dir/data" || true; fi
+  if [ -n "$S_DISK" ] && [ -e "$S_DISK" ]; then
+    losetup -j "$S_DISK" 2>/dev/null | cut -d: -f1 | while read -r p; do
+      if [ -n "$p" ]; then losetup -d "$p" 2>/dev/null || true; fi
+    done
+  fi
+  if [ -n "$S_NAME" ] && [ -e "/var/run/netns/$S_NAME" ]; then
+    ip netns del "$S_NAME" 2>/dev/null || say "$PROG: cannot delete netns $S_NAME"
+  fi
+  [ -n "$S_NAME" ] && rm -f "$REGISTRY/$S_NAME"
+  if [ -d "$dir" ] && ! mountpoint -q "$dir/data" 2>/dev/null; then rm -rf --one-file-system "$dir" || true; fi
+  if [ -n "$S_RUNDIR" ] && [ "$S_RUNDIR" != "$dir" ]; then rm -rf --one-file-system "$S_RUNDIR" || true; fi
+}
+
 launch_all() {
+  STEP="starting containerd"
   launch_containerd
   wait_socket "$S_CSOCK" "$(cat "$S_DIR/containerd.pid")" containerd || return 1
+  STEP="starting dockerd"
   launch_dockerd
 }
 
@@ -398,7 +444,7 @@ cmd_start() {
   dir=$(abspath "$1")
   shift
   parse_size "$@"
-  trap 'start_failed "$dir"' ERR
+  trap 'start_failed "$dir" "$BASH_COMMAND"' ERR
   prepare "$dir" "$SIZE"
   launch_all
   wait_daemon
@@ -415,12 +461,13 @@ cmd_pair() {
   shift 2
   [ "$d1" != "$d2" ] || die "pair needs two different directories"
   parse_size "$@"
-  trap 'stop_sandbox "$d1" || true; start_failed "$d2"' ERR
+  trap 'failed_command=$BASH_COMMAND; stop_sandbox "$d1" || true; start_failed "$d2" "$failed_command"' ERR
   prepare "$d1" "$SIZE"
   n1=$S_NAME
   prepare "$d2" "$SIZE"
   n2=$S_NAME
   # The veth pair is created directly inside the two namespaces: it never exists on the host.
+  STEP="linking the two namespaces (veth $VETH)"
   ip link add "$VETH" netns "$n1" type veth peer name "$VETH" netns "$n2"
   ip -n "$n1" addr add "$PAIR_NET.1/24" dev "$VETH"
   ip -n "$n2" addr add "$PAIR_NET.2/24" dev "$VETH"

@@ -31,15 +31,100 @@ pub struct Cli {
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
 
+    /// Accepted before the subcommand as well as after it.
+    #[command(flatten)]
+    pub global: GlobalArgs,
+
     #[command(subcommand)]
     pub command: Command,
 }
+
+/// The flags every command accepts before or after its name (`pruneguard --config X plan`
+/// and `pruneguard plan --config X` are the same). Each has the id of the flag of the same name
+/// in [`RunArgs`] and [`StatusArgs`]: clap's global propagation fills those with a value given
+/// before the subcommand, so the commands read only their own arguments, and their `--help`
+/// keeps its own wording. A command that has no use for one (`-H` for `status`, all of them for
+/// `completions` and `man`) accepts and ignores it.
+#[derive(Debug, Clone, Default, Args)]
+#[expect(
+    clippy::doc_markdown,
+    reason = "these comments are --help text: `[env: NAME] [key: a.b]` would print the backticks"
+)]
+pub struct GlobalArgs {
+    /// Config file (TOML). Default: /etc/pruneguard/config.toml, used only if it exists.
+    ///
+    /// [env: PRUNEGUARD_CONFIG]
+    #[arg(long, value_name = "PATH", global = true)]
+    pub config: Option<PathBuf>,
+
+    /// Ignore every config file; use defaults, environment and flags only.
+    #[arg(long, global = true)]
+    pub no_config: bool,
+
+    /// Docker daemon to talk to (<unix:///var/run/docker.sock>, <tcp://host:2375>).
+    ///
+    /// [env: DOCKER_HOST] [key: engine.host]
+    #[arg(short = 'H', long, value_name = "URL", global = true)]
+    pub host: Option<String>,
+
+    /// Report format on stdout.
+    ///
+    /// [env: PRUNEGUARD_OUTPUT] [key: output.format]
+    #[arg(long, value_enum, value_name = "FORMAT", global = true)]
+    pub output: Option<OutputFormat>,
+
+    /// Where a run takes its lock and writes the last run's report, and where `status` reads it
+    /// [default: /var/lib/pruneguard].
+    ///
+    /// [env: PRUNEGUARD_STATE_DIR] [key: state.dir]
+    #[arg(long, value_name = "PATH", global = true)]
+    pub state_dir: Option<PathBuf>,
+}
+
+/// The global flags, hidden, for the commands that ignore them (`completions`, `man`): with the
+/// same ids, they keep clap from listing the global ones in those commands' `--help`, while a
+/// global flag given anywhere is still accepted.
+fn ignored_global_flags() -> [clap::Arg; 5] {
+    let path = || clap::value_parser!(PathBuf);
+    [
+        clap::Arg::new("config").long("config").value_parser(path()),
+        clap::Arg::new("no_config")
+            .long("no-config")
+            .action(clap::ArgAction::SetTrue),
+        clap::Arg::new("host").short('H').long("host"),
+        clap::Arg::new("output")
+            .long("output")
+            .value_parser(clap::value_parser!(OutputFormat)),
+        clap::Arg::new("state_dir")
+            .long("state-dir")
+            .value_parser(path()),
+    ]
+    .map(|arg| arg.hide(true))
+}
+
+/// `plan`'s help: a plan is always a dry run, takes no lock and writes no report or metrics.
+const PLAN_STATE_DIR_SHORT: &str = "Not used by a plan, which takes no lock and writes no report";
+const PLAN_METRICS_FILE_SHORT: &str = "Not written by a plan, which writes no metrics";
+const PLAN_STATE_DIR_HELP: &str = "Not used by a plan, which takes no lock and writes no report; \
+accepted so that a run's flags work for a plan [default: /var/lib/pruneguard].\n\n\
+[env: PRUNEGUARD_STATE_DIR] [key: state.dir]";
+const PLAN_METRICS_FILE_HELP: &str = "Not written by a plan, which writes no metrics; accepted \
+so that a run's flags work for a plan.\n\n\
+[env: PRUNEGUARD_METRICS_FILE] [key: output.metrics_file]";
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Gather, decide, act and report: the oneshot a timer runs.
     Run(RunArgs),
     /// Show what `run` would do and why, without deleting anything (= `run --dry-run`).
+    // A plan is always dry: `--dry-run` is accepted but not shown.
+    #[command(
+        mut_arg("dry_run", |arg| arg.hide(true)),
+        mut_arg("state_dir", |arg| arg.help(PLAN_STATE_DIR_SHORT).long_help(PLAN_STATE_DIR_HELP)),
+        mut_arg("metrics_file", |arg| arg
+            .help(PLAN_METRICS_FILE_SHORT)
+            .long_help(PLAN_METRICS_FILE_HELP)),
+    )]
     Plan(RunArgs),
     /// Check the host: daemon, data root persistence, registry auth, conflicting prune timers.
     Doctor(RunArgs),
@@ -48,11 +133,13 @@ pub enum Command {
     /// Summarise the last run recorded in the state directory.
     Status(StatusArgs),
     /// Print a shell completion script.
+    #[command(args = ignored_global_flags())]
     Completions {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
     /// Print the man page (roff) to stdout.
+    #[command(args = ignored_global_flags())]
     Man,
 }
 
@@ -240,6 +327,10 @@ pub struct StatusArgs {
     /// Summary format on stdout.
     #[arg(long, value_enum, value_name = "FORMAT", default_value = "text")]
     pub output: OutputFormat,
+
+    /// Accepted (a global flag) and ignored: `status` reads a file and talks to no daemon.
+    #[arg(short = 'H', long, value_name = "URL", hide = true)]
+    pub host: Option<String>,
 }
 
 #[derive(

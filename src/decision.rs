@@ -6,6 +6,7 @@
 // Pure: no clock, filesystem, environment or process (clippy.toml lists what is denied).
 #![deny(clippy::disallowed_methods)]
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::gates::{self, GateName, GateVerdict};
@@ -21,7 +22,7 @@ pub enum Mode {
 }
 
 /// What a run does once its gates are evaluated and its plan is made.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Action {
     /// A gate is closed: nothing is deleted.
@@ -51,7 +52,7 @@ impl Action {
 }
 
 /// Why a `--wait-for-gates` wait ended; reported as `wait.ended`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum WaitEnd {
     /// Every gate opened.

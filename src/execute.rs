@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt as _;
 use futures_util::stream::FuturesUnordered;
+use schemars::JsonSchema;
 use serde::Serialize;
 use tracing::{debug, info, warn};
 
@@ -54,19 +55,19 @@ impl Interrupt {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct Removed {
     pub id: String,
     pub size_bytes: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct Skipped {
     pub id: String,
     pub why: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct Failed {
     pub id: String,
     pub error: String,
@@ -74,14 +75,14 @@ pub struct Failed {
 
 /// A removed image that Docker untagged on the way: it was tagged between the last look and
 /// the delete, so these tags are gone and must be pulled or built again.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct TagsLost {
     pub id: String,
     pub tags: Vec<String>,
 }
 
 /// Why deleting stopped before the plan was done.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Stop {
     /// A gate closed (before the first deletion or mid-run).
@@ -95,7 +96,7 @@ pub enum Stop {
     DaemonUnresponsive { error: String },
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, JsonSchema)]
 pub struct Execution {
     pub removed: Vec<Removed>,
     pub skipped: Vec<Skipped>,

@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::human::{human_seconds, short_id};
@@ -33,7 +34,9 @@ pub const CONVERGING_TASK_STATES: [&str; 8] = [
 ];
 pub const CONVERGING_UPDATE_STATES: [&str; 2] = ["updating", "rollback_started"];
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, JsonSchema, Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum GateName {
     Disk,
@@ -56,7 +59,7 @@ impl GateName {
 }
 
 /// One gate's verdict.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 pub struct GateVerdict {
     pub name: GateName,
     pub open: bool,
@@ -66,7 +69,7 @@ pub struct GateVerdict {
 }
 
 /// What a gate looked at, for the JSON report.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 #[serde(untagged)]
 pub enum Evidence {
     Disk {
@@ -99,7 +102,7 @@ pub enum Evidence {
     Error { error: String },
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct WorkloadMatch {
     /// `container` or `service`.
     pub kind: &'static str,
@@ -110,7 +113,7 @@ pub struct WorkloadMatch {
     pub matched: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct LockFileEvidence {
     pub path: PathBuf,
     pub present: bool,
@@ -121,7 +124,7 @@ pub struct LockFileEvidence {
     pub error: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SwarmRole {
     None,
@@ -131,7 +134,7 @@ pub enum SwarmRole {
 }
 
 /// A service, task or task container that is still converging.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct Converging {
     /// `service`, `task` or `container` (a worker's local evidence).
     pub kind: &'static str,

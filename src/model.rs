@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
 use serde::Serialize;
 
 use crate::human::short_id;
@@ -32,7 +33,7 @@ pub struct Snapshot {
 }
 
 /// What `/info` says about the daemon.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, JsonSchema)]
 pub struct DaemonInfo {
     pub server_version: String,
     pub api_version: String,
@@ -42,7 +43,7 @@ pub struct DaemonInfo {
 }
 
 /// This node's swarm membership, from `/info`.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, JsonSchema)]
 pub struct SwarmNode {
     /// `inactive`, `pending`, `active`, `error` or `locked` (empty when unknown).
     pub local_node_state: String,
@@ -62,7 +63,7 @@ impl SwarmNode {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct Image {
     pub id: String,
     /// Real tags only: Docker's `<none>:<none>` placeholder is dropped when gathering.
@@ -80,7 +81,7 @@ impl Image {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct Container {
     pub id: String,
     /// Without Docker's leading `/`.
@@ -99,7 +100,7 @@ impl Container {
 }
 
 /// A daemon event relevant to the quiet gate.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct Event {
     pub time: DateTime<Utc>,
     /// `image` or `container`.
@@ -111,7 +112,7 @@ pub struct Event {
 
 /// The events of a window, bounded whatever the daemon sends: how many arrived, and a sample
 /// of them (the oldest and the newest [`Events::KEEP_AT_EACH_END`]), in arrival order.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct Events {
     pub seen: u64,
     pub sample: Vec<Event>,
@@ -162,13 +163,13 @@ impl From<Vec<Event>> for Events {
     }
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct SwarmCluster {
     pub services: Vec<Service>,
     pub tasks: Vec<Task>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct Service {
     pub id: String,
     pub name: String,
@@ -178,7 +179,7 @@ pub struct Service {
     pub update_started_at: Option<DateTime<Utc>>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct Task {
     pub id: String,
     pub service_id: String,
@@ -191,13 +192,13 @@ pub struct Task {
     pub message: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct LockFile {
     pub path: PathBuf,
     pub state: LockFileState,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum LockFileState {
     Absent,
@@ -206,7 +207,7 @@ pub enum LockFileState {
 }
 
 /// Usage of one filesystem, in bytes and inodes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct DiskUsage {
     pub path: PathBuf,
     pub fs_type: String,

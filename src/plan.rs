@@ -14,13 +14,14 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
 use serde::Serialize;
 
 use crate::human::{human_seconds, short_id};
 use crate::model::{Container, Image, is_image_id};
 
 /// Why an image stays.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum KeptReason {
     /// It has at least one tag: only dangling images are candidates.
@@ -43,7 +44,7 @@ pub enum KeptReason {
 }
 
 /// Kept images by reason (counts, or Docker's bytes).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct KeptCounts {
     pub tagged: u64,
     pub in_use: u64,
@@ -111,7 +112,7 @@ impl KeptCounts {
 }
 
 /// One image the plan removes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct Candidate {
     pub id: String,
     pub size_bytes: u64,
@@ -124,14 +125,14 @@ pub struct Candidate {
 }
 
 /// One image the plan keeps.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct Kept {
     pub id: String,
     pub reason: KeptReason,
     pub size_bytes: u64,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct Plan {
     /// In deletion order.
     pub candidates: Vec<Candidate>,
@@ -145,7 +146,7 @@ pub struct Plan {
 }
 
 /// A container whose image reference matches no image ID, tag or ID prefix in the list.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct UnresolvedContainer {
     pub id: String,
     pub name: String,

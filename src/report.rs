@@ -6,6 +6,7 @@
 use std::fmt::Write as _;
 
 use chrono::{DateTime, SecondsFormat, Utc};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::decision::{Action, WaitEnd};
@@ -20,7 +21,7 @@ use crate::plan::{Candidate, Kept, KeptCounts, KeptReason, Plan, UnresolvedConta
 /// Bumped only when a field is removed or changes meaning; new fields do not bump it.
 pub const SCHEMA_VERSION: u32 = 1;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Decision {
     /// Every planned image was attempted (409/404 skips allowed).
@@ -53,7 +54,7 @@ impl Decision {
 }
 
 /// How long a run waited for closed gates (`--wait-for-gates`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct WaitSummary {
     pub waited_ms: u64,
     pub evaluations: u32,
@@ -64,7 +65,7 @@ pub struct WaitSummary {
 
 /// The report of one `run` or `plan`. Field names are a public contract
 /// (docs/report-schema.md, pinned by a snapshot test).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct Report {
     pub schema_version: u32,
     pub pruneguard_version: &'static str,
@@ -106,6 +107,21 @@ pub struct Report {
     pub duration_ms: u64,
     #[serde(skip)]
     pub kept_images: Vec<Kept>,
+}
+
+/// The JSON Schema (draft 2020-12) of the report as `--output json` writes it, derived from
+/// the report's types: the committed `docs/report.schema.json` is this text, and a test fails
+/// when the two differ.
+pub fn json_schema() -> String {
+    let schema = schemars::generate::SchemaSettings::draft2020_12()
+        // The report is only ever written, so describe what serialising produces.
+        .for_serialize()
+        .into_generator()
+        .into_root_schema_for::<Report>();
+    // A schema is a JSON object of strings, numbers and booleans: serialising cannot fail.
+    let text = serde_json::to_string_pretty(&schema)
+        .unwrap_or_else(|error| format!("{{\"error\": \"{error}\"}}"));
+    format!("{text}\n")
 }
 
 /// Everything a report is made from.
@@ -643,14 +659,7 @@ impl Report {
             "gauge",
             &plain(self.candidates.len().to_string()),
         );
-        if let Some(disk) = self.disk_after.as_ref().or(self.disk.as_ref()) {
-            metric(
-                "pruneguard_disk_used_ratio",
-                "Used fraction of the data root's filesystem after the last run (df basis).",
-                "gauge",
-                &plain(format!("{:.6}", disk.used_ratio())),
-            );
-        }
+        self.disk_metrics(&mut metric);
         #[expect(clippy::cast_precision_loss)] // milliseconds to seconds for a gauge
         let seconds = self.duration_ms as f64 / 1000.0;
         metric(
@@ -659,7 +668,38 @@ impl Report {
             "gauge",
             &plain(format!("{seconds:.3}")),
         );
+        metric(
+            "pruneguard_build_info",
+            "Always 1; the version of pruneguard that wrote these metrics is its label.",
+            "gauge",
+            &[(
+                format!("{{version=\"{}\"}}", self.pruneguard_version),
+                "1".to_string(),
+            )],
+        );
         out
+    }
+
+    /// The disk's gauges, each absent when the report does not know its value.
+    fn disk_metrics(&self, metric: &mut impl FnMut(&str, &str, &str, &[(String, String)])) {
+        if let Some(disk) = self.disk_after.as_ref().or(self.disk.as_ref()) {
+            metric(
+                "pruneguard_disk_used_ratio",
+                "Used fraction of the data root's filesystem after the last run (df basis).",
+                "gauge",
+                &[(String::new(), format!("{:.6}", disk.used_ratio()))],
+            );
+        }
+        // Known only after a real run that attempted every candidate (or had none): absent
+        // otherwise, so that an alert on it never fires on a run that proved nothing.
+        if let Some(still_full) = self.disk_still_full {
+            metric(
+                "pruneguard_disk_still_full",
+                "1 if the disk was still at or above the disk gate's threshold after a run that attempted every candidate: dangling images are not enough.",
+                "gauge",
+                &[(String::new(), u8::from(still_full).to_string())],
+            );
+        }
     }
 }
 

@@ -1,17 +1,24 @@
-//! The `state_dir` check: can pruneguard create and write its state directory (the lock and
-//! the last run's record live there)?
+//! The `state_dir` check: could a run create and write its state directory (the lock and the
+//! last run's record live there)? Doctor only looks: it creates nothing and writes nothing, and
+//! says what a run would create.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+use rustix::fs::{Access, AtFlags, CWD};
 
 use super::{Check, CheckName};
 
 const NAME: CheckName = CheckName::StateDir;
 
-/// What trying the state directory showed.
+/// What looking at the state directory showed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StateDirProbe {
-    Writable {
-        created: bool,
+    /// It exists, and this user may create files in it.
+    Writable,
+    /// It does not exist; a run would create it (mode 0755, with any missing parents) below
+    /// this existing directory, which this user may write.
+    WouldCreate {
+        below: PathBuf,
     },
     NotADirectory,
     /// A run would refuse it: a symlink, or writable by others it does not belong to.
@@ -20,34 +27,57 @@ pub enum StateDirProbe {
     NotWritable(String),
 }
 
-/// Creates the directory if missing, then writes and removes a temp file in it.
+/// May this process create entries in `dir`? Asked of the kernel (`faccessat`), which also
+/// answers for read-only mounts, so that nothing has to be written to find out.
+fn may_write(dir: &Path) -> Result<(), String> {
+    rustix::fs::accessat(
+        CWD,
+        dir,
+        Access::WRITE_OK | Access::EXEC_OK,
+        AtFlags::empty(),
+    )
+    .map_err(|error| std::io::Error::from(error).to_string())
+}
+
+/// Looks at the directory, or, when it is missing, at the nearest existing parent a run would
+/// create it in. Changes nothing.
 pub fn probe(dir: &Path) -> StateDirProbe {
-    let created = match std::fs::symlink_metadata(dir) {
+    match std::fs::symlink_metadata(dir) {
         Ok(meta) if meta.file_type().is_symlink() || meta.is_dir() => {
             let euid = rustix::process::geteuid().as_raw();
             if let Some(problem) = crate::state::state_dir_problem(dir, &meta, euid) {
                 return StateDirProbe::Refused(problem);
             }
-            false
-        }
-        Ok(_) => return StateDirProbe::NotADirectory,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-            if let Err(error) = std::fs::create_dir_all(dir) {
-                return StateDirProbe::CannotCreate(error.to_string());
+            match may_write(dir) {
+                Ok(()) => StateDirProbe::Writable,
+                Err(reason) => StateDirProbe::NotWritable(reason),
             }
-            true
         }
-        Err(error) => return StateDirProbe::NotWritable(error.to_string()),
-    };
-    match tempfile::Builder::new()
-        .prefix(".pruneguard-doctor-")
-        .tempfile_in(dir)
-    {
-        // Dropping the temp file closes and deletes it.
-        Ok(file) => match file.close() {
-            Ok(()) => StateDirProbe::Writable { created },
-            Err(error) => StateDirProbe::NotWritable(error.to_string()),
-        },
+        Ok(_) => StateDirProbe::NotADirectory,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            let Some(below) = dir.ancestors().skip(1).find(|parent| parent.exists()) else {
+                return StateDirProbe::CannotCreate("no parent directory exists".into());
+            };
+            if !below.is_dir() {
+                return StateDirProbe::CannotCreate(format!(
+                    "{} is not a directory",
+                    below.display()
+                ));
+            }
+            match may_write(below) {
+                Ok(()) => StateDirProbe::WouldCreate {
+                    below: below.to_path_buf(),
+                },
+                Err(reason) => StateDirProbe::CannotCreate(format!(
+                    "{} is not writable: {reason}",
+                    below.display()
+                )),
+            }
+        }
+        // A parent is a file: no run could create the directory.
+        Err(error) if error.kind() == std::io::ErrorKind::NotADirectory => {
+            StateDirProbe::CannotCreate(error.to_string())
+        }
         Err(error) => StateDirProbe::NotWritable(error.to_string()),
     }
 }
@@ -60,14 +90,15 @@ pub fn check(dir: &Path, probe: &StateDirProbe) -> Check {
         dir.display()
     );
     match probe {
-        StateDirProbe::Writable { created: false } => {
+        StateDirProbe::Writable => {
             Check::ok(NAME, format!("{} exists and is writable", dir.display()))
         }
-        StateDirProbe::Writable { created: true } => Check::ok(
+        StateDirProbe::WouldCreate { below } => Check::ok(
             NAME,
             format!(
-                "{} did not exist; created it, and it is writable",
-                dir.display()
+                "{} does not exist; the first run will create it (mode 0755) in {}, which is writable; doctor created nothing",
+                dir.display(),
+                below.display()
             ),
         ),
         StateDirProbe::NotADirectory => Check::warn(
@@ -98,18 +129,38 @@ mod tests {
     use crate::doctor::Status;
 
     #[test]
-    fn state_dir_probe_creates_and_leaves_nothing() {
+    fn state_dir_probe_creates_nothing_and_says_what_a_run_would_create() {
         let root = tempfile::tempdir().expect("tempdir");
         let dir = root.path().join("a/b");
-        assert_eq!(probe(&dir), StateDirProbe::Writable { created: true });
+        assert_eq!(
+            probe(&dir),
+            StateDirProbe::WouldCreate {
+                below: root.path().to_path_buf()
+            }
+        );
+        assert!(
+            !root.path().join("a").exists(),
+            "the probe created a directory"
+        );
+        let said = check(&dir, &probe(&dir));
+        assert_eq!(said.status, Status::Ok);
+        assert!(
+            said.detail.contains("the first run will create it"),
+            "{}",
+            said.detail
+        );
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        assert_eq!(probe(&dir), StateDirProbe::Writable);
         assert_eq!(std::fs::read_dir(&dir).expect("list").count(), 0);
-        assert_eq!(probe(&dir), StateDirProbe::Writable { created: false });
         let file = root.path().join("file");
         std::fs::write(&file, "").expect("write");
         assert_eq!(probe(&file), StateDirProbe::NotADirectory);
         let check = check(&file, &StateDirProbe::NotADirectory);
         assert_eq!(check.status, Status::Warn);
         assert!(check.fix.contains("--state-dir"));
+        // Below a file, the directory cannot be created.
+        let under_file = file.join("state");
+        assert!(matches!(probe(&under_file), StateDirProbe::CannotCreate(_)));
     }
 
     #[test]

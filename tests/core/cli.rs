@@ -343,3 +343,127 @@ fn config_check_validates_a_file_and_touches_nothing() {
         "{stderr}"
     );
 }
+
+/// The global flags mean the same before the subcommand as after it: `config` prints what
+/// they set, identically in both places.
+#[test]
+fn global_flags_work_before_and_after_the_subcommand() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(&config, "[policy]\nmin_age = \"48h\"\n").unwrap();
+    let config = config.to_str().unwrap();
+    let flags = [
+        "--config",
+        config,
+        "-H",
+        "tcp://127.0.0.1:2375",
+        "--output",
+        "json",
+        "--state-dir",
+        "/srv/pg-state",
+    ];
+    let before: Vec<&str> = flags.iter().copied().chain(["config"]).collect();
+    let after: Vec<&str> = ["config"].into_iter().chain(flags).collect();
+    let (code, printed_before, stderr) = pruneguard(&before);
+    assert_eq!(code, 0, "{before:?}: {stderr}");
+    let (code, printed_after, stderr) = pruneguard(&after);
+    assert_eq!(code, 0, "{after:?}: {stderr}");
+    assert_eq!(printed_before, printed_after);
+    for set in [
+        "min_age = \"48h\"",
+        "host = \"tcp://127.0.0.1:2375\"",
+        "format = \"json\"",
+        "dir = \"/srv/pg-state\"",
+    ] {
+        assert!(printed_before.contains(set), "{set}: {printed_before}");
+    }
+    // --no-config before the subcommand drops the file.
+    let (code, printed, stderr) = pruneguard(&["--no-config", "--config", config, "config"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(!printed.contains("min_age = \"48h\""), "{printed}");
+}
+
+/// A bad config file named before `plan` or `run` is read, and refused, as it is after them.
+#[test]
+fn a_config_flag_before_plan_or_run_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(&config, "[gates.disk]\ntreshold_percent = 70\n").unwrap();
+    let config = config.to_str().unwrap();
+    for args in [
+        &["--config", config, "plan"][..],
+        &["plan", "--config", config],
+        &["--config", config, "run"],
+    ] {
+        let (code, _, stderr) = pruneguard(args);
+        assert_eq!(code, 2, "{args:?}: {stderr}");
+        assert!(stderr.contains(config), "{args:?}: {stderr}");
+        assert!(stderr.contains("treshold_percent"), "{args:?}: {stderr}");
+    }
+}
+
+/// `status` takes the global flags too, `--state-dir` and `--output` before its name included.
+#[test]
+fn status_takes_the_global_flags_before_its_name() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("last-run.json"),
+        r#"{"started_at":"2024-05-01T03:00:00Z","dry_run":false,"decision":"skipped",
+            "summary":"Skipped: the disk gate is closed.","gates":[],"removed":[],
+            "reclaimed_bytes":0}"#,
+    )
+    .unwrap();
+    let state = dir.path().to_str().unwrap();
+    let (code, stdout, stderr) = pruneguard(&[
+        "--no-config",
+        "--state-dir",
+        state,
+        "--output",
+        "json",
+        "-H",
+        "unix:///nowhere.sock",
+        "status",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("\"decision\":\"skipped\""), "{stdout}");
+    let (code, stdout, stderr) = pruneguard(&["--no-config", "--state-dir", state, "status"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("decision skipped"), "{stdout}");
+}
+
+/// `plan --help` shows only what applies to a plan: it is always dry, takes no lock and writes
+/// neither a report nor metrics. `--dry-run` is still accepted (a run's flags work for a plan).
+#[test]
+fn plan_help_shows_only_what_applies_to_a_plan() {
+    let (code, help, _) = pruneguard(&["plan", "--help"]);
+    assert_eq!(code, 0);
+    assert!(
+        !help
+            .lines()
+            .any(|line| line.trim_start().starts_with("--dry-run")),
+        "{help}"
+    );
+    assert!(!help.contains("run lock"), "{help}");
+    assert!(
+        help.contains("Not used by a plan, which takes no lock and writes no report"),
+        "{help}"
+    );
+    let (_, run_help, _) = pruneguard(&["run", "--help"]);
+    assert!(
+        run_help
+            .lines()
+            .any(|line| line.trim_start().starts_with("--dry-run")),
+        "{run_help}"
+    );
+    assert!(run_help.contains("Where the run lock"), "{run_help}");
+    // Accepted: the refusal is the daemon's, not a usage error.
+    let (code, _, stderr) = pruneguard(&[
+        "plan",
+        "--no-config",
+        "--dry-run",
+        "-H",
+        "unix:///nonexistent/docker.sock",
+    ]);
+    assert_ne!(code, 2, "{stderr}");
+    assert!(!stderr.contains("unexpected argument"), "{stderr}");
+}

@@ -2,11 +2,13 @@
 //! resolution, the gates, the planner, the executor (through a fake engine), the report's
 //! renderings and the command line, each in its own module.
 
+mod alerts;
 mod cli;
 mod config;
 mod execute;
 mod fixtures;
 mod gates;
 mod hostile_plan;
+mod json_schema;
 mod plan;
 mod report_schema;

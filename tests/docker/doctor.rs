@@ -223,12 +223,33 @@ fn unreachable_daemon_fails_and_the_other_checks_still_run() {
         assert_eq!(status(&json, name), "ok", "{name}: {json}");
     }
     assert!(detail(&json, "registry_auth").contains("as ci-bot"));
-    assert!(world.state_dir().is_dir(), "doctor creates the state dir");
-    assert_eq!(
-        fs::read_dir(world.state_dir()).expect("list").count(),
-        0,
-        "and leaves nothing in it"
+    // Doctor changes nothing on the host: it says what a run would create instead.
+    assert!(
+        !world.state_dir().exists(),
+        "doctor must not create the state dir"
     );
+    assert!(
+        detail(&json, "state_dir").contains("the first run will create it"),
+        "{json}"
+    );
+    assert!(
+        text_line(&text.stdout, "state_dir").contains("doctor created nothing"),
+        "{}",
+        text.stdout
+    );
+    // An existing state dir: looked at, written to by nothing (no probe file, no mtime change).
+    fs::create_dir(world.state_dir()).expect("mkdir");
+    let before = fs::metadata(world.state_dir())
+        .and_then(|meta| meta.modified())
+        .expect("mtime");
+    let (_, json) = run_json(with_args(world.doctor(NO_DAEMON), ["--no-config"]));
+    assert_eq!(status(&json, "state_dir"), "ok", "{json}");
+    assert!(detail(&json, "state_dir").contains("exists and is writable"));
+    assert_eq!(fs::read_dir(world.state_dir()).expect("list").count(), 0);
+    let after = fs::metadata(world.state_dir())
+        .and_then(|meta| meta.modified())
+        .expect("mtime");
+    assert_eq!(before, after, "doctor wrote into the state dir");
 }
 
 /// Each config.json variant: its verdict, and no secret in stdout or stderr (trace logs on),

@@ -107,3 +107,95 @@ fn sandbox_pair_forms_a_swarm_whose_worker_refuses_services() {
     assert!(body.contains("not a swarm manager"), "body: {body}");
     assert_eq!(manager.api_get("/services").0, 200);
 }
+
+/// What forces a start to fail: a name, `start`'s extra arguments, the environment, and the
+/// step the message must name.
+type FailedStart = (
+    &'static str,
+    &'static [&'static str],
+    &'static [(&'static str, &'static str)],
+    &'static str,
+);
+
+/// A start that fails says once which step failed (with the logs there are) and leaves nothing
+/// behind: no network namespace, no mount, no process, no directory. Forced two ways: a data
+/// root image too large to create (before any daemon), and a dockerd that exits at once (an
+/// unknown storage driver).
+#[test]
+fn a_failed_start_names_its_step_once_and_leaves_nothing() {
+    let cases: [FailedStart; 2] = [
+        (
+            "impossible data root",
+            &["--data-root-size", "999999999999"],
+            &[],
+            "creating the 999999999999 MiB data root image",
+        ),
+        (
+            "dockerd exits at once",
+            &[],
+            &[("PGSB_STORAGE_DRIVER", "no-such-driver")],
+            "waiting for dockerd to answer",
+        ),
+    ];
+    for (what, args, env, step) in cases {
+        let tmp = tempfile::Builder::new()
+            .prefix("pgfail.")
+            .tempdir()
+            .expect("temp dir");
+        let dir = tmp.path().join("sb");
+        let out = std::process::Command::new("bash")
+            .arg(support::repo_root().join("scripts/sandbox.sh"))
+            .arg("start")
+            .arg(&dir)
+            .args(args)
+            .envs(env.iter().copied())
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("bash runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{what}: {stderr}");
+        assert!(out.stdout.is_empty(), "{what}: no host on stdout");
+        assert_eq!(
+            stderr.matches("sandbox.sh: sandbox in").count(),
+            1,
+            "{what}: said once: {stderr}"
+        );
+        assert!(
+            stderr.contains(&format!("while {step}")),
+            "{what}: {stderr}"
+        );
+        if env.is_empty() {
+            assert!(
+                stderr.contains("no daemon had started yet"),
+                "{what}: {stderr}"
+            );
+        } else {
+            assert!(stderr.contains("dockerd.log"), "{what}: {stderr}");
+            assert!(
+                stderr.contains("no-such-driver"),
+                "{what}: the log: {stderr}"
+            );
+        }
+        let netns = stderr
+            .split("network namespace ")
+            .nth(1)
+            .and_then(|rest| rest.split(')').next())
+            .unwrap_or_else(|| panic!("{what}: names its namespace: {stderr}"));
+        assert!(
+            !std::path::Path::new("/var/run/netns").join(netns).exists(),
+            "{what}: the namespace {netns} is left"
+        );
+        let dir_text = dir.to_string_lossy().into_owned();
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
+        assert!(!mounts.contains(&dir_text), "{what}: a mount is left");
+        let left: Vec<String> = std::fs::read_dir("/proc")
+            .expect("/proc")
+            .filter_map(Result::ok)
+            .filter_map(|entry| std::fs::read(entry.path().join("cmdline")).ok())
+            .map(|cmdline| String::from_utf8_lossy(&cmdline).replace('\0', " "))
+            .filter(|cmdline| cmdline.contains(&dir_text))
+            .collect();
+        assert!(left.is_empty(), "{what}: processes are left: {left:?}");
+        assert!(!dir.exists(), "{what}: {} is left", dir.display());
+    }
+}
