@@ -682,7 +682,7 @@ let
       detail = toJSON (pkgX86.args.cargoTestFlags or null);
     }
     {
-      name = "package: its source is Cargo.toml, Cargo.lock, src, crates/testkit, tests/core, README.md, docs only";
+      name = "package: its source is Cargo.toml, Cargo.lock, src, crates/testkit, tests/core, README.md, docs, contrib/prometheus only";
       ok =
         pkgX86.args.src.root == root
         && pkgX86.args.src.fileset.members == map (p: root + p) [
@@ -693,6 +693,7 @@ let
           "/tests/core"
           "/README.md"
           "/docs"
+          "/contrib/prometheus"
         ];
       detail = toString (pkgX86.args.src.fileset.members or [ ]);
     }
