@@ -132,7 +132,7 @@ async fn prune(args: &RunArgs, mode: Mode) -> anyhow::Result<Outcome> {
         _ => None,
     };
 
-    let min_age = humantime::format_duration(settings.policy.min_age).to_string();
+    let min_age = crate::human::format_duration(settings.policy.min_age);
     let mut report = Report::new(ReportInput {
         started_at,
         dry_run,

@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::human::{human_seconds, short_id};
+use crate::human::{format_duration, human_seconds, short_id};
 use crate::model::{Container, DiskUsage, Event, LockFileState, Snapshot, SwarmCluster, Task};
 use crate::policy::{GatePolicy, Pattern};
 
@@ -272,7 +272,7 @@ pub fn quiet_gate(snapshot: &Snapshot, policy: &GatePolicy, now: DateTime<Utc>) 
     } else {
         recent.len() as u64
     };
-    let period_text = humantime::format_duration(period).to_string();
+    let period_text = format_duration(period);
     let detail = match recent.first() {
         None => {
             format!("no image pull/load/import/tag or container create in the last {period_text}.")
@@ -434,7 +434,7 @@ fn workload_reasons(
         if lock.stale {
             text.push_str(&format!(
                 "; it is older than stale_lock_after ({}), so it may be left over from a crashed deploy: a human must look and remove it",
-                humantime::format_duration(stale_lock_after)
+                format_duration(stale_lock_after)
             ));
         }
         reasons.push(text);
@@ -614,7 +614,7 @@ fn swarm_detail(
     if !stuck.is_empty() {
         detail.push_str(&format!(
             " Stuck longer than stuck_after ({}), so not blocking: {}.",
-            humantime::format_duration(stuck_after),
+            format_duration(stuck_after),
             describe(stuck)
         ));
     }

@@ -91,31 +91,7 @@ pub fn boolean(text: &str) -> Result<bool, String> {
     }
 }
 
-/// A duration as the README writes it: the largest unit that divides it exactly (`24h`,
-/// `10m`, `30s`, `7d`, `1500ms`). Days only from a week up, so `24h` and `48h` stay as written.
-pub fn format_duration(duration: Duration) -> String {
-    const DAY: u128 = 86_400 * NANOS_PER_SECOND;
-    const NANOS_PER_SECOND: u128 = 1_000_000_000;
-    let nanos = duration.as_nanos();
-    if nanos == 0 {
-        return "0s".to_string();
-    }
-    if nanos.is_multiple_of(DAY) && nanos >= 7 * DAY {
-        return format!("{}d", nanos / DAY);
-    }
-    for (unit, size) in [
-        ("h", 3600 * NANOS_PER_SECOND),
-        ("m", 60 * NANOS_PER_SECOND),
-        ("s", NANOS_PER_SECOND),
-        ("ms", 1_000_000),
-        ("us", 1_000),
-    ] {
-        if nanos.is_multiple_of(size) {
-            return format!("{}{unit}", nanos / size);
-        }
-    }
-    format!("{nanos}ns")
-}
+pub use crate::human::format_duration;
 
 #[cfg(test)]
 mod tests {

@@ -12,7 +12,7 @@ const NAME: CheckName = CheckName::Policy;
 /// The `policy` check: a summary of the effective policy, warning where a gate is defeated.
 pub fn check(policy: &Policy, config_valid: bool) -> Check {
     let gates = &policy.gates;
-    let human = |duration| humantime::format_duration(duration).to_string();
+    let human = |duration| crate::human::format_duration(duration);
     let workload = &gates.workload;
     let selectors = workload.stacks.len()
         + workload.labels.len()
@@ -74,7 +74,7 @@ mod tests {
         assert_eq!(verdict.status, Status::Ok);
         assert!(
             verdict.detail.contains(
-                "min_age 1day, disk threshold 80 %, quiet period 10m, 0 workload selector(s)"
+                "min_age 24h, disk threshold 80 %, quiet period 10m, 0 workload selector(s)"
             ),
             "{verdict:?}"
         );
