@@ -67,10 +67,10 @@ die() {
 [ "$(id -u)" -eq 0 ] || die "run as root: the sandboxes need network namespaces and mounts"
 bash scripts/sandbox.sh ensure-installed
 
-# cargo from rustup lives in ~/.cargo/bin, which sudo's PATH may lack (as in scripts/test.sh).
-if ! command -v cargo >/dev/null 2>&1 && [ -x "${HOME:-/root}/.cargo/bin/cargo" ]; then
-  export PATH="${HOME:-/root}/.cargo/bin:$PATH"
-fi
+# shellcheck source-path=SCRIPTDIR source=../scripts/lib.sh
+PROG=cycle
+. "$repo/scripts/lib.sh"
+find_cargo
 release=${CARGO_TARGET_DIR:-$repo/target}/release
 pruneguard=${PRUNEGUARD_BIN:-}
 if [ -z "$pruneguard" ]; then

@@ -15,10 +15,10 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
 [ "$(id -u)" -eq 0 ] || { echo "bench: run as root" >&2; exit 1; }
 bash scripts/sandbox.sh ensure-installed
-# cargo from rustup lives in ~/.cargo/bin, which sudo's PATH may lack (as in scripts/test.sh).
-if ! command -v cargo >/dev/null 2>&1 && [ -x "${HOME:-/root}/.cargo/bin/cargo" ]; then
-  export PATH="${HOME:-/root}/.cargo/bin:$PATH"
-fi
+# shellcheck source-path=SCRIPTDIR source=../scripts/lib.sh
+PROG=$(basename "$0")
+. "$repo/scripts/lib.sh"
+find_cargo
 # pruneguard, and the testkit that generates the images (crates/testkit).
 cargo build --release --quiet -p pruneguard -p testkit
 release=${CARGO_TARGET_DIR:-$repo/target}/release

@@ -29,10 +29,10 @@ cd "$repo"
 [ "$(id -u)" -eq 0 ] || { echo "scale: run as root" >&2; exit 1; }
 [ "$containers" -le "$tagged" ] || { echo "scale: CONTAINERS must not exceed TAGGED" >&2; exit 1; }
 bash scripts/sandbox.sh ensure-installed
-# cargo from rustup lives in ~/.cargo/bin, which sudo's PATH may lack (as in scripts/test.sh).
-if ! command -v cargo >/dev/null 2>&1 && [ -x "${HOME:-/root}/.cargo/bin/cargo" ]; then
-  export PATH="${HOME:-/root}/.cargo/bin:$PATH"
-fi
+# shellcheck source-path=SCRIPTDIR source=../scripts/lib.sh
+PROG=$(basename "$0")
+. "$repo/scripts/lib.sh"
+find_cargo
 # pruneguard, and the testkit (crates/testkit) that generates the images, creates the containers
 # and counts the reports' lists.
 cargo build --release --quiet -p pruneguard -p testkit

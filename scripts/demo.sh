@@ -18,20 +18,10 @@ step "Installing what the sandbox needs (Debian's docker.io), if missing"
 bash scripts/sandbox.sh ensure-installed
 
 step "Building pruneguard and its testkit (release)"
-# cargo from rustup lives in ~/.cargo/bin, which sudo's PATH may lack (as in scripts/test.sh).
-# Under sudo, HOME is root's: look in the invoking user's home too.
-if ! command -v cargo >/dev/null 2>&1; then
-  for home in "${HOME:-/root}" ${SUDO_USER:+"$(getent passwd "$SUDO_USER" | cut -d: -f6)"}; do
-    if [ -x "$home/.cargo/bin/cargo" ]; then
-      export PATH="$home/.cargo/bin:$PATH"
-      break
-    fi
-  done
-fi
-command -v cargo >/dev/null 2>&1 || {
-  echo "demo.sh: cargo not found on PATH nor in ~/.cargo/bin; install Rust (rustup) first" >&2
-  exit 1
-}
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+PROG=demo.sh
+. "$repo/scripts/lib.sh"
+find_cargo
 # The testkit that generates the images (crates/testkit).
 cargo build --release --quiet -p pruneguard -p testkit
 release=${CARGO_TARGET_DIR:-$repo/target}/release

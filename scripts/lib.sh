@@ -1,5 +1,5 @@
-# Helpers shared by scripts/sandbox.sh and scripts/registry.sh, which source this file (it does
-# nothing on its own). The sourcing script sets PROG (its name, for messages) first.
+# Helpers shared by the scripts (sandbox.sh, registry.sh, test.sh, demo.sh, the benches), which
+# source this file (it does nothing on its own). The sourcing script sets PROG (its name, for messages) first.
 # shellcheck shell=bash
 
 say() { printf '%s\n' "$*" >&2; }
@@ -33,4 +33,20 @@ kill_wait() {
     alive "$pid" || return 0
     sleep 0.1
   done
+}
+
+# find_cargo: put rustup's cargo on PATH when it is not there: ~/.cargo/bin is missing from
+# sudo's and CI's PATH, and under sudo HOME is root's, so the invoking user's home counts too.
+# Fails (with a sentence) when there is no cargo at all.
+find_cargo() {
+  local home
+  if ! command -v cargo >/dev/null 2>&1; then
+    for home in "${HOME:-/root}" ${SUDO_USER:+"$(getent passwd "$SUDO_USER" | cut -d: -f6)"}; do
+      if [ -x "$home/.cargo/bin/cargo" ]; then
+        export PATH="$home/.cargo/bin:$PATH"
+        break
+      fi
+    done
+  fi
+  command -v cargo >/dev/null 2>&1 || die "cargo not found on PATH nor in ~/.cargo/bin; install Rust (rustup) first"
 }
