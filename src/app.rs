@@ -89,7 +89,8 @@ async fn prune(args: &RunArgs, mode: Mode) -> anyhow::Result<Outcome> {
     } else {
         Some(RunLock::acquire(&settings.state_dir)?)
     };
-    let engine = DockerEngine::connect(&settings.host, settings.api_timeout).await?;
+    let engine =
+        DockerEngine::connect(&settings.host, settings.api_timeout, settings.max_list_size).await?;
     info!(endpoint = engine.endpoint(), dry_run, "gathering");
 
     // Gathering only reads, so a signal may abandon it at once; a waiting run ends its wait

@@ -279,6 +279,14 @@ pub struct RunArgs {
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub api_timeout: Option<Duration>,
 
+    /// Refuse a list answer (images, containers, services, tasks) larger than this; nothing is
+    /// deleted then. Raise it on hosts with very many images or containers; each MiB of list
+    /// costs about 5 MiB of memory while decoding [default: 4MiB].
+    ///
+    /// [env: PRUNEGUARD_MAX_LIST_SIZE] [key: engine.max_list_size]
+    #[arg(long, value_name = "SIZE", value_parser = crate::config::parse_size)]
+    pub max_list_size: Option<u64>,
+
     /// Write `node_exporter` textfile metrics here after a run (atomically).
     ///
     /// [env: PRUNEGUARD_METRICS_FILE] [key: output.metrics_file]

@@ -66,6 +66,11 @@ pub fn render(settings: &Settings) -> String {
         &[
             ("host", set(string(&settings.host.to_string())), ""),
             ("api_timeout", set(duration(settings.api_timeout)), ""),
+            (
+                "max_list_size",
+                set(string(&super::format_size(settings.max_list_size))),
+                "",
+            ),
         ],
     );
     table(

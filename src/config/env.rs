@@ -28,9 +28,10 @@ pub const SWARM_STUCK_AFTER: &str = "PRUNEGUARD_SWARM_STUCK_AFTER";
 pub const STATE_DIR: &str = "PRUNEGUARD_STATE_DIR";
 pub const OUTPUT: &str = "PRUNEGUARD_OUTPUT";
 pub const METRICS_FILE: &str = "PRUNEGUARD_METRICS_FILE";
+pub const MAX_LIST_SIZE: &str = "PRUNEGUARD_MAX_LIST_SIZE";
 
 /// Every variable pruneguard's settings read.
-pub const ALL: [&str; 16] = [
+pub const ALL: [&str; 17] = [
     CONFIG,
     HOST,
     API_TIMEOUT,
@@ -47,6 +48,7 @@ pub const ALL: [&str; 16] = [
     STATE_DIR,
     OUTPUT,
     METRICS_FILE,
+    MAX_LIST_SIZE,
 ];
 
 /// Environment variables, as the settings see them.
@@ -141,6 +143,8 @@ impl Environment {
         let mut layer = SettingsLayer::default();
         layer.engine.host = self.value(HOST, "engine.host", HostUrl::parse)?;
         layer.engine.api_timeout = self.duration(API_TIMEOUT, "engine.api_timeout")?;
+        layer.engine.max_list_size =
+            self.value(MAX_LIST_SIZE, "engine.max_list_size", values::size)?;
         layer.policy.min_age = self.duration(MIN_AGE, "policy.min_age")?;
         let gates = &mut layer.gates;
         gates.wait = self.duration(WAIT, "gates.wait")?;

@@ -34,6 +34,7 @@ type List = Option<Spanned<Vec<Spanned<String>>>>;
 struct FileEngine {
     host: Text,
     api_timeout: Text,
+    max_list_size: Text,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -243,6 +244,11 @@ impl Lines<'_> {
                     super::HostUrl::parse(&text)
                 })?,
                 api_timeout: duration("engine.api_timeout", raw.engine.api_timeout)?,
+                max_list_size: self.value(
+                    "engine.max_list_size",
+                    raw.engine.max_list_size,
+                    |text| values::size(&text),
+                )?,
             },
             policy: PolicyLayer {
                 min_age: duration("policy.min_age", raw.policy.min_age)?,

@@ -52,6 +52,9 @@ pub fn layer(args: &RunArgs) -> Result<SettingsLayer, ConfigError> {
         }
     };
     layer.engine.api_timeout = duration("--api-timeout", args.api_timeout);
+    layer.engine.max_list_size = args
+        .max_list_size
+        .map(|size| Sourced::new(size, Source::Flag("--max-list-size")));
     layer.policy.min_age = duration("--min-age", args.min_age);
 
     let gates = &mut layer.gates;

@@ -68,6 +68,7 @@ pub struct SettingsLayer {
 pub struct EngineLayer {
     pub host: Option<Sourced<HostUrl>>,
     pub api_timeout: Option<Sourced<Duration>>,
+    pub max_list_size: Option<Sourced<u64>>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -134,6 +135,7 @@ impl SettingsLayer {
             engine: EngineLayer {
                 host: self.engine.host.or(lower.engine.host),
                 api_timeout: self.engine.api_timeout.or(lower.engine.api_timeout),
+                max_list_size: self.engine.max_list_size.or(lower.engine.max_list_size),
             },
             policy: PolicyLayer {
                 min_age: self.policy.min_age.or(lower.policy.min_age),

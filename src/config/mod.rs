@@ -34,7 +34,18 @@ pub use layer::{
     DiskLayer, DiskPath, EngineLayer, GatesLayer, OutputLayer, PolicyLayer, QuietLayer,
     SettingsLayer, Source, Sourced, StateLayer, SwarmLayer, WorkloadLayer,
 };
-pub use values::format_duration;
+pub use values::{format_duration, format_size};
+
+/// `--max-list-size`'s parser: `4MiB`, `512KiB`, `1GiB` or bytes.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    values::size(text)
+}
+
+/// The default bound on one list answer; see `engine::bounded`.
+pub const DEFAULT_MAX_LIST_SIZE: u64 = crate::engine::LIST_ANSWER_LIMIT;
+/// The range `engine.max_list_size` may take: below 1 MiB even a small host's lists fail, and a
+/// larger bound than 1 GiB bounds nothing a machine of this kind survives.
+pub const MAX_LIST_SIZE_RANGE: std::ops::RangeInclusive<u64> = 1024 * 1024..=1024 * 1024 * 1024;
 
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/pruneguard/config.toml";
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/pruneguard";
@@ -42,7 +53,7 @@ pub const DEFAULT_API_TIMEOUT: Duration = Duration::from_secs(30);
 /// The shortest API timeout: a shorter one fails requests to a healthy, busy daemon.
 pub const MIN_API_TIMEOUT: Duration = ranges::API_TIMEOUT.min;
 /// The names of every environment variable the settings read.
-pub const ENV_VARS: [&str; 16] = env::ALL;
+pub const ENV_VARS: [&str; 17] = env::ALL;
 
 /// A configuration problem: exit status 2.
 #[derive(Debug, thiserror::Error)]
@@ -75,6 +86,8 @@ pub struct Settings {
     pub dry_run: bool,
     /// Per-request timeout for the Docker API; at least [`MIN_API_TIMEOUT`].
     pub api_timeout: Duration,
+    /// The largest list answer (images, containers, services, tasks) read from the engine.
+    pub max_list_size: u64,
 }
 
 /// The config file to read: none with `--no-config`, else `--config`, `PRUNEGUARD_CONFIG`, or
@@ -196,6 +209,13 @@ impl Settings {
             output,
         } = layer;
         let api_timeout = in_range(engine.api_timeout, &ranges::API_TIMEOUT)?;
+        let max_list_size = check(
+            engine.max_list_size,
+            "engine.max_list_size",
+            DEFAULT_MAX_LIST_SIZE,
+            |size| MAX_LIST_SIZE_RANGE.contains(size),
+            "must be from 1MiB to 1GiB; the default is 4MiB",
+        )?;
         let wait_interval = in_range(gates.wait_interval, &ranges::WAIT_INTERVAL)?;
         let wait = match (mode, gates.wait) {
             (Mode::Plan, Some(wait)) if !matches!(wait.source, Source::Flag(_)) => None,
@@ -270,6 +290,7 @@ impl Settings {
             output: output.format.map(|format| format.value).unwrap_or_default(),
             dry_run,
             api_timeout,
+            max_list_size,
         })
     }
 

@@ -21,6 +21,41 @@ pub fn percent(value: i64) -> Result<u8, String> {
         .ok_or_else(|| format!("{value} is not a percentage; use a whole number from 0 to 100"))
 }
 
+/// A size as `4MiB`, `512KiB`, `1GiB` or plain bytes (binary units, as the README writes them).
+pub fn size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let digits = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(digits);
+    let multiplier: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" => 1024,
+        "MiB" => 1024 * 1024,
+        "GiB" => 1024 * 1024 * 1024,
+        _ => {
+            return Err(format!(
+                "{text:?} is not a size; write it as 4MiB, 512KiB or 1GiB"
+            ));
+        }
+    };
+    number
+        .parse::<u64>()
+        .ok()
+        .and_then(|number| number.checked_mul(multiplier))
+        .ok_or_else(|| format!("{text:?} is not a size; write it as 4MiB, 512KiB or 1GiB"))
+}
+
+/// A size as [`size`] reads it back: the largest binary unit that divides it.
+pub fn format_size(bytes: u64) -> String {
+    for (unit, factor) in [("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)] {
+        if bytes >= factor && bytes.is_multiple_of(factor) {
+            return format!("{}{unit}", bytes / factor);
+        }
+    }
+    format!("{bytes}B")
+}
+
 /// [`percent`] from text (the environment).
 pub fn percent_text(text: &str) -> Result<u8, String> {
     let value = text
@@ -96,6 +131,23 @@ pub use crate::human::format_duration;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_parse_in_binary_units_and_print_back() {
+        for (text, bytes) in [
+            ("4MiB", 4 << 20),
+            ("512KiB", 512 << 10),
+            ("1GiB", 1 << 30),
+            ("1000", 1000),
+            ("7B", 7),
+        ] {
+            assert_eq!(size(text), Ok(bytes), "{text}");
+            assert_eq!(size(&format_size(bytes)), Ok(bytes), "{text}");
+        }
+        for bad in ["", "4MB", "4 mb", "-1MiB", "MiB", "99999999999999999999GiB"] {
+            assert!(size(bad).is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn durations_print_as_the_readme_writes_them_and_parse_back() {

@@ -19,7 +19,8 @@ pub struct DaemonProbe {
 
 /// Connects and reads `/info`.
 pub async fn probe(settings: &Settings) -> DaemonProbe {
-    match DockerEngine::connect(&settings.host, settings.api_timeout).await {
+    match DockerEngine::connect(&settings.host, settings.api_timeout, settings.max_list_size).await
+    {
         Ok(engine) => {
             let info = engine.info().await;
             DaemonProbe {

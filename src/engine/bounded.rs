@@ -67,13 +67,19 @@ pub fn connect_unix(
     path: &Path,
     timeout_secs: u64,
     version: &ClientVersion,
+    list_limit: u64,
 ) -> Result<(Docker, EventsBound), BollardError> {
     if !path.exists() {
         return Err(BollardError::SocketNotFoundError(
             path.to_string_lossy().into_owned(),
         ));
     }
-    connect(Target::Unix(path.to_path_buf()), timeout_secs, version)
+    connect(
+        Target::Unix(path.to_path_buf()),
+        timeout_secs,
+        version,
+        list_limit,
+    )
 }
 
 /// A bollard client on plain HTTP to `host:port`, every answer bounded.
@@ -82,26 +88,35 @@ pub fn connect_tcp(
     port: u16,
     timeout_secs: u64,
     version: &ClientVersion,
+    list_limit: u64,
 ) -> Result<(Docker, EventsBound), BollardError> {
     let authority = if host.contains(':') {
         format!("[{host}]:{port}")
     } else {
         format!("{host}:{port}")
     };
-    connect(Target::Tcp(authority), timeout_secs, version)
+    connect(Target::Tcp(authority), timeout_secs, version, list_limit)
 }
 
 fn connect(
     target: Target,
     timeout_secs: u64,
     version: &ClientVersion,
+    list_limit: u64,
 ) -> Result<(Docker, EventsBound), BollardError> {
     let target = Arc::new(target);
     let events_bound = EventsBound::default();
     let passed = Arc::clone(&events_bound.passed);
     // bollard builds `http://docker/v1.41/…` URIs from this; `send` keeps only path and query.
     let docker = Docker::connect_with_custom_transport(
-        move |request: BollardRequest| send(Arc::clone(&target), Arc::clone(&passed), request),
+        move |request: BollardRequest| {
+            send(
+                Arc::clone(&target),
+                Arc::clone(&passed),
+                list_limit,
+                request,
+            )
+        },
         Some("http://docker"),
         timeout_secs,
         version,
@@ -127,8 +142,19 @@ impl EventsBound {
     }
 }
 
-/// What an answer over its bound is, for the message of `EngineError::Protocol`.
-pub fn too_large_message(limit: u64) -> String {
+/// What an answer over its bound is, for the message of `EngineError::Protocol`. A list can
+/// legitimately pass its bound on a host with very many images or containers: that message
+/// names the setting that raises it.
+pub fn too_large_message(limit: u64, operation: &str) -> String {
+    if ["/images/json", "/containers/json", "/services", "/tasks"]
+        .iter()
+        .any(|list| operation.ends_with(list))
+    {
+        return format!(
+            "the answer is larger than {}, the most pruneguard reads of a list (a bound on its memory: each MiB costs about 5 MiB while decoding), so it counts as unknown and nothing is deleted. On a host with this many images or containers, raise engine.max_list_size (--max-list-size, PRUNEGUARD_MAX_LIST_SIZE); otherwise the daemon or a proxy in front of it is misbehaving",
+            size(limit)
+        );
+    }
     format!(
         "the answer is larger than {}, the most pruneguard reads of it (a bound on its memory); dockerd does not send that much, so the daemon or a proxy in front of it is misbehaving, and this answer counts as unknown",
         size(limit)
@@ -136,9 +162,9 @@ pub fn too_large_message(limit: u64) -> String {
 }
 
 /// The bound for a request to `path` (`/v1.41/images/json`, version prefix optional).
-pub fn answer_limit(path: &str) -> u64 {
+pub fn answer_limit(path: &str, list_limit: u64) -> u64 {
     match unversioned(path) {
-        "/images/json" | "/containers/json" | "/services" | "/tasks" => LIST_ANSWER_LIMIT,
+        "/images/json" | "/containers/json" | "/services" | "/tasks" => list_limit,
         "/events" => EVENTS_ANSWER_LIMIT,
         _ => SMALL_ANSWER_LIMIT,
     }
@@ -162,9 +188,10 @@ fn unversioned(path: &str) -> &str {
 async fn send(
     target: Arc<Target>,
     events_passed: Arc<AtomicBool>,
+    list_limit: u64,
     request: BollardRequest,
 ) -> Result<Response<Incoming>, BollardError> {
-    let limit = answer_limit(request.uri().path());
+    let limit = answer_limit(request.uri().path(), list_limit);
     let flag = is_events(request.uri().path()).then(|| {
         events_passed.store(false, Ordering::SeqCst);
         events_passed
@@ -354,9 +381,9 @@ mod tests {
             "/v1.41/tasks",
             "/images/json",
         ] {
-            assert_eq!(answer_limit(path), LIST_ANSWER_LIMIT, "{path}");
+            assert_eq!(answer_limit(path, 77), 77, "{path}");
         }
-        assert_eq!(answer_limit("/v1.41/events"), EVENTS_ANSWER_LIMIT);
+        assert_eq!(answer_limit("/v1.41/events", 77), EVENTS_ANSWER_LIMIT);
         for path in [
             "/_ping",
             "/version",
@@ -365,7 +392,7 @@ mod tests {
             "/v1.41/images/sha256:abc",
             "/v1.41/images/json/../x",
         ] {
-            assert_eq!(answer_limit(path), SMALL_ANSWER_LIMIT, "{path}");
+            assert_eq!(answer_limit(path, 77), SMALL_ANSWER_LIMIT, "{path}");
         }
     }
 

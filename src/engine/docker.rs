@@ -34,7 +34,12 @@ pub struct DockerEngine {
 impl DockerEngine {
     /// Connects to `host` and negotiates the API version. `timeout` bounds every request;
     /// `config` guarantees it is at least `config::MIN_API_TIMEOUT`.
-    pub async fn connect(host: &HostUrl, timeout: Duration) -> Result<Self, EngineError> {
+    /// `max_list_size` bounds each list answer (`engine.max_list_size`); see `bounded`.
+    pub async fn connect(
+        host: &HostUrl,
+        timeout: Duration,
+        max_list_size: u64,
+    ) -> Result<Self, EngineError> {
         let endpoint = host.to_string();
         // bollard counts whole seconds: round up, so its own timer never fires before ours
         // (`within` bounds each request to exactly `timeout`).
@@ -42,8 +47,12 @@ impl DockerEngine {
         let version = bollard::API_DEFAULT_VERSION;
         // Through `bounded`: every answer read has a size bound.
         let connected = match host {
-            HostUrl::Unix(path) => bounded::connect_unix(path, timeout_secs, version),
-            HostUrl::Tcp { host, port } => bounded::connect_tcp(host, *port, timeout_secs, version),
+            HostUrl::Unix(path) => {
+                bounded::connect_unix(path, timeout_secs, version, max_list_size)
+            }
+            HostUrl::Tcp { host, port } => {
+                bounded::connect_tcp(host, *port, timeout_secs, version, max_list_size)
+            }
         };
         let (docker, events_bound) =
             connected.map_err(|error| map_error(&endpoint, "connect", timeout, error))?;
@@ -202,7 +211,7 @@ impl Engine for DockerEngine {
                 let message = message.map_err(|error| match self.events_bound.passed() {
                     Some(limit) => EngineError::Protocol {
                         operation: "GET /events",
-                        message: bounded::too_large_message(limit),
+                        message: bounded::too_large_message(limit, "GET /events"),
                     },
                     None => self.fail("GET /events")(error),
                 })?;
@@ -415,7 +424,7 @@ fn map_error(
     if let Some(limit) = bounded::too_large(&error) {
         return EngineError::Protocol {
             operation,
-            message: bounded::too_large_message(limit),
+            message: bounded::too_large_message(limit, operation),
         };
     }
     match error {

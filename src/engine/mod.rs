@@ -8,6 +8,7 @@ mod docker;
 
 use chrono::{DateTime, Utc};
 
+pub use bounded::LIST_ANSWER_LIMIT;
 pub use docker::DockerEngine;
 
 use crate::model::{Container, DaemonInfo, Events, Image, SwarmCluster};

@@ -87,6 +87,7 @@ fn defaults_print_every_key_as_the_readme_writes_it() {
 [engine]
 host = "unix:///var/run/docker.sock"
 api_timeout = "30s"
+max_list_size = "4MiB"
 
 [policy]
 min_age = "24h"

@@ -53,6 +53,9 @@ fn cases() -> Vec<Case> {
         case("engine.api_timeout", "\"5s\"", Some(("PRUNEGUARD_API_TIMEOUT", "6s")),
              |a| a.api_timeout = Some(secs(7)),
              [Some("\"7s\""), Some("\"6s\""), Some("\"5s\""), Some("\"30s\"")]),
+        case("engine.max_list_size", "\"8MiB\"", Some(("PRUNEGUARD_MAX_LIST_SIZE", "16MiB")),
+             |a| a.max_list_size = Some(32 << 20),
+             [Some("\"32MiB\""), Some("\"16MiB\""), Some("\"8MiB\""), Some("\"4MiB\"")]),
         case("policy.min_age", "\"1h\"", Some(("PRUNEGUARD_MIN_AGE", "2h")),
              |a| a.min_age = Some(secs(3 * 3600)),
              [Some("\"3h\""), Some("\"2h\""), Some("\"1h\""), Some("\"24h\"")]),
@@ -418,4 +421,25 @@ fn status_with_a_broken_config_file_is_a_config_error() {
     };
     let error = Settings::resolve_state_dir_with(&args, &Environment::default()).unwrap_err();
     assert!(error.0.contains(":2: `state.dir`"), "{error}");
+}
+
+/// `engine.max_list_size` takes sizes from 1MiB to 1GiB, from any source.
+#[test]
+fn max_list_size_outside_its_range_is_an_error_naming_the_key() {
+    for size in [0, (1 << 20) - 1, (1 << 30) + 1] {
+        let error = resolve_error(&RunArgs {
+            max_list_size: Some(size),
+            ..no_config()
+        });
+        assert!(
+            error.0.contains("engine.max_list_size") && error.0.contains("from 1MiB to 1GiB"),
+            "{error}"
+        );
+    }
+    let settings = super::resolve(&RunArgs {
+        max_list_size: Some(64 << 20),
+        ..no_config()
+    })
+    .unwrap();
+    assert_eq!(settings.max_list_size, 64 << 20);
 }
