@@ -41,13 +41,7 @@ pub struct Request {
 impl Request {
     /// The path without the `/vX.Y` prefix and the query: `/images/json`.
     pub fn endpoint(&self) -> &str {
-        let path = self.path.split('?').next().unwrap_or_default();
-        match path.strip_prefix("/v") {
-            Some(rest) if rest.starts_with(|c: char| c.is_ascii_digit()) => {
-                rest.find('/').map_or(path, |slash| &rest[slash..])
-            }
-            _ => path,
-        }
+        super::endpoint_of(&self.path)
     }
 
     /// `METHOD /full/path?query`, for messages.

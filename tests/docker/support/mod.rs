@@ -34,6 +34,17 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 /// The repository root (where `scripts/` lives).
+/// A request path without the `/vX.Y` prefix and the query: `/images/json`.
+pub fn endpoint_of(path: &str) -> &str {
+    let path = path.split('?').next().unwrap_or_default();
+    match path.strip_prefix("/v") {
+        Some(rest) if rest.starts_with(|c: char| c.is_ascii_digit()) => {
+            rest.find('/').map_or(path, |slash| &rest[slash..])
+        }
+        _ => path,
+    }
+}
+
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }

@@ -51,13 +51,7 @@ pub struct Request<'a> {
 impl Request<'_> {
     /// The path without the `/vX.Y` prefix and without the query string: `/images/sha256:…/json`.
     pub fn endpoint(&self) -> &str {
-        let path = self.path.split('?').next().unwrap_or_default();
-        match path.strip_prefix("/v") {
-            Some(rest) if rest.starts_with(|c: char| c.is_ascii_digit()) => {
-                rest.find('/').map_or(path, |slash| &rest[slash..])
-            }
-            _ => path,
-        }
+        super::endpoint_of(&self.path)
     }
 
     /// `GET /images/{id}/json`: the inspect pruneguard makes right before each delete.
