@@ -36,17 +36,9 @@ cd "$repo" || exit 2
 # lower is safer; "OK" ends at 3.9). Both units score 0.6 today.
 max_exposure=1.5
 
-passed=0
-failed=0
-ok() {
-    echo "ok      $*"
-    passed=$((passed + 1))
-}
-fail() {
-    echo "FAILED  $*"
-    failed=$((failed + 1))
-}
-indent() { sed 's/^/        /'; }
+# ok, fail, indent and the passed/failed counts.
+# shellcheck source=lib.sh
+. "$here/lib.sh"
 
 missing=0
 for tool in nix-instantiate nix systemd-analyze; do

@@ -29,17 +29,9 @@ set -uo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
 repo=$(cd "$here/../.." && pwd -P)
 
-passed=0
-failed=0
-ok() {
-  echo "ok      $*"
-  passed=$((passed + 1))
-}
-fail() {
-  echo "FAILED  $*"
-  failed=$((failed + 1))
-}
-indent() { sed 's/^/        /'; }
+# ok, fail, indent and the passed/failed counts.
+# shellcheck source=lib.sh
+. "$here/lib.sh"
 summary() {
   echo "== deb checks: $passed ok, $failed failing"
   [ "$failed" -eq 0 ]
