@@ -354,7 +354,7 @@ impl Report {
 
     /// The run hit a runtime failure (exit status 1): the daemon went away, or it answers
     /// pings but not deletes.
-    pub fn daemon_lost(&self) -> bool {
+    pub fn runtime_failed(&self) -> bool {
         matches!(
             self.stopped,
             Some(Stop::DaemonLost { .. } | Stop::DaemonUnresponsive { .. })
@@ -365,7 +365,7 @@ impl Report {
     /// Losing the daemon outranks failed deletions (some of which it caused); a lost tag or a
     /// delete of unknown outcome is a deletion that did not go as planned.
     pub fn outcome(&self) -> Outcome {
-        if self.daemon_lost() {
+        if self.runtime_failed() {
             Outcome::RuntimeFailure
         } else if !self.failed.is_empty()
             || !self.tags_lost.is_empty()

@@ -883,7 +883,7 @@ async fn report_decisions() {
     let r = report(false, all_open(), plan.clone(), Some(execution));
     assert_eq!(r.decision, Decision::Partial);
     assert!(r.summary.contains("1 deletion(s) failed"), "{}", r.summary);
-    assert!(!r.daemon_lost());
+    assert!(!r.runtime_failed());
 
     // The daemon went away: partial, and a runtime failure.
     let execution = run_with(
@@ -895,7 +895,7 @@ async fn report_decisions() {
     .await;
     let r = report(false, all_open(), plan.clone(), Some(execution));
     assert_eq!(r.decision, Decision::Partial);
-    assert!(r.daemon_lost());
+    assert!(r.runtime_failed());
     assert!(
         r.summary.contains("daemon stopped answering"),
         "{}",
