@@ -127,9 +127,8 @@ async fn prune(args: &RunArgs, mode: Mode) -> anyhow::Result<Outcome> {
     };
     let disk_before = decided.disk;
     let disk_after = match (&execution, &disk_before) {
-        (Some(execution), Some(before)) if !execution.removed.is_empty() => {
-            disk::usage(&before.path).ok()
-        }
+        // Measured again whenever deleting ran, as before the hardening.
+        (Some(_), Some(before)) => disk::usage(&before.path).ok(),
         _ => None,
     };
 
