@@ -242,7 +242,7 @@ run_cleaner() {
         d system prune -af >"$work/$name/clean-$i.txt"
         ;;
       pruneguard)
-        if ! "$pruneguard" run -H "$host" --no-config --disk-threshold 0 --quiet-period 0s \
+        if ! "$pruneguard" run -H "$host" --no-config --age-basis created --disk-threshold 0 --quiet-period 0s \
           --state-dir "$work/$name/state" --output json \
           >"$work/$name/clean-$i.json" 2>"$work/$name/clean-$i.err"; then
           cat "$work/$name/clean-$i.err" "$work/$name/clean-$i.json" >&2

@@ -52,7 +52,7 @@ for round in $(seq 1 "$rounds"); do
 
   load
   start=$(now_ms)
-  /usr/bin/time -v -o "$work/time.txt" "$pruneguard" run --no-config --state-dir "$work/state" \
+  /usr/bin/time -v -o "$work/time.txt" "$pruneguard" run --no-config --age-basis created --state-dir "$work/state" \
     --disk-threshold 0 --quiet-period 0s --output json >"$work/report.json" 2>"$work/stderr.txt"
   pg_ms+=($(($(now_ms) - start)))
   pg_rss+=("$(awk -F': ' '/Maximum resident set size/ {print $2}' "$work/time.txt")")

@@ -103,7 +103,8 @@ time_cmd() {
 }
 median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
-opened=(--no-config --state-dir "$state" --disk-threshold 0 --quiet-period 0s)
+# created: the same basis as docker prune's until=24h (like for like; README, "The age basis").
+opened=(--no-config --age-basis created --state-dir "$state" --disk-threshold 0 --quiet-period 0s)
 plan_default_ms=() plan_default_rss=() plan_ms=() plan_rss=() plan_json_ms=() plan_json_rss=()
 for round in $(seq 1 "$rounds"); do
   time_cmd plan-default "$pruneguard" plan --no-config --state-dir "$state"

@@ -69,7 +69,9 @@ docker images -a
 
 # The loads above are recent events, and this sandbox's disk is nowhere near 80 % full, so
 # the quiet and disk gates are opened on purpose for the demo only.
-demo_flags=(--no-config --state-dir "$work/state" --quiet-period 0s)
+# The demo has no history: `created` measures from the images' build time (the default,
+# unused_for, would wait min_age after the first look; see README, "The age basis").
+demo_flags=(--no-config --state-dir "$work/state" --quiet-period 0s --age-basis created)
 
 step "pruneguard plan (a dry run with the full reasoning)"
 "$pruneguard" plan "${demo_flags[@]}" --disk-threshold 0

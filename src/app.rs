@@ -22,6 +22,7 @@ use crate::gates::GateVerdict;
 use crate::human::short_id;
 use crate::model::DiskUsage;
 use crate::plan::{self, Plan};
+use crate::policy::AgeBasis;
 use crate::report::{Report, ReportInput, WaitSummary};
 use crate::signals::{self, Signals};
 use crate::snapshot;
@@ -126,6 +127,7 @@ async fn prune(args: &RunArgs, mode: Mode) -> anyhow::Result<Outcome> {
         (Decided::interrupted_early(), Some(execution))
     };
     let disk_before = decided.disk;
+    let observation_warnings = decided.warnings;
     let disk_after = match (&execution, &disk_before) {
         // Measured again whenever deleting ran, as before the hardening.
         (Some(_), Some(before)) => disk::usage(&before.path).ok(),
@@ -146,6 +148,7 @@ async fn prune(args: &RunArgs, mode: Mode) -> anyhow::Result<Outcome> {
         duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
         min_age: &min_age,
     });
+    report.warnings.extend(observation_warnings);
     info!(
         decision = report.decision.as_str(),
         removed = report.removed.len(),
@@ -173,6 +176,8 @@ struct Decided {
     plan: Plan,
     action: Action,
     disk: Option<DiskUsage>,
+    /// Problems with the observation record: the decision stands, the report says them.
+    warnings: Vec<String>,
 }
 
 impl Decided {
@@ -184,6 +189,7 @@ impl Decided {
             plan: Plan::default(),
             action: Action::Skip,
             disk: None,
+            warnings: Vec::new(),
         }
     }
 }
@@ -204,12 +210,38 @@ async fn decide(
     let containers = evaluated.snapshot.containers.as_ref().map_err(|error| {
         anyhow::anyhow!("could not list containers ({error}), so it cannot be known which images are in use; nothing was deleted")
     })?;
-    let plan = plan::plan(&images, containers, settings.policy.min_age, Utc::now());
+    // Services name images a deploy or a rollback still needs (`service_ref`); on a manager
+    // whose services cannot be read, that is unknown, so nothing is planned.
+    let services = match &evaluated.snapshot.swarm_cluster {
+        None => &[][..],
+        Some(Ok(cluster)) => &cluster.services[..],
+        Some(Err(error)) => anyhow::bail!(
+            "could not list the swarm services ({error}), so it cannot be known which images a service's current or previous spec still names; nothing was deleted"
+        ),
+    };
+    let now = Utc::now();
+    let (record, warnings) = match settings.policy.age_basis {
+        AgeBasis::UnusedFor => {
+            let (record, warnings) =
+                crate::record::observe(engine, settings, &images, containers, now).await?;
+            (Some(record), warnings)
+        }
+        AgeBasis::Created => (None, Vec::new()),
+    };
+    let rules = plan::Rules {
+        min_age: settings.policy.min_age,
+        age: record
+            .as_ref()
+            .map_or(plan::Age::Created, plan::Age::UnusedFor),
+        services,
+    };
+    let plan = plan::plan_with(&images, containers, &rules, now);
     for kept in &plan.kept_images {
         debug!(image = %short_id(&kept.id), reason = kept.reason.as_str(), "kept");
     }
     let action = Action::decide(dry_run, &evaluated.verdicts, &plan);
     Ok(Decided {
+        warnings,
         disk: evaluated.snapshot.disk.as_ref().ok().cloned(),
         verdicts: evaluated.verdicts,
         wait: evaluated.wait,

@@ -184,11 +184,19 @@ pub struct RunArgs {
     #[arg(long)]
     pub dry_run: bool,
 
-    /// Only images created at least this long ago are candidates [default: 24h].
+    /// Only images at least this old are candidates, measured by --age-basis [default: 24h].
     ///
     /// [env: PRUNEGUARD_MIN_AGE] [key: policy.min_age]
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub min_age: Option<Duration>,
+
+    /// What --min-age is measured from: unused_for (since pruneguard first saw the image
+    /// untagged and unused by every container; a first run deletes nothing) or created (since
+    /// the image was built) [default: unused_for].
+    ///
+    /// [env: PRUNEGUARD_AGE_BASIS] [key: policy.age_basis]
+    #[arg(long, value_name = "BASIS", value_parser = crate::policy::AgeBasis::parse)]
+    pub age_basis: Option<crate::policy::AgeBasis>,
 
     /// The disk gate opens at this Use% of the data root's filesystem [default: 80].
     ///

@@ -72,6 +72,12 @@ pub struct Image {
     /// `None` when the daemon reports no usable creation time.
     pub created: Option<DateTime<Utc>>,
     pub size_bytes: u64,
+    /// `name@sha256:…` references the image was pulled or pushed by (its `RepoDigests`): how
+    /// a swarm service's digest-pinned image reference is matched.
+    pub repo_digests: Vec<String>,
+    /// When the store last tagged the image, where it keeps that (`Metadata.LastTagTime`);
+    /// `None` where nothing fills it. Only ever makes an image's unused-since time later.
+    pub last_tag_time: Option<DateTime<Utc>>,
 }
 
 impl Image {
@@ -177,6 +183,21 @@ pub struct Service {
     /// `UpdateStatus.State`, e.g. `updating`, `rollback_started`, `completed`.
     pub update_state: Option<String>,
     pub update_started_at: Option<DateTime<Utc>>,
+    /// `Spec.TaskTemplate.ContainerSpec.Image`, as written (`name:tag@sha256:…`, `name@sha256:…`,
+    /// `name:tag`, or an image ID).
+    pub image: Option<String>,
+    /// The same of `PreviousSpec`: the release a rollback returns to.
+    pub previous_image: Option<String>,
+}
+
+/// A container `destroy` event: the container that used `image` was removed at `time`, so
+/// that image was in use until then.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+pub struct ContainerDestroy {
+    pub time: DateTime<Utc>,
+    /// The image reference the container was created with (an ID or a name), as the event's
+    /// `image` attribute gives it.
+    pub image: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]

@@ -2,8 +2,10 @@
 //! each with its reason, and a count of everything kept and why. No engine, no filesystem, no
 //! clock here.
 //!
-//! An image is *eligible* when it is dangling, used by no container in any state, and created
-//! at least `min_age` ago. It is a *candidate* when it is eligible and every child image it has
+//! An image is *eligible* when it is dangling, used by no container in any state, named by no
+//! swarm service's current or previous spec, and old enough: untagged and unused for at least
+//! `min_age` by the observation record (`age_basis = "unused_for"`, see `observe`), or created
+//! at least `min_age` ago (`age_basis = "created"`). It is a *candidate* when it is eligible and every child image it has
 //! is itself a candidate: a dangling chain left by a rebuild goes as a whole, children first,
 //! and an image with a child that stays is kept (`has_children`).
 
@@ -18,7 +20,9 @@ use schemars::JsonSchema;
 use serde::Serialize;
 
 use crate::human::{human_seconds, short_id};
-use crate::model::{Container, Image, is_image_id};
+use crate::model::{Container, Image, Service, is_image_id};
+use crate::observe::Record;
+use crate::service_ref::{self, ServiceRefs};
 
 /// Why an image stays.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, JsonSchema)]
@@ -30,7 +34,9 @@ pub enum KeptReason {
     InUse,
     /// It has a child image that is not being removed.
     HasChildren,
-    /// Created less than `min_age` ago, in the future (clock skew), or at an unknown time.
+    /// Not old enough by the age basis: with `unused_for`, untagged and unused for less than
+    /// `min_age` or not yet observed so (no record); with `created`, created less than
+    /// `min_age` ago, in the future (clock skew), or at an unknown time.
     TooYoung,
     /// Its ID is not `sha256:` + 64 lowercase hex digits: nothing is ever sent for it.
     MalformedId,
@@ -41,6 +47,9 @@ pub enum KeptReason {
     /// Eligible, but some container's image could not be resolved to an image ID, so no
     /// image can be shown to be unused (see `Plan::unresolved_containers`).
     UnresolvedContainer,
+    /// On a swarm manager: a service's current or previous spec references it (by digest,
+    /// name or ID), so a deploy or a rollback can still name it.
+    ServiceRef,
 }
 
 /// Kept images by reason (counts, or Docker's bytes).
@@ -54,10 +63,11 @@ pub struct KeptCounts {
     pub duplicated: u64,
     pub unknown_parent: u64,
     pub unresolved_container: u64,
+    pub service_ref: u64,
 }
 
 impl KeptReason {
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 9] = [
         Self::Tagged,
         Self::InUse,
         Self::TooYoung,
@@ -66,6 +76,7 @@ impl KeptReason {
         Self::Duplicated,
         Self::UnknownParent,
         Self::UnresolvedContainer,
+        Self::ServiceRef,
     ];
 
     /// The name used in reports (`tagged`, `in_use`, `has_children`, `too_young`, …).
@@ -79,6 +90,7 @@ impl KeptReason {
             Self::Duplicated => "duplicated",
             Self::UnknownParent => "unknown_parent",
             Self::UnresolvedContainer => "unresolved_container",
+            Self::ServiceRef => "service_ref",
         }
     }
 }
@@ -103,6 +115,7 @@ impl KeptCounts {
             KeptReason::Duplicated => &mut self.duplicated,
             KeptReason::UnknownParent => &mut self.unknown_parent,
             KeptReason::UnresolvedContainer => &mut self.unresolved_container,
+            KeptReason::ServiceRef => &mut self.service_ref,
         }
     }
 
@@ -130,6 +143,14 @@ pub struct Kept {
     pub id: String,
     pub reason: KeptReason,
     pub size_bytes: u64,
+    /// For `too_young`: when it becomes old enough (`unused_since` or `created`, plus
+    /// `min_age`); `null` when that is not known yet (not yet observed) and for other reasons.
+    pub eligible_at: Option<DateTime<Utc>>,
+    /// Since when the observation record has seen it untagged and unused (`age_basis =
+    /// "unused_for"`); `null` when it has no record.
+    pub unused_since: Option<DateTime<Utc>>,
+    /// For `service_ref`: the services whose current or previous spec names it.
+    pub services: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, JsonSchema)]
@@ -173,22 +194,64 @@ impl Plan {
     }
 }
 
-/// Decides what to remove. `now` is passed in; nothing here reads a clock.
-///
-/// Doubt means keep: a malformed ID, an ID listed twice, a parent link that does not resolve,
-/// or a container whose image cannot be resolved keeps images rather than risking one in use.
+/// What an image's age is measured from, with what that needs.
+#[derive(Debug, Clone, Copy)]
+pub enum Age<'a> {
+    /// From `Created` (`age_basis = "created"`).
+    Created,
+    /// From the observation record, already updated with this look at the host
+    /// (`age_basis = "unused_for"`): no entry means not old enough.
+    UnusedFor(&'a Record),
+}
+
+/// The rules beyond images and containers: the grace period, its basis, and (on a swarm
+/// manager) the services whose specs name images.
+#[derive(Debug, Clone, Copy)]
+pub struct Rules<'a> {
+    pub min_age: Duration,
+    pub age: Age<'a>,
+    /// Empty where there are none or the node is not a manager.
+    pub services: &'a [Service],
+}
+
+/// Decides what to remove by `Created` age, with no services: [`plan_with`] and
+/// [`Age::Created`].
 pub fn plan(
     images: &[Image],
     containers: &[Container],
     min_age: Duration,
     now: DateTime<Utc>,
 ) -> Plan {
+    plan_with(
+        images,
+        containers,
+        &Rules {
+            min_age,
+            age: Age::Created,
+            services: &[],
+        },
+        now,
+    )
+}
+
+/// Decides what to remove. `now` is passed in; nothing here reads a clock.
+///
+/// Doubt means keep: a malformed ID, an ID listed twice, a parent link that does not resolve,
+/// or a container whose image cannot be resolved keeps images rather than risking one in use.
+pub fn plan_with(
+    images: &[Image],
+    containers: &[Container],
+    rules: &Rules<'_>,
+    now: DateTime<Utc>,
+) -> Plan {
     let (used, unresolved_containers) = resolve_containers(containers, images);
+    let service_refs = service_ref::referenced(rules.services, images);
     let facts = Facts::new(
         images,
         &used,
         !unresolved_containers.is_empty(),
-        min_age,
+        rules,
+        &service_refs,
         now,
     );
     let own_reason = |image: &Image| facts.own_reason(image);
@@ -250,15 +313,14 @@ pub fn plan(
             continue;
         }
         if let Some(&wave) = wave_of.get(image.id.as_str()) {
-            // Candidates are eligible, so their creation time is known.
-            let Some(created) = image.created else {
-                continue;
-            };
+            // By `created`, an eligible image's creation time is known; by `unused_for` it
+            // may not be (reproducible builds report none): shown as the epoch, as Docker does.
+            let created = image.created.unwrap_or(DateTime::UNIX_EPOCH);
             result.candidates.push(Candidate {
                 id: image.id.clone(),
                 size_bytes: image.size_bytes,
                 created,
-                reason: candidate_reason(image, created, now, wave),
+                reason: candidate_reason(image, facts.unused_since(image), created, now, wave),
                 wave,
             });
         } else {
@@ -268,6 +330,15 @@ pub fn plan(
                 id: image.id.clone(),
                 reason,
                 size_bytes: image.size_bytes,
+                eligible_at: (reason == KeptReason::TooYoung)
+                    .then(|| facts.eligible_at(image))
+                    .flatten(),
+                unused_since: facts.unused_since(image),
+                services: service_refs
+                    .get(image.id.as_str())
+                    .filter(|_| reason == KeptReason::ServiceRef)
+                    .map(|names| names.iter().cloned().collect())
+                    .unwrap_or_default(),
             });
         }
     }
@@ -279,12 +350,20 @@ pub fn plan(
 
 fn candidate_reason(
     image: &Image,
+    unused_since: Option<DateTime<Utc>>,
     created: DateTime<Utc>,
     now: DateTime<Utc>,
     wave: u32,
 ) -> String {
     let age = human_seconds((now - created).num_seconds());
-    let mut reason = format!("dangling, created {age} ago, used by no container");
+    let mut reason = match unused_since {
+        Some(since) => format!(
+            "dangling and used by no container for {} (first seen so {}), created {age} ago",
+            human_seconds((now - since).num_seconds()),
+            since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        ),
+        None => format!("dangling, created {age} ago, used by no container"),
+    };
     if wave > 0 {
         reason.push_str(", parent only of images removed before it");
     }
@@ -304,6 +383,8 @@ struct Facts<'a> {
     used: &'a HashSet<String>,
     any_unresolved: bool,
     min_age: chrono::Duration,
+    age: Age<'a>,
+    service_refs: &'a ServiceRefs,
     now: DateTime<Utc>,
 }
 
@@ -312,7 +393,8 @@ impl<'a> Facts<'a> {
         images: &'a [Image],
         used: &'a HashSet<String>,
         any_unresolved: bool,
-        min_age: Duration,
+        rules: &Rules<'a>,
+        service_refs: &'a ServiceRefs,
         now: DateTime<Utc>,
     ) -> Self {
         let mut listed: HashMap<&str, usize> = HashMap::new();
@@ -332,9 +414,31 @@ impl<'a> Facts<'a> {
             tagged,
             used,
             any_unresolved,
-            min_age: chrono::Duration::from_std(min_age).unwrap_or(chrono::Duration::MAX),
+            min_age: chrono::Duration::from_std(rules.min_age).unwrap_or(chrono::Duration::MAX),
+            age: rules.age,
+            service_refs,
             now,
         }
+    }
+
+    /// Since when the record has seen it untagged and unused (`unused_for` only).
+    fn unused_since(&self, image: &Image) -> Option<DateTime<Utc>> {
+        match self.age {
+            Age::UnusedFor(record) => record.unused_since(&image.id),
+            Age::Created => None,
+        }
+    }
+
+    /// When the age rule is met: the time it is measured from, plus `min_age`.
+    fn eligible_at(&self, image: &Image) -> Option<DateTime<Utc>> {
+        let from = match self.age {
+            Age::UnusedFor(_) => self.unused_since(image),
+            Age::Created => image.created,
+        }?;
+        Some(
+            from.checked_add_signed(self.min_age)
+                .unwrap_or(DateTime::<Utc>::MAX_UTC),
+        )
     }
 
     /// Why an image cannot go on its own account; `None` means eligible. The first reason that
@@ -344,9 +448,12 @@ impl<'a> Facts<'a> {
             .parent_id
             .as_deref()
             .is_none_or(|parent| is_image_id(parent) && self.by_id.contains_key(parent));
-        let old_enough = image
-            .created
-            .is_some_and(|created| created <= self.now && self.now - created >= self.min_age);
+        // No record, or a time in the future (clock skew): not old enough.
+        let old_enough = match self.age {
+            Age::Created => image.created,
+            Age::UnusedFor(record) => record.unused_since(&image.id),
+        }
+        .is_some_and(|from| from <= self.now && self.now - from >= self.min_age);
         if !is_image_id(&image.id) {
             Some(KeptReason::MalformedId)
         } else if self.tagged.contains(image.id.as_str()) {
@@ -355,6 +462,8 @@ impl<'a> Facts<'a> {
             Some(KeptReason::Duplicated)
         } else if self.used.contains(image.id.as_str()) {
             Some(KeptReason::InUse)
+        } else if self.service_refs.contains_key(image.id.as_str()) {
+            Some(KeptReason::ServiceRef)
         } else if !parent_resolves {
             Some(KeptReason::UnknownParent)
         } else if !old_enough {
@@ -368,7 +477,7 @@ impl<'a> Facts<'a> {
 }
 
 /// The image IDs containers use, and the containers whose image matches nothing.
-fn resolve_containers(
+pub(crate) fn resolve_containers(
     containers: &[Container],
     images: &[Image],
 ) -> (HashSet<String>, Vec<UnresolvedContainer>) {
@@ -391,7 +500,7 @@ fn resolve_containers(
 /// Every image a container's image reference may mean: a full ID in any case, with or without
 /// `sha256:` (used even when not listed); else each image whose ID starts with it or that
 /// carries it as a tag. Ambiguity protects every match; no match is unresolved.
-fn resolve_image_ref(reference: &str, images: &[Image]) -> Vec<String> {
+pub(crate) fn resolve_image_ref(reference: &str, images: &[Image]) -> Vec<String> {
     let reference = reference.trim();
     if reference.is_empty() {
         return Vec::new();

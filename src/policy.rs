@@ -23,7 +23,41 @@ pub const DEFAULT_WAIT_INTERVAL: Duration = Duration::from_secs(30);
 #[derive(Debug, Clone)]
 pub struct Policy {
     pub min_age: Duration,
+    /// What `min_age` is measured from.
+    pub age_basis: AgeBasis,
     pub gates: GatePolicy,
+}
+
+/// What an image's age (`min_age`) is measured from (`policy.age_basis`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum AgeBasis {
+    /// Since pruneguard first saw the image untagged and unused by every container, from its
+    /// observation record (the default; an image without a record is not old enough).
+    #[default]
+    UnusedFor,
+    /// Since the image's `Created` time (Docker's `until` on the classic store).
+    Created,
+}
+
+impl AgeBasis {
+    /// The name in the config file, the flag and the environment.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::UnusedFor => "unused_for",
+            Self::Created => "created",
+        }
+    }
+
+    /// Parses `unused_for` or `created`; the error is a sentence fragment naming both.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        match text.trim() {
+            "unused_for" => Ok(Self::UnusedFor),
+            "created" => Ok(Self::Created),
+            other => Err(format!(
+                "{other:?} is not an age basis; use \"unused_for\" (since first seen untagged and unused, the default) or \"created\" (since the image was built)"
+            )),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -85,6 +119,7 @@ impl Default for Policy {
     fn default() -> Self {
         Self {
             min_age: DEFAULT_MIN_AGE,
+            age_basis: AgeBasis::default(),
             gates: GatePolicy {
                 wait: Duration::ZERO,
                 wait_interval: DEFAULT_WAIT_INTERVAL,

@@ -105,6 +105,11 @@ pub struct Report {
     /// Problems writing the state or metrics file; the decision stands.
     pub warnings: Vec<String>,
     pub duration_ms: u64,
+    /// Dry runs (`plan`) only, absent otherwise: every kept image with its reason, when it
+    /// becomes old enough (`eligible_at`) and the services that name it (`service_ref`). A
+    /// real run's report stays small on a host with thousands of images.
+    #[serde(rename = "kept_images", skip_serializing_if = "Option::is_none")]
+    pub kept_images_listed: Option<Vec<Kept>>,
     #[serde(skip)]
     pub kept_images: Vec<Kept>,
 }
@@ -198,6 +203,7 @@ impl Report {
             stopped: execution.stopped,
             warnings: Vec::new(),
             duration_ms,
+            kept_images_listed: dry_run.then(|| plan.kept_images.clone()),
             kept_images: plan.kept_images,
         };
         report.disk_still_full = report.still_full();
@@ -475,6 +481,14 @@ impl Report {
             kept.has_children,
             human_bytes(self.kept_bytes.has_children)
         );
+        if kept.service_ref > 0 {
+            let _ = writeln!(
+                out,
+                "Kept for swarm services: {} referenced by a service's current or previous spec ({})",
+                kept.service_ref,
+                human_bytes(self.kept_bytes.service_ref)
+            );
+        }
         // Kept because the daemon's data was odd: shown only when there are any.
         let doubtful: Vec<String> = [
             KeptReason::MalformedId,
@@ -498,12 +512,26 @@ impl Report {
         }
         if verbose {
             for image in &self.kept_images {
+                let mut why = image.reason.as_str().to_string();
+                if let Some(at) = image.eligible_at {
+                    let _ = write!(
+                        why,
+                        ", eligible at {}",
+                        at.to_rfc3339_opts(SecondsFormat::Secs, true)
+                    );
+                } else if image.reason == KeptReason::TooYoung && image.unused_since.is_none() {
+                    why.push_str(
+                        ", not yet seen untagged and unused: eligible min_age after it is",
+                    );
+                }
+                if !image.services.is_empty() {
+                    let _ = write!(why, " (service {})", image.services.join(", "));
+                }
                 let _ = writeln!(
                     out,
-                    "  {}  {:>10}  {}",
+                    "  {}  {:>10}  {why}",
                     short_id(&image.id),
                     human_bytes(image.size_bytes),
-                    image.reason.as_str()
                 );
             }
         }

@@ -1,7 +1,9 @@
 //! What pruneguard keeps on disk between runs, in the state directory: the run lock (one run
 //! at a time: an exclusive, non-blocking `flock` on `pruneguard.lock`, released by the kernel
 //! even if the process dies), `last-run.json` (the last report, read back typed for `status`),
-//! and atomic writes (temporary file in the same directory, then rename) for it and the metrics.
+//! and atomic writes (temporary file in the same directory, then rename) for it and the metrics;
+//! and the observation record `observations.json` (`observe`), read and rewritten under a short
+//! lock on the state directory itself, so that a `plan` beside a `run` cannot lose an update.
 
 use std::fmt::Write as _;
 use std::fs::{File, OpenOptions};
@@ -271,6 +273,103 @@ impl LastRun {
     }
 }
 
+/// The observation record's path in `state_dir`.
+pub fn observations_path(state_dir: &Path) -> PathBuf {
+    state_dir.join(crate::observe::RECORD_FILE)
+}
+
+/// Reads the observation record. Missing is an empty record and no warning (a first run);
+/// unreadable or corrupt is an empty record and a warning naming the file and the fix:
+/// "nothing proven yet", never "everything old".
+pub fn read_observations(state_dir: &Path) -> (crate::observe::Record, Option<String>) {
+    use crate::observe::Record;
+    let path = observations_path(state_dir);
+    if matches!(std::fs::symlink_metadata(&path), Err(error) if error.kind() == std::io::ErrorKind::NotFound)
+    {
+        return (Record::default(), None);
+    }
+    let mut text = String::new();
+    let read = open_regular(&path, false).and_then(|file| {
+        std::io::Read::take(file, MAX_LAST_RUN_BYTES)
+            .read_to_string(&mut text)
+            .map_err(anyhow::Error::new)
+    });
+    let problem = match read {
+        Err(error) => format!("cannot be read ({error:#})"),
+        Ok(_) => match Record::parse(&text) {
+            Ok(record) => return (record, None),
+            Err(problem) => format!("is not usable: {problem}"),
+        },
+    };
+    (
+        Record::default(),
+        Some(format!(
+            "the observation record {} {problem}; starting from an empty record, so no image counts as unused until it has been seen so for min_age (nothing is deleted early). This run rewrites it; if the warning comes back, check the state directory's permissions and free space, or delete the file.",
+            path.display()
+        )),
+    )
+}
+
+/// An exclusive `flock` on the state directory, held while the observation record is read,
+/// updated and rewritten (milliseconds); released when dropped or when the process dies.
+#[derive(Debug)]
+pub struct ObservationLock {
+    _dir: rustix::fd::OwnedFd,
+}
+
+impl ObservationLock {
+    /// Takes the lock, waiting at most `patience` for another process to finish its update.
+    pub fn acquire(state_dir: &Path, patience: std::time::Duration) -> anyhow::Result<Self> {
+        use rustix::fs::{Mode, OFlags};
+        let dir = rustix::fs::open(
+            state_dir,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .with_context(|| format!("cannot open the state directory {}", state_dir.display()))?;
+        let started = std::time::Instant::now();
+        loop {
+            match flock(&dir, FlockOperation::NonBlockingLockExclusive) {
+                Ok(()) => return Ok(Self { _dir: dir }),
+                Err(rustix::io::Errno::WOULDBLOCK) if started.elapsed() < patience => {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(error) => {
+                    return Err(error).with_context(|| {
+                        format!(
+                            "cannot lock the state directory {} to update the observation record (another pruneguard holds it)",
+                            state_dir.display()
+                        )
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// Writes the observation record atomically. When that fails, the old record is removed if
+/// it can be: a record that missed this look could hold an entry this look reset, and no
+/// record means "nothing proven yet", which is safe.
+pub fn write_observations(state_dir: &Path, record: &crate::observe::Record) -> anyhow::Result<()> {
+    let path = observations_path(state_dir);
+    write_atomically(&path, &record.to_json()).map_err(|error| {
+        let removed = match std::fs::remove_file(&path) {
+            Ok(()) => "it was removed, so nothing counts as proven".to_string(),
+            Err(remove) if remove.kind() == std::io::ErrorKind::NotFound => {
+                "there was none".to_string()
+            }
+            Err(remove) => format!(
+                "and it could not be removed either ({remove}): delete {} by hand before the next run",
+                path.display()
+            ),
+        };
+        anyhow::anyhow!(
+            "could not write the observation record {} ({error:#}); {removed}. Check the state directory's permissions and free space.",
+            path.display()
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -386,6 +485,51 @@ mod tests {
              \x20 closed disk: no pressure.\n\
              Removed 0 image(s); 0 B reclaimed.\n"
         );
+    }
+
+    #[test]
+    fn the_observation_record_round_trips_and_a_corrupt_one_reads_as_empty_with_a_warning() {
+        use crate::observe::{Entry, Record};
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(read_observations(dir.path()), (Record::default(), None));
+        let mut record = Record::default();
+        let since = DateTime::parse_from_rfc3339("2026-01-02T03:04:05Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        record.updated_at = Some(since);
+        record.images.insert(
+            format!("sha256:{}", "ab".repeat(32)),
+            Entry {
+                unused_since: since,
+            },
+        );
+        let lock = ObservationLock::acquire(dir.path(), std::time::Duration::ZERO).unwrap();
+        // A second holder waits, then gives up with a sentence naming the directory.
+        let error =
+            ObservationLock::acquire(dir.path(), std::time::Duration::from_millis(50)).unwrap_err();
+        assert!(
+            format!("{error:#}").contains("observation record"),
+            "{error:#}"
+        );
+        write_observations(dir.path(), &record).unwrap();
+        drop(lock);
+        assert_eq!(read_observations(dir.path()), (record, None));
+        for corrupt in [
+            "",
+            "{\"version\": 1, \"ima",
+            "[]",
+            "{\"version\": 99, \"images\": {}}",
+        ] {
+            std::fs::write(observations_path(dir.path()), corrupt).unwrap();
+            let (read, warning) = read_observations(dir.path());
+            assert_eq!(read, Record::default(), "{corrupt:?}");
+            let warning = warning.unwrap();
+            assert!(
+                warning.contains(observations_path(dir.path()).to_str().unwrap())
+                    && warning.contains("starting from an empty record"),
+                "{warning}"
+            );
+        }
     }
 
     #[test]

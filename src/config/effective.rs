@@ -75,7 +75,14 @@ pub fn render(settings: &Settings) -> String {
     );
     table(
         "policy",
-        &[("min_age", set(duration(settings.policy.min_age)), "")],
+        &[
+            ("min_age", set(duration(settings.policy.min_age)), ""),
+            (
+                "age_basis",
+                set(string(settings.policy.age_basis.as_str())),
+                "",
+            ),
+        ],
     );
     table(
         "gates",

@@ -16,6 +16,7 @@ pub const CONFIG: &str = "PRUNEGUARD_CONFIG";
 pub const HOST: &str = "DOCKER_HOST";
 pub const API_TIMEOUT: &str = "PRUNEGUARD_API_TIMEOUT";
 pub const MIN_AGE: &str = "PRUNEGUARD_MIN_AGE";
+pub const AGE_BASIS: &str = "PRUNEGUARD_AGE_BASIS";
 pub const WAIT: &str = "PRUNEGUARD_WAIT_FOR_GATES";
 pub const WAIT_INTERVAL: &str = "PRUNEGUARD_WAIT_INTERVAL";
 pub const DISK_PATH: &str = "PRUNEGUARD_DISK_PATH";
@@ -31,11 +32,12 @@ pub const METRICS_FILE: &str = "PRUNEGUARD_METRICS_FILE";
 pub const MAX_LIST_SIZE: &str = "PRUNEGUARD_MAX_LIST_SIZE";
 
 /// Every variable pruneguard's settings read.
-pub const ALL: [&str; 17] = [
+pub const ALL: [&str; 18] = [
     CONFIG,
     HOST,
     API_TIMEOUT,
     MIN_AGE,
+    AGE_BASIS,
     WAIT,
     WAIT_INTERVAL,
     DISK_PATH,
@@ -146,6 +148,11 @@ impl Environment {
         layer.engine.max_list_size =
             self.value(MAX_LIST_SIZE, "engine.max_list_size", values::size)?;
         layer.policy.min_age = self.duration(MIN_AGE, "policy.min_age")?;
+        layer.policy.age_basis = self.value(
+            AGE_BASIS,
+            "policy.age_basis",
+            crate::policy::AgeBasis::parse,
+        )?;
         let gates = &mut layer.gates;
         gates.wait = self.duration(WAIT, "gates.wait")?;
         gates.wait_interval = self.duration(WAIT_INTERVAL, "gates.wait_interval")?;

@@ -41,6 +41,7 @@ struct FileEngine {
 #[serde(deny_unknown_fields, default)]
 struct FilePolicy {
     min_age: Text,
+    age_basis: Text,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -252,6 +253,9 @@ impl Lines<'_> {
             },
             policy: PolicyLayer {
                 min_age: duration("policy.min_age", raw.policy.min_age)?,
+                age_basis: self.value("policy.age_basis", raw.policy.age_basis, |text| {
+                    crate::policy::AgeBasis::parse(&text)
+                })?,
             },
             gates: GatesLayer {
                 wait: duration("gates.wait", gates.wait)?,

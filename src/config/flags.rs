@@ -56,6 +56,7 @@ pub fn layer(args: &RunArgs) -> Result<SettingsLayer, ConfigError> {
         .max_list_size
         .map(|size| Sourced::new(size, Source::Flag("--max-list-size")));
     layer.policy.min_age = duration("--min-age", args.min_age);
+    layer.policy.age_basis = flag("--age-basis", args.age_basis);
 
     let gates = &mut layer.gates;
     gates.wait = duration("--wait-for-gates", args.wait_for_gates);

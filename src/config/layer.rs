@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::cli::OutputFormat;
-use crate::policy::{LabelSelector, Pattern};
+use crate::policy::{AgeBasis, LabelSelector, Pattern};
 
 use super::host::HostUrl;
 
@@ -74,6 +74,7 @@ pub struct EngineLayer {
 #[derive(Debug, Clone, Default)]
 pub struct PolicyLayer {
     pub min_age: Option<Sourced<Duration>>,
+    pub age_basis: Option<Sourced<AgeBasis>>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -139,6 +140,7 @@ impl SettingsLayer {
             },
             policy: PolicyLayer {
                 min_age: self.policy.min_age.or(lower.policy.min_age),
+                age_basis: self.policy.age_basis.or(lower.policy.age_basis),
             },
             gates: GatesLayer {
                 wait: gates.wait.or(low.wait),

@@ -53,7 +53,7 @@ pub const DEFAULT_API_TIMEOUT: Duration = Duration::from_secs(30);
 /// The shortest API timeout: a shorter one fails requests to a healthy, busy daemon.
 pub const MIN_API_TIMEOUT: Duration = ranges::API_TIMEOUT.min;
 /// The names of every environment variable the settings read.
-pub const ENV_VARS: [&str; 17] = env::ALL;
+pub const ENV_VARS: [&str; 18] = env::ALL;
 
 /// A configuration problem: exit status 2.
 #[derive(Debug, thiserror::Error)]
@@ -244,6 +244,10 @@ impl Settings {
             config_file,
             policy: Policy {
                 min_age,
+                age_basis: policy
+                    .age_basis
+                    .map(|basis| basis.value)
+                    .unwrap_or_default(),
                 gates: GatePolicy {
                     wait,
                     wait_interval,

@@ -68,7 +68,7 @@ pub fn connect_unix(
     timeout_secs: u64,
     version: &ClientVersion,
     list_limit: u64,
-) -> Result<(Docker, EventsBound), BollardError> {
+) -> Result<(Docker, EventsBound, Raw), BollardError> {
     if !path.exists() {
         return Err(BollardError::SocketNotFoundError(
             path.to_string_lossy().into_owned(),
@@ -89,7 +89,7 @@ pub fn connect_tcp(
     timeout_secs: u64,
     version: &ClientVersion,
     list_limit: u64,
-) -> Result<(Docker, EventsBound), BollardError> {
+) -> Result<(Docker, EventsBound, Raw), BollardError> {
     let authority = if host.contains(':') {
         format!("[{host}]:{port}")
     } else {
@@ -103,8 +103,12 @@ fn connect(
     timeout_secs: u64,
     version: &ClientVersion,
     list_limit: u64,
-) -> Result<(Docker, EventsBound), BollardError> {
+) -> Result<(Docker, EventsBound, Raw), BollardError> {
     let target = Arc::new(target);
+    let raw = Raw {
+        target: Arc::clone(&target),
+        list_limit,
+    };
     let events_bound = EventsBound::default();
     let passed = Arc::clone(&events_bound.passed);
     // bollard builds `http://docker/v1.41/…` URIs from this; `send` keeps only path and query.
@@ -121,7 +125,44 @@ fn connect(
         timeout_secs,
         version,
     )?;
-    Ok((docker, events_bound))
+    Ok((docker, events_bound, raw))
+}
+
+/// Plain `GET`s through the same bounded transport, for the few fields bollard's types leave
+/// out (a service's `PreviousSpec`).
+#[derive(Debug, Clone)]
+pub struct Raw {
+    target: Arc<Target>,
+    list_limit: u64,
+}
+
+impl Raw {
+    /// `GET path_and_query` (`/v1.41/services`): the status and the whole body, bounded as
+    /// every answer is ([`answer_limit`]).
+    pub async fn get(&self, path_and_query: &str) -> Result<(u16, Vec<u8>), BollardError> {
+        use hyper::body::Body as _;
+        let request = hyper::Request::builder()
+            .method(hyper::Method::GET)
+            .uri(format!("http://docker{path_and_query}"))
+            .body(bollard::body_full(hyper::body::Bytes::new()))?;
+        let response = send(
+            Arc::clone(&self.target),
+            Arc::new(AtomicBool::new(false)),
+            self.list_limit,
+            request,
+        )
+        .await?;
+        let status = response.status().as_u16();
+        let mut body = response.into_body();
+        let mut bytes = Vec::new();
+        while let Some(frame) = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await
+        {
+            if let Ok(data) = frame?.into_data() {
+                bytes.extend_from_slice(&data);
+            }
+        }
+        Ok((status, bytes))
+    }
 }
 
 /// Whether the last events stream was cut at its bound. bollard's stream reader keeps only

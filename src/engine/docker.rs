@@ -18,8 +18,8 @@ use futures_util::StreamExt as _;
 use super::{Engine, EngineError, EventWindow, RemoveOutcome, bounded};
 use crate::config::HostUrl;
 use crate::model::{
-    Container, DaemonInfo, Event, EventSampler, Events, Image, Service, SwarmCluster, SwarmNode,
-    Task, is_image_id, normalize_image_id,
+    Container, ContainerDestroy, DaemonInfo, Event, EventSampler, Events, Image, Service,
+    SwarmCluster, SwarmNode, Task, is_image_id, normalize_image_id,
 };
 
 /// The Docker Engine over bollard.
@@ -29,6 +29,8 @@ pub struct DockerEngine {
     timeout: Duration,
     /// Says when the events stream was cut at its size bound (see `bounded`).
     events_bound: bounded::EventsBound,
+    /// Plain GETs for what bollard's types leave out.
+    raw: bounded::Raw,
 }
 
 impl DockerEngine {
@@ -54,7 +56,7 @@ impl DockerEngine {
                 bounded::connect_tcp(host, *port, timeout_secs, version, max_list_size)
             }
         };
-        let (docker, events_bound) =
+        let (docker, events_bound, raw) =
             connected.map_err(|error| map_error(&endpoint, "connect", timeout, error))?;
         let docker = within(
             &endpoint,
@@ -69,7 +71,48 @@ impl DockerEngine {
             endpoint,
             timeout,
             events_bound,
+            raw,
         })
+    }
+
+    /// Each service's `PreviousSpec` image by service ID (bollard's `Service` has no
+    /// `PreviousSpec`, so `/services` is read once more, as plain JSON).
+    async fn previous_images(&self) -> Result<HashMap<String, String>, EngineError> {
+        #[derive(serde::Deserialize)]
+        struct RawService {
+            #[serde(rename = "ID", default)]
+            id: String,
+            #[serde(rename = "PreviousSpec", default)]
+            previous_spec: Option<serde_json::Value>,
+        }
+        let path = format!("/v{}/services", self.docker.client_version());
+        let (status, body) = self
+            .timed("GET /services", self.raw.get(&path))
+            .await?
+            .map_err(self.fail("GET /services"))?;
+        if status != 200 {
+            return Err(EngineError::Api {
+                operation: "GET /services",
+                status,
+                message: String::from_utf8_lossy(&body).trim().to_string(),
+            });
+        }
+        let services: Vec<RawService> =
+            serde_json::from_slice(&body).map_err(|error| EngineError::Protocol {
+                operation: "GET /services",
+                message: error.to_string(),
+            })?;
+        Ok(services
+            .into_iter()
+            .filter_map(|service| {
+                let image = service
+                    .previous_spec?
+                    .pointer("/TaskTemplate/ContainerSpec/Image")?
+                    .as_str()?
+                    .to_string();
+                Some((service.id, image)).filter(|(_, image)| !image.is_empty())
+            })
+            .collect())
     }
 
     fn fail(&self, operation: &'static str) -> impl FnOnce(BollardError) -> EngineError + '_ {
@@ -158,6 +201,13 @@ impl Engine for DockerEngine {
                     .map(|parent| normalize_image_id(&parent)),
                 created: unix_time(image.created),
                 size_bytes: u64::try_from(image.size).unwrap_or(0),
+                repo_digests: image
+                    .repo_digests
+                    .into_iter()
+                    .filter(|digest| digest != "<none>@<none>")
+                    .collect(),
+                // The classic store's list has no LastTagTime; nothing fills it here.
+                last_tag_time: None,
             })
             .collect())
     }
@@ -246,14 +296,23 @@ impl Engine for DockerEngine {
             )
             .await?
             .map_err(self.fail("GET /tasks"))?;
+        let mut previous = self.previous_images().await?;
         Ok(SwarmCluster {
             services: services
                 .into_iter()
                 .map(|service| {
                     let spec = service.spec.unwrap_or_default();
                     let update = service.update_status.unwrap_or_default();
+                    let id = service.id.unwrap_or_default();
                     Service {
-                        id: service.id.unwrap_or_default(),
+                        image: spec
+                            .task_template
+                            .as_ref()
+                            .and_then(|template| template.container_spec.as_ref())
+                            .and_then(|container| container.image.clone())
+                            .filter(|image| !image.is_empty()),
+                        previous_image: previous.remove(&id),
+                        id,
                         name: spec.name.unwrap_or_default(),
                         labels: sorted(spec.labels),
                         update_state: update
@@ -291,6 +350,53 @@ impl Engine for DockerEngine {
                 })
                 .collect(),
         })
+    }
+
+    async fn container_destroys(
+        &self,
+        window: EventWindow,
+    ) -> Result<Vec<ContainerDestroy>, EngineError> {
+        let filters = HashMap::from([("type", vec!["container"]), ("event", vec!["destroy"])]);
+        let options = EventsOptionsBuilder::new()
+            .since(&docker_timestamp(window.since))
+            .until(&docker_timestamp(window.until))
+            .filters(&filters)
+            .build();
+        let mut stream = self.docker.events(Some(options));
+        // Bounded by the events answer's size bound (some 30,000 events at most).
+        let mut destroyed = Vec::new();
+        let read = async {
+            while let Some(message) = stream.next().await {
+                let message = message.map_err(|error| match self.events_bound.passed() {
+                    Some(limit) => EngineError::Protocol {
+                        operation: "GET /events",
+                        message: bounded::too_large_message(limit, "GET /events"),
+                    },
+                    None => self.fail("GET /events")(error),
+                })?;
+                let image = message
+                    .actor
+                    .as_ref()
+                    .and_then(|actor| actor.attributes.as_ref())
+                    .and_then(|attributes| attributes.get("image"))
+                    .cloned()
+                    .unwrap_or_default();
+                let event = event_of(message, window);
+                destroyed.push(ContainerDestroy {
+                    time: event.time,
+                    image,
+                });
+            }
+            Ok::<(), EngineError>(())
+        };
+        tokio::time::timeout(self.timeout, read)
+            .await
+            .map_err(|_| EngineError::Timeout {
+                endpoint: self.endpoint.clone(),
+                operation: "GET /events",
+                timeout_secs: self.timeout.as_secs(),
+            })??;
+        Ok(destroyed)
     }
 
     async fn image_tags(&self, id: &str) -> Result<Option<Vec<String>>, EngineError> {

@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 pub use bounded::LIST_ANSWER_LIMIT;
 pub use docker::DockerEngine;
 
-use crate::model::{Container, DaemonInfo, Events, Image, SwarmCluster};
+use crate::model::{Container, ContainerDestroy, DaemonInfo, Events, Image, SwarmCluster};
 
 /// A closed time window for the events endpoint (`since`..`until`, so the stream ends).
 #[derive(Debug, Clone, Copy)]
@@ -113,7 +113,18 @@ pub trait Engine {
     /// Counted in full, kept as a bounded sample ([`Events`]): an endless stream cannot grow
     /// memory, only the count.
     async fn events(&self, window: EventWindow) -> Result<Events, EngineError>;
-    /// Services (with update status) and tasks; only valid on a swarm manager.
+    /// Container `destroy` events in the window, with the image each container was created
+    /// with: the observation record's evidence that an image was in use until then. An engine
+    /// without an events stream sees none (the default); the Docker engine reads them.
+    async fn container_destroys(
+        &self,
+        window: EventWindow,
+    ) -> Result<Vec<ContainerDestroy>, EngineError> {
+        let _ = window;
+        Ok(Vec::new())
+    }
+    /// Services (with update status and the images of their current and previous specs) and
+    /// tasks; only valid on a swarm manager.
     async fn swarm_cluster(&self) -> Result<SwarmCluster, EngineError>;
     /// The image's current tags (`GET /images/{id}/json`); `None` when it no longer exists.
     async fn image_tags(&self, id: &str) -> Result<Option<Vec<String>>, EngineError>;

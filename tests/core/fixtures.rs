@@ -52,6 +52,8 @@ pub fn image(n: u32, tags: &[&str], parent: Option<u32>, age_seconds: Option<i64
         parent_id: parent.map(id),
         created: age_seconds.map(ago),
         size_bytes: u64::from(n) * 1000,
+        repo_digests: Vec::new(),
+        last_tag_time: None,
     }
 }
 
@@ -114,6 +116,8 @@ pub fn service(
         labels: labels(pairs),
         update_state: update.map(|(state, _)| state.to_string()),
         update_started_at: update.map(|(_, seconds)| ago(seconds)),
+        image: None,
+        previous_image: None,
     }
 }
 

@@ -130,6 +130,8 @@ fn image_strategy() -> impl Strategy<Value = Image> {
             parent_id: parent.map(IdForm::text),
             created: age.map(ago),
             size_bytes: 1000,
+            repo_digests: Vec::new(),
+            last_tag_time: None,
         })
 }
 
@@ -210,6 +212,8 @@ fn each_kind_of_odd_data_is_kept_for_its_own_reason() {
         parent_id: parent,
         created: old,
         size_bytes: 1,
+        repo_digests: Vec::new(),
+        last_tag_time: None,
     };
     let images = vec![
         odd(IdForm::Traversal.text(), &[], None),

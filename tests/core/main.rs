@@ -10,5 +10,6 @@ mod fixtures;
 mod gates;
 mod hostile_plan;
 mod json_schema;
+mod observe;
 mod plan;
 mod report_schema;

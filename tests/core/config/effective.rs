@@ -65,6 +65,7 @@ fn effective_round_trips_flag_values() {
     let metrics_dir = tempfile::tempdir().unwrap();
     let args = RunArgs {
         min_age: Some(Duration::from_secs(90 * 60 + 7)),
+        age_basis: Some(pruneguard::policy::AgeBasis::Created),
         quiet_period: Some(Duration::ZERO),
         disk_threshold: Some(0),
         disk_path: Some("/srv".into()),
@@ -91,6 +92,7 @@ max_list_size = "4MiB"
 
 [policy]
 min_age = "24h"
+age_basis = "unused_for"
 
 [gates]
 wait = "0s"

@@ -59,6 +59,11 @@ fn cases() -> Vec<Case> {
         case("policy.min_age", "\"1h\"", Some(("PRUNEGUARD_MIN_AGE", "2h")),
              |a| a.min_age = Some(secs(3 * 3600)),
              [Some("\"3h\""), Some("\"2h\""), Some("\"1h\""), Some("\"24h\"")]),
+        // Two values only: each source differs from the one below it.
+        case("policy.age_basis", "\"created\"", Some(("PRUNEGUARD_AGE_BASIS", "unused_for")),
+             |a| a.age_basis = Some(pruneguard::policy::AgeBasis::Created),
+             [Some("\"created\""), Some("\"unused_for\""), Some("\"created\""),
+              Some("\"unused_for\"")]),
         case("gates.wait", "\"1m\"", Some(("PRUNEGUARD_WAIT_FOR_GATES", "2m")),
              |a| a.wait_for_gates = Some(secs(180)),
              [Some("\"3m\""), Some("\"2m\""), Some("\"1m\""), Some("\"0s\"")]),

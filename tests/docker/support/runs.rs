@@ -15,7 +15,7 @@ use super::Sandbox;
 
 /// The binary under test, isolated from the host and aimed at no daemon: every
 /// `PRUNEGUARD_*` and `DOCKER_*` variable (such as `PRUNEGUARD_CONFIG`, docker contexts and
-/// TLS settings) and `RUST_LOG` removed, stdin null. [`pruneguard`] aims it at a sandbox.
+/// TLS settings) and `RUST_LOG` removed, stdin null, and `PRUNEGUARD_AGE_BASIS=created`. [`pruneguard`] aims it at a sandbox.
 pub fn bare_pruneguard() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_pruneguard"));
     for (key, _) in std::env::vars_os() {
@@ -28,6 +28,10 @@ pub fn bare_pruneguard() -> Command {
         }
     }
     cmd.stdin(Stdio::null());
+    // The age basis from before issue 11 (`created`), so that a test of one run keeps its
+    // meaning ("old dangling images go"); tests of `unused_for` pass `--age-basis unused_for`,
+    // which beats the variable.
+    cmd.env("PRUNEGUARD_AGE_BASIS", "created");
     cmd
 }
 
