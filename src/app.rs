@@ -204,7 +204,14 @@ async fn decide(
     let containers = evaluated.snapshot.containers.as_ref().map_err(|error| {
         anyhow::anyhow!("could not list containers ({error}), so it cannot be known which images are in use; nothing was deleted")
     })?;
-    let plan = plan::plan(&images, containers, settings.policy.min_age, Utc::now());
+    // Podman deletes untagged parents with their child whatever `noprune` says (D10).
+    let plan = plan::plan_on(
+        &images,
+        containers,
+        settings.policy.min_age,
+        Utc::now(),
+        evaluated.snapshot.daemon.engine.honours_noprune(),
+    );
     for kept in &plan.kept_images {
         debug!(image = %short_id(&kept.id), reason = kept.reason.as_str(), "kept");
     }

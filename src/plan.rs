@@ -6,6 +6,11 @@
 //! at least `min_age` ago. It is a *candidate* when it is eligible and every child image it has
 //! is itself a candidate: a dangling chain left by a rebuild goes as a whole, children first,
 //! and an image with a child that stays is kept (`has_children`).
+//!
+//! On an engine that does not honour `noprune` (Podman: deleting a child also deletes its
+//! untagged parents), a candidate whose untagged parent is not itself a candidate is kept
+//! (`parent_not_planned`), and so, in turn, are the candidates under it: a delete can then
+//! never take an image with it that was not planned (docs/decisions.md D10).
 
 // Pure: no clock, filesystem, environment or process (clippy.toml lists what is denied).
 #![deny(clippy::disallowed_methods)]
@@ -41,6 +46,9 @@ pub enum KeptReason {
     /// Eligible, but some container's image could not be resolved to an image ID, so no
     /// image can be shown to be unused (see `Plan::unresolved_containers`).
     UnresolvedContainer,
+    /// Eligible, but the engine does not honour `noprune` (Podman), and its untagged parent
+    /// is not planned: deleting it would delete that parent too.
+    ParentNotPlanned,
 }
 
 /// Kept images by reason (counts, or Docker's bytes).
@@ -54,10 +62,11 @@ pub struct KeptCounts {
     pub duplicated: u64,
     pub unknown_parent: u64,
     pub unresolved_container: u64,
+    pub parent_not_planned: u64,
 }
 
 impl KeptReason {
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 9] = [
         Self::Tagged,
         Self::InUse,
         Self::TooYoung,
@@ -66,6 +75,7 @@ impl KeptReason {
         Self::Duplicated,
         Self::UnknownParent,
         Self::UnresolvedContainer,
+        Self::ParentNotPlanned,
     ];
 
     /// The name used in reports (`tagged`, `in_use`, `has_children`, `too_young`, …).
@@ -79,6 +89,7 @@ impl KeptReason {
             Self::Duplicated => "duplicated",
             Self::UnknownParent => "unknown_parent",
             Self::UnresolvedContainer => "unresolved_container",
+            Self::ParentNotPlanned => "parent_not_planned",
         }
     }
 }
@@ -103,6 +114,7 @@ impl KeptCounts {
             KeptReason::Duplicated => &mut self.duplicated,
             KeptReason::UnknownParent => &mut self.unknown_parent,
             KeptReason::UnresolvedContainer => &mut self.unresolved_container,
+            KeptReason::ParentNotPlanned => &mut self.parent_not_planned,
         }
     }
 
@@ -183,6 +195,19 @@ pub fn plan(
     min_age: Duration,
     now: DateTime<Utc>,
 ) -> Plan {
+    plan_on(images, containers, min_age, now, true)
+}
+
+/// [`plan`] for an engine that does (`honours_noprune`: Docker) or does not (Podman) keep an
+/// image's untagged parents when the image is deleted with `noprune=true`. Where it does not,
+/// no candidate has an untagged parent that is not a candidate too.
+pub fn plan_on(
+    images: &[Image],
+    containers: &[Container],
+    min_age: Duration,
+    now: DateTime<Utc>,
+    honours_noprune: bool,
+) -> Plan {
     let (used, unresolved_containers) = resolve_containers(containers, images);
     let facts = Facts::new(
         images,
@@ -238,6 +263,11 @@ pub fn plan(
         frontier = next;
         wave += 1;
     }
+    let parent_not_planned = if honours_noprune {
+        HashSet::new()
+    } else {
+        keep_under_unplanned_parents(&mut wave_of, &facts)
+    };
 
     let mut result = Plan {
         unresolved_containers,
@@ -262,7 +292,12 @@ pub fn plan(
                 wave,
             });
         } else {
-            let reason = own_reason(image).unwrap_or(KeptReason::HasChildren);
+            let reason =
+                own_reason(image).unwrap_or(if parent_not_planned.contains(image.id.as_str()) {
+                    KeptReason::ParentNotPlanned
+                } else {
+                    KeptReason::HasChildren
+                });
             result.kept.add(reason, 1);
             result.kept_images.push(Kept {
                 id: image.id.clone(),
@@ -275,6 +310,34 @@ pub fn plan(
         .candidates
         .sort_by(|a, b| (a.wave, a.created, &a.id).cmp(&(b.wave, b.created, &b.id)));
     result
+}
+
+/// Takes out of `wave_of` every candidate whose parent is untagged and not (or no longer) a
+/// candidate, and returns their IDs. Parents first: a parent's wave is above each of its
+/// children's, so one pass from the highest wave down sees every parent's fate before its
+/// children's.
+fn keep_under_unplanned_parents<'a>(
+    wave_of: &mut BTreeMap<&'a str, u32>,
+    facts: &Facts<'a>,
+) -> HashSet<&'a str> {
+    let mut order: Vec<(&'a str, u32)> = wave_of.iter().map(|(id, wave)| (*id, *wave)).collect();
+    order.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    let mut kept = HashSet::new();
+    for (id, _) in order {
+        let Some(image) = facts.by_id.get(id) else {
+            continue;
+        };
+        // A candidate's parent link resolves (else it would be `unknown_parent`).
+        let unplanned_untagged_parent = image
+            .parent_id
+            .as_deref()
+            .is_some_and(|parent| !facts.tagged.contains(parent) && !wave_of.contains_key(parent));
+        if unplanned_untagged_parent {
+            wave_of.remove(id);
+            kept.insert(id);
+        }
+    }
+    kept
 }
 
 fn candidate_reason(

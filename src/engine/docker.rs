@@ -1,6 +1,12 @@
 //! [`Engine`] on bollard, over a unix socket or TCP. The API version is negotiated with the
 //! daemon (dockerd 20.10 speaks 1.41), every request has a timeout, and bollard's types are
 //! turned into the snapshot's plain data here, so nothing above this file sees bollard.
+//!
+//! The same client speaks to Podman's Docker-compatible service. Which engine answers is
+//! detected once, at connect (`flavor::detect`); from then on messages name it, IDs are
+//! normalised (Podman sends `ParentId` as bare hex), events are read in Podman's
+//! non-streaming mode with Podman's names and filtered by time here, and Podman's 500
+//! "image not known" counts as gone.
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
@@ -15,11 +21,12 @@ use bollard::query_parameters::{
 use chrono::{DateTime, TimeZone as _, Utc};
 use futures_util::StreamExt as _;
 
+use super::flavor::{self, Speaker, VersionFacts};
 use super::{Engine, EngineError, EventWindow, RemoveOutcome, bounded};
 use crate::config::HostUrl;
 use crate::model::{
-    Container, DaemonInfo, Event, EventSampler, Events, Image, Service, SwarmCluster, SwarmNode,
-    Task, is_image_id, normalize_image_id,
+    Container, DaemonInfo, EngineKind, Event, EventSampler, Events, Image, Service, SwarmCluster,
+    SwarmNode, Task, is_image_id, normalize_image_id,
 };
 
 /// The Docker Engine over bollard.
@@ -29,6 +36,10 @@ pub struct DockerEngine {
     timeout: Duration,
     /// Says when the events stream was cut at its size bound (see `bounded`).
     events_bound: bounded::EventsBound,
+    /// Docker or Podman, detected at connect.
+    kind: EngineKind,
+    /// The engine's own version (`flavor::detect`).
+    engine_version: String,
 }
 
 impl DockerEngine {
@@ -54,26 +65,67 @@ impl DockerEngine {
                 bounded::connect_tcp(host, *port, timeout_secs, version, max_list_size)
             }
         };
-        let (docker, events_bound) =
-            connected.map_err(|error| map_error(&endpoint, "connect", timeout, error))?;
+        // Until `/version` has answered, messages name both engines.
+        let unknown = Speaker::Unknown;
+        let (docker, events_bound, flavor) =
+            connected.map_err(|error| map_error(&endpoint, "connect", timeout, unknown, error))?;
         let docker = within(
             &endpoint,
             "GET /version",
             timeout,
+            unknown,
             docker.negotiate_version(),
         )
         .await?
-        .map_err(|error| map_error(&endpoint, "GET /version", timeout, error))?;
+        .map_err(|error| map_error(&endpoint, "GET /version", timeout, unknown, error))?;
+        let version = within(
+            &endpoint,
+            "GET /version",
+            timeout,
+            unknown,
+            docker.version(),
+        )
+        .await?
+        .map_err(|error| map_error(&endpoint, "GET /version", timeout, unknown, error))?;
+        let (kind, engine_version) = flavor::detect(&VersionFacts {
+            version: version.version.clone().unwrap_or_default(),
+            platform_name: version.platform.map(|p| p.name).unwrap_or_default(),
+            components: version
+                .components
+                .unwrap_or_default()
+                .into_iter()
+                .map(|component| (component.name, component.version))
+                .collect(),
+            libpod_header: flavor.libpod_header_seen(),
+        });
+        if kind == EngineKind::Podman {
+            flavor.read_events_without_streaming();
+        }
         Ok(Self {
             docker,
             endpoint,
             timeout,
             events_bound,
+            kind,
+            engine_version,
         })
     }
 
+    /// The detected engine, for messages.
+    fn speaker(&self) -> Speaker {
+        Speaker::Known(self.kind)
+    }
+
     fn fail(&self, operation: &'static str) -> impl FnOnce(BollardError) -> EngineError + '_ {
-        move |error| map_error(&self.endpoint, operation, self.timeout, error)
+        move |error| {
+            map_error(
+                &self.endpoint,
+                operation,
+                self.timeout,
+                self.speaker(),
+                error,
+            )
+        }
     }
 
     /// One whole request (answer and body) within the timeout; see [`within`].
@@ -82,7 +134,14 @@ impl DockerEngine {
         operation: &'static str,
         request: impl Future<Output = Result<T, BollardError>>,
     ) -> Result<Result<T, BollardError>, EngineError> {
-        within(&self.endpoint, operation, self.timeout, request).await
+        within(
+            &self.endpoint,
+            operation,
+            self.timeout,
+            self.speaker(),
+            request,
+        )
+        .await
     }
 }
 
@@ -93,6 +152,7 @@ async fn within<T>(
     endpoint: &str,
     operation: &'static str,
     timeout: Duration,
+    engine: Speaker,
     request: impl Future<Output = Result<T, BollardError>>,
 ) -> Result<Result<T, BollardError>, EngineError> {
     tokio::time::timeout(timeout, request)
@@ -101,6 +161,7 @@ async fn within<T>(
             endpoint: endpoint.to_string(),
             operation,
             timeout_secs: timeout.as_secs(),
+            engine,
         })
 }
 
@@ -116,6 +177,8 @@ impl Engine for DockerEngine {
             .map_err(self.fail("GET /info"))?;
         let swarm = info.swarm.unwrap_or_default();
         Ok(DaemonInfo {
+            engine: self.kind,
+            engine_version: self.engine_version.clone(),
             server_version: info.server_version.unwrap_or_default(),
             api_version: self.docker.client_version().to_string(),
             docker_root_dir: info.docker_root_dir,
@@ -192,15 +255,37 @@ impl Engine for DockerEngine {
     }
 
     async fn events(&self, window: EventWindow) -> Result<Events, EngineError> {
+        let podman = self.kind == EngineKind::Podman;
+        let names: &[&str] = if podman {
+            &flavor::PODMAN_ACTIVITY
+        } else {
+            &flavor::DOCKER_ACTIVITY
+        };
         let filters = HashMap::from([
             ("type", vec!["image", "container"]),
-            ("event", vec!["pull", "load", "import", "tag", "create"]),
+            ("event", names.to_vec()),
         ]);
-        let options = EventsOptionsBuilder::new()
-            .since(&docker_timestamp(window.since))
-            .until(&docker_timestamp(window.until))
-            .filters(&filters)
-            .build();
+        let options = if podman {
+            // Podman stops reading its event log when `until` passes, which for a window that
+            // ends now is at once: it answers part of the stored events, or none. Without
+            // `until`, in non-streaming mode (the transport adds `stream=false`), it answers
+            // every stored event since `since` and ends; the window's end is applied here.
+            // RFC 3339: every Podman version parses it (4.3 does not parse fractional seconds).
+            EventsOptionsBuilder::new()
+                .since(
+                    &window
+                        .since
+                        .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+                )
+                .filters(&filters)
+                .build()
+        } else {
+            EventsOptionsBuilder::new()
+                .since(&docker_timestamp(window.since))
+                .until(&docker_timestamp(window.until))
+                .filters(&filters)
+                .build()
+        };
         let mut stream = self.docker.events(Some(options));
         // Each event is counted and sampled as it arrives, so an endless stream grows only a
         // counter. `until` makes the daemon close the stream; the timeout guards one that
@@ -212,10 +297,13 @@ impl Engine for DockerEngine {
                     Some(limit) => EngineError::Protocol {
                         operation: "GET /events",
                         message: bounded::too_large_message(limit, "GET /events"),
+                        engine: self.speaker(),
                     },
                     None => self.fail("GET /events")(error),
                 })?;
-                sampler.push(event_of(message, window));
+                if let Some(event) = activity_of(message, window) {
+                    sampler.push(event);
+                }
             }
             Ok::<(), EngineError>(())
         };
@@ -225,6 +313,7 @@ impl Engine for DockerEngine {
                 endpoint: self.endpoint.clone(),
                 operation: "GET /events",
                 timeout_secs: self.timeout.as_secs(),
+                engine: self.speaker(),
             })??;
         Ok(sampler.finish())
     }
@@ -308,14 +397,10 @@ impl Engine for DockerEngine {
                     .collect(),
             )),
             Err(BollardError::DockerResponseServerError {
-                status_code: 404, ..
-            }) => Ok(None),
-            Err(error) => Err(map_error(
-                &self.endpoint,
-                "GET /images/{id}/json",
-                self.timeout,
-                error,
-            )),
+                status_code,
+                message,
+            }) if flavor::is_gone(status_code, &message) => Ok(None),
+            Err(error) => Err(self.fail("GET /images/{id}/json")(error)),
         }
     }
 
@@ -340,19 +425,27 @@ impl Engine for DockerEngine {
                 message,
             }) => Ok(RemoveOutcome::Conflict(message)),
             Err(BollardError::DockerResponseServerError {
-                status_code: 404, ..
-            }) => Ok(RemoveOutcome::NotFound),
-            Err(error) => Err(map_error(
-                &self.endpoint,
-                "DELETE /images/{id}",
-                self.timeout,
-                error,
-            )),
+                status_code,
+                message,
+            }) if flavor::is_gone(status_code, &message) => Ok(RemoveOutcome::NotFound),
+            Err(error) => Err(self.fail("DELETE /images/{id}")(error)),
         }
     }
 }
 
-/// One event of the stream as the quiet gate reads it.
+/// One event of the stream as the quiet gate reads it, when it is activity in the window
+/// (Docker filters by name and time itself; Podman's names are mapped, and its events are
+/// filtered by time here, see `events`).
+fn activity_of(message: bollard::models::EventMessage, window: EventWindow) -> Option<Event> {
+    let event = event_of(message, window);
+    let action = flavor::activity_action(&event.kind, &event.action)?;
+    (event.time >= window.since && event.time <= window.until).then(|| Event {
+        action: action.to_string(),
+        ..event
+    })
+}
+
+/// One event of the stream, as it came.
 fn event_of(message: bollard::models::EventMessage, window: EventWindow) -> Event {
     let actor = message.actor.unwrap_or_default();
     let attributes = actor.attributes.unwrap_or_default();
@@ -390,7 +483,8 @@ fn checked_id(id: &str) -> Result<(), EngineError> {
 /// The only options a delete is ever sent with. Never forced (an image in use or tagged
 /// elsewhere answers 409 and stays); `noprune`, because Docker would otherwise also delete
 /// untagged parents that were not planned: the plan lists eligible parents itself and removes
-/// them after their children.
+/// them after their children. Podman ignores `noprune`, so safety never rests on it there:
+/// the plan keeps an image whose untagged parent is not planned (`parent_not_planned`).
 fn remove_options() -> RemoveImageOptions {
     RemoveImageOptionsBuilder::default()
         .force(false)
@@ -418,6 +512,7 @@ fn map_error(
     endpoint: &str,
     operation: &'static str,
     timeout: Duration,
+    engine: Speaker,
     error: BollardError,
 ) -> EngineError {
     let endpoint = endpoint.to_string();
@@ -425,6 +520,7 @@ fn map_error(
         return EngineError::Protocol {
             operation,
             message: bounded::too_large_message(limit, operation),
+            engine,
         };
     }
     match error {
@@ -435,21 +531,25 @@ fn map_error(
             operation,
             status: status_code,
             message: message.trim().to_string(),
+            engine,
         },
         BollardError::RequestTimeoutError => EngineError::Timeout {
             endpoint,
             operation,
             timeout_secs: timeout.as_secs(),
+            engine,
         },
         BollardError::SocketNotFoundError(path) => EngineError::Unreachable {
             endpoint,
             reason: format!("there is no socket at {path}"),
+            engine,
         },
         BollardError::JsonDataError { .. }
         | BollardError::JsonSerdeError { .. }
         | BollardError::APIVersionParseError {} => EngineError::Protocol {
             operation,
             message: error.to_string(),
+            engine,
         },
         BollardError::UnsupportedURISchemeError { uri } => EngineError::BadHost {
             host: uri,
@@ -462,11 +562,12 @@ fn map_error(
                 other => io_error_kind(other),
             };
             if kind == Some(std::io::ErrorKind::PermissionDenied) {
-                EngineError::PermissionDenied { endpoint }
+                EngineError::PermissionDenied { endpoint, engine }
             } else {
                 EngineError::Unreachable {
                     endpoint,
                     reason: error_chain(&other),
+                    engine,
                 }
             }
         }
