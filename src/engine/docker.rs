@@ -433,13 +433,16 @@ impl Engine for DockerEngine {
     }
 }
 
-/// One event of the stream as the quiet gate reads it, when it is activity in the window
-/// (Docker filters by name and time itself; Podman's names are mapped, and its events are
-/// filtered by time here, see `events`).
+/// One event of the stream as the quiet gate reads it, when it is activity since the window's
+/// start (Docker filters by name and time itself; Podman's names are mapped here, and as its
+/// query has no `until`, see `events`, what it logged after the window counts as recent).
 fn activity_of(message: bollard::models::EventMessage, window: EventWindow) -> Option<Event> {
     let event = event_of(message, window);
     let action = flavor::activity_action(&event.kind, &event.action)?;
-    (event.time >= window.since && event.time <= window.until).then(|| Event {
+    // Before the window: Podman's log may hold it (its `since` is strict only to the second).
+    // After the window's end it stays: a daemon clock ahead of ours makes recent events look
+    // future ones, and unknown means recent.
+    (event.time >= window.since).then(|| Event {
         action: action.to_string(),
         ..event
     })
