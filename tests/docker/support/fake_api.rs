@@ -149,8 +149,11 @@ impl FakeApi {
             handler: Box::new(handler),
             extra_headers: headers
                 .iter()
-                .map(|(name, value)| format!("{name}: {value}\r\n"))
-                .collect(),
+                .fold(String::new(), |mut lines, (name, value)| {
+                    use std::fmt::Write as _;
+                    let _ = write!(lines, "{name}: {value}\r\n");
+                    lines
+                }),
             root_dir: dir.path().join("root"),
             stopping: AtomicBool::new(false),
             log: Mutex::new(Vec::new()),
