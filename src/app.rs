@@ -234,6 +234,8 @@ async fn decide(
             .as_ref()
             .map_or(plan::Age::Created, plan::Age::UnusedFor),
         services,
+        // Podman deletes untagged parents with their child whatever `noprune` says (D10).
+        honours_noprune: evaluated.snapshot.daemon.engine.honours_noprune(),
     };
     let plan = plan::plan_with(&images, containers, &rules, now);
     for kept in &plan.kept_images {

@@ -40,6 +40,48 @@ pub struct DaemonInfo {
     pub docker_root_dir: Option<String>,
     pub storage_driver: Option<String>,
     pub swarm: SwarmNode,
+    /// Which engine answers: Docker, or Podman's Docker-compatible service.
+    pub engine: EngineKind,
+    /// The engine's own version (Podman's, not the compat API's; dockerd's `ServerVersion`).
+    pub engine_version: String,
+}
+
+/// The engine behind the socket, detected from `/version` (its components, its platform
+/// name) and Podman's `Libpod-Api-Version` answer header.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum EngineKind {
+    #[default]
+    Docker,
+    Podman,
+}
+
+impl EngineKind {
+    /// `docker` or `podman`, as JSON spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Docker => "docker",
+            Self::Podman => "podman",
+        }
+    }
+
+    /// `Docker` or `Podman`, for sentences.
+    pub fn title(self) -> &'static str {
+        match self {
+            Self::Docker => "Docker",
+            Self::Podman => "Podman",
+        }
+    }
+
+    /// Whether `DELETE /images/{id}?noprune=true` keeps the image's untagged parents. Docker
+    /// honours it; Podman (4.3 seen, every version assumed) deletes them with the child
+    /// (docs/decisions.md D10).
+    pub fn honours_noprune(self) -> bool {
+        match self {
+            Self::Docker => true,
+            Self::Podman => false,
+        }
+    }
 }
 
 /// This node's swarm membership, from `/info`.

@@ -8,6 +8,11 @@
 //! at least `min_age` ago (`age_basis = "created"`). It is a *candidate* when it is eligible and every child image it has
 //! is itself a candidate: a dangling chain left by a rebuild goes as a whole, children first,
 //! and an image with a child that stays is kept (`has_children`).
+//!
+//! On an engine that does not honour `noprune` (Podman: deleting a child also deletes its
+//! untagged parents), a candidate whose untagged parent is not itself a candidate is kept
+//! (`parent_not_planned`), and so, in turn, are the candidates under it: a delete can then
+//! never take an image with it that was not planned (docs/decisions.md D10).
 
 // Pure: no clock, filesystem, environment or process (clippy.toml lists what is denied).
 #![deny(clippy::disallowed_methods)]
@@ -50,6 +55,9 @@ pub enum KeptReason {
     /// On a swarm manager: a service's current or previous spec references it (by digest,
     /// name or ID), so a deploy or a rollback can still name it.
     ServiceRef,
+    /// Eligible, but the engine does not honour `noprune` (Podman), and its untagged parent
+    /// is not planned: deleting it would delete that parent too.
+    ParentNotPlanned,
 }
 
 /// Kept images by reason (counts, or Docker's bytes).
@@ -64,10 +72,11 @@ pub struct KeptCounts {
     pub unknown_parent: u64,
     pub unresolved_container: u64,
     pub service_ref: u64,
+    pub parent_not_planned: u64,
 }
 
 impl KeptReason {
-    pub const ALL: [Self; 9] = [
+    pub const ALL: [Self; 10] = [
         Self::Tagged,
         Self::InUse,
         Self::TooYoung,
@@ -77,6 +86,7 @@ impl KeptReason {
         Self::UnknownParent,
         Self::UnresolvedContainer,
         Self::ServiceRef,
+        Self::ParentNotPlanned,
     ];
 
     /// The name used in reports (`tagged`, `in_use`, `has_children`, `too_young`, …).
@@ -91,6 +101,7 @@ impl KeptReason {
             Self::UnknownParent => "unknown_parent",
             Self::UnresolvedContainer => "unresolved_container",
             Self::ServiceRef => "service_ref",
+            Self::ParentNotPlanned => "parent_not_planned",
         }
     }
 }
@@ -116,6 +127,7 @@ impl KeptCounts {
             KeptReason::UnknownParent => &mut self.unknown_parent,
             KeptReason::UnresolvedContainer => &mut self.unresolved_container,
             KeptReason::ServiceRef => &mut self.service_ref,
+            KeptReason::ParentNotPlanned => &mut self.parent_not_planned,
         }
     }
 
@@ -212,6 +224,9 @@ pub struct Rules<'a> {
     pub age: Age<'a>,
     /// Empty where there are none or the node is not a manager.
     pub services: &'a [Service],
+    /// Whether deleting an image with `noprune=true` keeps its untagged parents (Docker does,
+    /// Podman does not: D10).
+    pub honours_noprune: bool,
 }
 
 /// Decides what to remove by `Created` age, with no services: [`plan_with`] and
@@ -229,6 +244,29 @@ pub fn plan(
             min_age,
             age: Age::Created,
             services: &[],
+            honours_noprune: true,
+        },
+        now,
+    )
+}
+
+/// [`plan`] for an engine that does (`honours_noprune`: Docker) or does not (Podman) keep an
+/// image's untagged parents when the image is deleted with `noprune=true`, by `Created` age.
+pub fn plan_on(
+    images: &[Image],
+    containers: &[Container],
+    min_age: Duration,
+    now: DateTime<Utc>,
+    honours_noprune: bool,
+) -> Plan {
+    plan_with(
+        images,
+        containers,
+        &Rules {
+            min_age,
+            age: Age::Created,
+            services: &[],
+            honours_noprune,
         },
         now,
     )
@@ -238,6 +276,8 @@ pub fn plan(
 ///
 /// Doubt means keep: a malformed ID, an ID listed twice, a parent link that does not resolve,
 /// or a container whose image cannot be resolved keeps images rather than risking one in use.
+/// Where the engine does not honour `noprune` (`rules.honours_noprune`), no candidate has an
+/// untagged parent that is not a candidate too.
 pub fn plan_with(
     images: &[Image],
     containers: &[Container],
@@ -255,6 +295,68 @@ pub fn plan_with(
         now,
     );
     let own_reason = |image: &Image| facts.own_reason(image);
+    let mut wave_of = peel_waves(images, &facts);
+    let parent_not_planned = if rules.honours_noprune {
+        HashSet::new()
+    } else {
+        keep_under_unplanned_parents(&mut wave_of, &facts)
+    };
+
+    let mut result = Plan {
+        unresolved_containers,
+        ..Plan::default()
+    };
+    let mut seen: HashSet<&str> = HashSet::new();
+    for image in images {
+        // An ID listed twice is one image: counted and listed once.
+        if !seen.insert(image.id.as_str()) {
+            continue;
+        }
+        if let Some(&wave) = wave_of.get(image.id.as_str()) {
+            // By `created`, an eligible image's creation time is known; by `unused_for` it
+            // may not be (reproducible builds report none): shown as the epoch, as Docker does.
+            let created = image.created.unwrap_or(DateTime::UNIX_EPOCH);
+            result.candidates.push(Candidate {
+                id: image.id.clone(),
+                size_bytes: image.size_bytes,
+                created,
+                reason: candidate_reason(image, facts.unused_since(image), created, now, wave),
+                wave,
+            });
+        } else {
+            let reason =
+                own_reason(image).unwrap_or(if parent_not_planned.contains(image.id.as_str()) {
+                    KeptReason::ParentNotPlanned
+                } else {
+                    KeptReason::HasChildren
+                });
+            result.kept.add(reason, 1);
+            result.kept_images.push(Kept {
+                id: image.id.clone(),
+                reason,
+                size_bytes: image.size_bytes,
+                eligible_at: (reason == KeptReason::TooYoung)
+                    .then(|| facts.eligible_at(image))
+                    .flatten(),
+                unused_since: facts.unused_since(image),
+                services: service_refs
+                    .get(image.id.as_str())
+                    .filter(|_| reason == KeptReason::ServiceRef)
+                    .map(|names| names.iter().cloned().collect())
+                    .unwrap_or_default(),
+            });
+        }
+    }
+    result
+        .candidates
+        .sort_by(|a, b| (a.wave, a.created, &a.id).cmp(&(b.wave, b.created, &b.id)));
+    result
+}
+
+/// Peels eligible images from the leaves up: an image becomes a candidate once all its
+/// children are candidates. The value is its wave, its distance from the leaves.
+fn peel_waves<'a>(images: &'a [Image], facts: &Facts<'a>) -> BTreeMap<&'a str, u32> {
+    let own_reason = |image: &Image| facts.own_reason(image);
     let by_id = &facts.by_id;
 
     let mut child_count: HashMap<&str, usize> = HashMap::new();
@@ -268,8 +370,6 @@ pub fn plan_with(
         }
     }
 
-    // Peel eligible images from the leaves up: an image becomes a candidate once all its
-    // children are candidates. `wave` is its distance from the leaves.
     let mut wave_of: BTreeMap<&str, u32> = BTreeMap::new();
     let mut frontier: Vec<&Image> = images
         .iter()
@@ -301,51 +401,35 @@ pub fn plan_with(
         frontier = next;
         wave += 1;
     }
+    wave_of
+}
 
-    let mut result = Plan {
-        unresolved_containers,
-        ..Plan::default()
-    };
-    let mut seen: HashSet<&str> = HashSet::new();
-    for image in images {
-        // An ID listed twice is one image: counted and listed once.
-        if !seen.insert(image.id.as_str()) {
+/// Takes out of `wave_of` every candidate whose parent is untagged and not (or no longer) a
+/// candidate, and returns their IDs. Parents first: a parent's wave is above each of its
+/// children's, so one pass from the highest wave down sees every parent's fate before its
+/// children's.
+fn keep_under_unplanned_parents<'a>(
+    wave_of: &mut BTreeMap<&'a str, u32>,
+    facts: &Facts<'a>,
+) -> HashSet<&'a str> {
+    let mut order: Vec<(&'a str, u32)> = wave_of.iter().map(|(id, wave)| (*id, *wave)).collect();
+    order.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    let mut kept = HashSet::new();
+    for (id, _) in order {
+        let Some(image) = facts.by_id.get(id) else {
             continue;
-        }
-        if let Some(&wave) = wave_of.get(image.id.as_str()) {
-            // By `created`, an eligible image's creation time is known; by `unused_for` it
-            // may not be (reproducible builds report none): shown as the epoch, as Docker does.
-            let created = image.created.unwrap_or(DateTime::UNIX_EPOCH);
-            result.candidates.push(Candidate {
-                id: image.id.clone(),
-                size_bytes: image.size_bytes,
-                created,
-                reason: candidate_reason(image, facts.unused_since(image), created, now, wave),
-                wave,
-            });
-        } else {
-            let reason = own_reason(image).unwrap_or(KeptReason::HasChildren);
-            result.kept.add(reason, 1);
-            result.kept_images.push(Kept {
-                id: image.id.clone(),
-                reason,
-                size_bytes: image.size_bytes,
-                eligible_at: (reason == KeptReason::TooYoung)
-                    .then(|| facts.eligible_at(image))
-                    .flatten(),
-                unused_since: facts.unused_since(image),
-                services: service_refs
-                    .get(image.id.as_str())
-                    .filter(|_| reason == KeptReason::ServiceRef)
-                    .map(|names| names.iter().cloned().collect())
-                    .unwrap_or_default(),
-            });
+        };
+        // A candidate's parent link resolves (else it would be `unknown_parent`).
+        let unplanned_untagged_parent = image
+            .parent_id
+            .as_deref()
+            .is_some_and(|parent| !facts.tagged.contains(parent) && !wave_of.contains_key(parent));
+        if unplanned_untagged_parent {
+            wave_of.remove(id);
+            kept.insert(id);
         }
     }
-    result
-        .candidates
-        .sort_by(|a, b| (a.wave, a.created, &a.id).cmp(&(b.wave, b.created, &b.id)));
-    result
+    kept
 }
 
 fn candidate_reason(

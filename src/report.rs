@@ -510,6 +510,14 @@ impl Report {
         if !doubtful.is_empty() {
             let _ = writeln!(out, "Kept in doubt: {}", doubtful.join(", "));
         }
+        let under_unplanned = kept.get(KeptReason::ParentNotPlanned);
+        if under_unplanned > 0 {
+            let _ = writeln!(
+                out,
+                "Kept because the engine deletes untagged parents with their child (it ignores noprune): {under_unplanned} whose untagged parent stays ({})",
+                human_bytes(self.kept_bytes.get(KeptReason::ParentNotPlanned))
+            );
+        }
         if verbose {
             for image in &self.kept_images {
                 let mut why = image.reason.as_str().to_string();

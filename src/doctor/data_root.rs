@@ -185,6 +185,7 @@ mod tests {
             docker_root_dir: Some(root.into()),
             storage_driver: Some("overlay2".into()),
             swarm: crate::model::SwarmNode::default(),
+            ..DaemonInfo::default()
         }
     }
 
@@ -292,6 +293,7 @@ mod tests {
         let probe = DaemonProbe {
             endpoint: "unix:///nonexistent.sock".into(),
             info: Err(crate::engine::EngineError::PermissionDenied {
+                engine: crate::engine::Speaker::Unknown,
                 endpoint: "unix:///nonexistent.sock".into(),
             }),
         };

@@ -13,7 +13,7 @@
 //! | check | fails / warns when |
 //! | --- | --- |
 //! | `config` | the config file is invalid (fail; doctor goes on with defaults and flags), or others may write it (warn) |
-//! | `daemon` | the Docker daemon cannot be reached (fail) |
+//! | `daemon` | the engine (dockerd or Podman's service) cannot be reached (fail); its JSON names the engine (`engine`: `docker` \| `podman`) |
 //! | `data_root` | Docker's data root is on tmpfs/ramfs, or on an overlay whose upper dir is (fail); the path is not on this machine (warn) |
 //! | `registry_auth` | no Docker Hub credentials (warn); `config.json` unreadable or malformed (fail) |
 //! | `registry_auth_file_mode` | `config.json` is readable or writable by others (warn) |
@@ -59,6 +59,7 @@ use tracing::{debug, info};
 use crate::cli::{OutputFormat, RunArgs};
 use crate::config::Settings;
 use crate::exit::Outcome;
+use crate::model::EngineKind;
 
 pub use units::{DEFAULT_UNIT_DIRS, UNIT_DIRS_ENV};
 
@@ -152,15 +153,29 @@ pub struct Check {
     pub status: Status,
     pub detail: String,
     pub fix: String,
+    /// The engine the check talked to (`docker` | `podman`): set by the `daemon` check when
+    /// the engine answered, absent from the JSON otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub engine: Option<EngineKind>,
 }
 
 impl Check {
+    /// This check's result with the engine it talked to.
+    #[must_use]
+    pub fn with_engine(self, engine: EngineKind) -> Self {
+        Self {
+            engine: Some(engine),
+            ..self
+        }
+    }
+
     pub fn ok(name: CheckName, detail: impl Into<String>) -> Self {
         Self {
             name,
             status: Status::Ok,
             detail: detail.into(),
             fix: String::new(),
+            engine: None,
         }
     }
 
@@ -170,6 +185,7 @@ impl Check {
             status: Status::Warn,
             detail: detail.into(),
             fix: fix.into(),
+            engine: None,
         }
     }
 
@@ -179,6 +195,7 @@ impl Check {
             status: Status::Fail,
             detail: detail.into(),
             fix: fix.into(),
+            engine: None,
         }
     }
 }

@@ -13,6 +13,11 @@
 //!
 //! The bounds ([`LIST_ANSWER_LIMIT`], [`EVENTS_ANSWER_LIMIT`], [`SMALL_ANSWER_LIMIT`]) count
 //! the whole answer, status line and headers included.
+//!
+//! Two things only the transport can do for Podman ([`Flavor`]): it notes Podman's
+//! `Libpod-Api-Version` answer header (bollard does not show headers), and once the engine is
+//! known to be Podman it adds `stream=false` to `GET /events` (bollard's options cannot carry
+//! it): Podman's non-streaming mode answers every stored event and ends.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -68,7 +73,7 @@ pub fn connect_unix(
     timeout_secs: u64,
     version: &ClientVersion,
     list_limit: u64,
-) -> Result<(Docker, EventsBound, Raw), BollardError> {
+) -> Result<(Docker, EventsBound, Raw, Flavor), BollardError> {
     if !path.exists() {
         return Err(BollardError::SocketNotFoundError(
             path.to_string_lossy().into_owned(),
@@ -89,7 +94,7 @@ pub fn connect_tcp(
     timeout_secs: u64,
     version: &ClientVersion,
     list_limit: u64,
-) -> Result<(Docker, EventsBound, Raw), BollardError> {
+) -> Result<(Docker, EventsBound, Raw, Flavor), BollardError> {
     let authority = if host.contains(':') {
         format!("[{host}]:{port}")
     } else {
@@ -103,20 +108,24 @@ fn connect(
     timeout_secs: u64,
     version: &ClientVersion,
     list_limit: u64,
-) -> Result<(Docker, EventsBound, Raw), BollardError> {
+) -> Result<(Docker, EventsBound, Raw, Flavor), BollardError> {
     let target = Arc::new(target);
-    let raw = Raw {
-        target: Arc::clone(&target),
-        list_limit,
-    };
     let events_bound = EventsBound::default();
     let passed = Arc::clone(&events_bound.passed);
+    let flavor = Flavor::default();
+    let hooks = flavor.clone();
+    let raw = Raw {
+        target: Arc::clone(&target),
+        flavor: flavor.clone(),
+        list_limit,
+    };
     // bollard builds `http://docker/v1.41/…` URIs from this; `send` keeps only path and query.
     let docker = Docker::connect_with_custom_transport(
         move |request: BollardRequest| {
             send(
                 Arc::clone(&target),
                 Arc::clone(&passed),
+                hooks.clone(),
                 list_limit,
                 request,
             )
@@ -125,7 +134,7 @@ fn connect(
         timeout_secs,
         version,
     )?;
-    Ok((docker, events_bound, raw))
+    Ok((docker, events_bound, raw, flavor))
 }
 
 /// Plain `GET`s through the same bounded transport, for the few fields bollard's types leave
@@ -133,6 +142,7 @@ fn connect(
 #[derive(Debug, Clone)]
 pub struct Raw {
     target: Arc<Target>,
+    flavor: Flavor,
     list_limit: u64,
 }
 
@@ -148,6 +158,7 @@ impl Raw {
         let response = send(
             Arc::clone(&self.target),
             Arc::new(AtomicBool::new(false)),
+            self.flavor.clone(),
             self.list_limit,
             request,
         )
@@ -163,6 +174,38 @@ impl Raw {
         }
         Ok((status, bytes))
     }
+}
+
+/// What the transport notes about, and does for, the engine it talks to (see the module
+/// documentation). Cloned handles share the flags.
+#[derive(Debug, Clone, Default)]
+pub struct Flavor {
+    libpod_header: Arc<AtomicBool>,
+    events_not_streaming: Arc<AtomicBool>,
+}
+
+impl Flavor {
+    /// Whether any answer so far carried `Libpod-Api-Version` or `Libpod-Buildah-Version`.
+    pub fn libpod_header_seen(&self) -> bool {
+        self.libpod_header.load(Ordering::SeqCst)
+    }
+
+    /// From now on, `GET /events` is sent with `stream=false` (Podman only: dockerd ignores
+    /// the parameter, but it is not sent there).
+    pub fn read_events_without_streaming(&self) {
+        self.events_not_streaming.store(true, Ordering::SeqCst);
+    }
+}
+
+/// `query` with `stream=false` added (a `stream` already there is replaced).
+fn without_streaming(query: Option<&str>) -> String {
+    let mut parts: Vec<&str> = query
+        .unwrap_or("")
+        .split('&')
+        .filter(|part| !part.is_empty() && part.split('=').next() != Some("stream"))
+        .collect();
+    parts.push("stream=false");
+    parts.join("&")
 }
 
 /// Whether the last events stream was cut at its bound. bollard's stream reader keeps only
@@ -229,15 +272,42 @@ fn unversioned(path: &str) -> &str {
 async fn send(
     target: Arc<Target>,
     events_passed: Arc<AtomicBool>,
+    flavor: Flavor,
     list_limit: u64,
-    request: BollardRequest,
+    mut request: BollardRequest,
 ) -> Result<Response<Incoming>, BollardError> {
     let limit = answer_limit(request.uri().path(), list_limit);
-    let flag = is_events(request.uri().path()).then(|| {
+    let events = is_events(request.uri().path());
+    if events && flavor.events_not_streaming.load(Ordering::SeqCst) {
+        let path_and_query = format!(
+            "{}?{}",
+            request.uri().path(),
+            without_streaming(request.uri().query())
+        );
+        *request.uri_mut() = hyper::Uri::builder()
+            .path_and_query(path_and_query)
+            .build()?;
+    }
+    let flag = events.then(|| {
         events_passed.store(false, Ordering::SeqCst);
         events_passed
     });
-    match &*target {
+    let answer = send_bounded(&target, limit, flag, request).await?;
+    let headers = answer.headers();
+    if headers.contains_key("libpod-api-version") || headers.contains_key("libpod-buildah-version")
+    {
+        flavor.libpod_header.store(true, Ordering::SeqCst);
+    }
+    Ok(answer)
+}
+
+async fn send_bounded(
+    target: &Target,
+    limit: u64,
+    flag: Option<Arc<AtomicBool>>,
+    request: BollardRequest,
+) -> Result<Response<Incoming>, BollardError> {
+    match target {
         Target::Unix(path) => {
             let stream = tokio::net::UnixStream::connect(path)
                 .await
@@ -412,6 +482,20 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Bounded<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn podman_events_are_asked_for_without_streaming() {
+        assert_eq!(without_streaming(None), "stream=false");
+        assert_eq!(without_streaming(Some("")), "stream=false");
+        assert_eq!(
+            without_streaming(Some("since=1.5&filters=%7B%7D")),
+            "since=1.5&filters=%7B%7D&stream=false"
+        );
+        assert_eq!(
+            without_streaming(Some("stream=true&since=1")),
+            "since=1&stream=false"
+        );
+    }
 
     #[test]
     fn lists_events_and_the_rest_have_their_own_bounds() {

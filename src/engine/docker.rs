@@ -1,6 +1,12 @@
 //! [`Engine`] on bollard, over a unix socket or TCP. The API version is negotiated with the
 //! daemon (dockerd 20.10 speaks 1.41), every request has a timeout, and bollard's types are
 //! turned into the snapshot's plain data here, so nothing above this file sees bollard.
+//!
+//! The same client speaks to Podman's Docker-compatible service. Which engine answers is
+//! detected once, at connect (`flavor::detect`); from then on messages name it, IDs are
+//! normalised (Podman sends `ParentId` as bare hex), events are read in Podman's
+//! non-streaming mode with Podman's names and filtered by time here, and Podman's 500
+//! "image not known" counts as gone.
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
@@ -15,11 +21,12 @@ use bollard::query_parameters::{
 use chrono::{DateTime, TimeZone as _, Utc};
 use futures_util::StreamExt as _;
 
+use super::flavor::{self, Speaker, VersionFacts};
 use super::{Engine, EngineError, EventWindow, RemoveOutcome, bounded};
 use crate::config::HostUrl;
 use crate::model::{
-    Container, ContainerDestroy, DaemonInfo, Event, EventSampler, Events, Image, Service,
-    SwarmCluster, SwarmNode, Task, is_image_id, normalize_image_id,
+    Container, ContainerDestroy, DaemonInfo, EngineKind, Event, EventSampler, Events, Image,
+    Service, SwarmCluster, SwarmNode, Task, is_image_id, normalize_image_id,
 };
 
 /// The Docker Engine over bollard.
@@ -31,6 +38,10 @@ pub struct DockerEngine {
     events_bound: bounded::EventsBound,
     /// Plain GETs for what bollard's types leave out.
     raw: bounded::Raw,
+    /// Docker or Podman, detected at connect.
+    kind: EngineKind,
+    /// The engine's own version (`flavor::detect`).
+    engine_version: String,
 }
 
 impl DockerEngine {
@@ -56,23 +67,84 @@ impl DockerEngine {
                 bounded::connect_tcp(host, *port, timeout_secs, version, max_list_size)
             }
         };
-        let (docker, events_bound, raw) =
-            connected.map_err(|error| map_error(&endpoint, "connect", timeout, error))?;
+        // Until `/version` has answered, messages name both engines.
+        let unknown = Speaker::Unknown;
+        let (docker, events_bound, raw, flavor) =
+            connected.map_err(|error| map_error(&endpoint, "connect", timeout, unknown, error))?;
         let docker = within(
             &endpoint,
             "GET /version",
             timeout,
+            unknown,
             docker.negotiate_version(),
         )
         .await?
-        .map_err(|error| map_error(&endpoint, "GET /version", timeout, error))?;
+        .map_err(|error| map_error(&endpoint, "GET /version", timeout, unknown, error))?;
+        let version = within(
+            &endpoint,
+            "GET /version",
+            timeout,
+            unknown,
+            docker.version(),
+        )
+        .await?
+        .map_err(|error| map_error(&endpoint, "GET /version", timeout, unknown, error))?;
+        let (kind, engine_version) = flavor::detect(&VersionFacts {
+            version: version.version.clone().unwrap_or_default(),
+            platform_name: version.platform.map(|p| p.name).unwrap_or_default(),
+            components: version
+                .components
+                .unwrap_or_default()
+                .into_iter()
+                .map(|component| (component.name, component.version))
+                .collect(),
+            libpod_header: flavor.libpod_header_seen(),
+        });
+        if kind == EngineKind::Podman {
+            flavor.read_events_without_streaming();
+        }
         Ok(Self {
             docker,
             endpoint,
             timeout,
             events_bound,
             raw,
+            kind,
+            engine_version,
         })
+    }
+
+    /// The detected engine, for messages.
+    fn speaker(&self) -> Speaker {
+        Speaker::Known(self.kind)
+    }
+
+    /// The events query for `window`. Podman stops reading its event log when `until` passes,
+    /// which for a window that ends now is at once: it answers part of the stored events, or
+    /// none. Without `until`, in non-streaming mode (the transport adds `stream=false`), it
+    /// answers every stored event since `since` and ends; callers apply the window's end.
+    /// RFC 3339: every Podman version parses it (4.3 does not parse fractional seconds).
+    fn events_options(
+        &self,
+        window: EventWindow,
+        filters: &HashMap<&str, Vec<&str>>,
+    ) -> bollard::query_parameters::EventsOptions {
+        if self.kind == EngineKind::Podman {
+            EventsOptionsBuilder::new()
+                .since(
+                    &window
+                        .since
+                        .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+                )
+                .filters(filters)
+                .build()
+        } else {
+            EventsOptionsBuilder::new()
+                .since(&docker_timestamp(window.since))
+                .until(&docker_timestamp(window.until))
+                .filters(filters)
+                .build()
+        }
     }
 
     /// Each service's `PreviousSpec` image by service ID (bollard's `Service` has no
@@ -92,6 +164,7 @@ impl DockerEngine {
             .map_err(self.fail("GET /services"))?;
         if status != 200 {
             return Err(EngineError::Api {
+                engine: self.speaker(),
                 operation: "GET /services",
                 status,
                 message: String::from_utf8_lossy(&body).trim().to_string(),
@@ -99,6 +172,7 @@ impl DockerEngine {
         }
         let services: Vec<RawService> =
             serde_json::from_slice(&body).map_err(|error| EngineError::Protocol {
+                engine: self.speaker(),
                 operation: "GET /services",
                 message: error.to_string(),
             })?;
@@ -116,7 +190,15 @@ impl DockerEngine {
     }
 
     fn fail(&self, operation: &'static str) -> impl FnOnce(BollardError) -> EngineError + '_ {
-        move |error| map_error(&self.endpoint, operation, self.timeout, error)
+        move |error| {
+            map_error(
+                &self.endpoint,
+                operation,
+                self.timeout,
+                self.speaker(),
+                error,
+            )
+        }
     }
 
     /// One whole request (answer and body) within the timeout; see [`within`].
@@ -125,7 +207,14 @@ impl DockerEngine {
         operation: &'static str,
         request: impl Future<Output = Result<T, BollardError>>,
     ) -> Result<Result<T, BollardError>, EngineError> {
-        within(&self.endpoint, operation, self.timeout, request).await
+        within(
+            &self.endpoint,
+            operation,
+            self.timeout,
+            self.speaker(),
+            request,
+        )
+        .await
     }
 }
 
@@ -136,6 +225,7 @@ async fn within<T>(
     endpoint: &str,
     operation: &'static str,
     timeout: Duration,
+    engine: Speaker,
     request: impl Future<Output = Result<T, BollardError>>,
 ) -> Result<Result<T, BollardError>, EngineError> {
     tokio::time::timeout(timeout, request)
@@ -144,6 +234,7 @@ async fn within<T>(
             endpoint: endpoint.to_string(),
             operation,
             timeout_secs: timeout.as_secs(),
+            engine,
         })
 }
 
@@ -159,6 +250,8 @@ impl Engine for DockerEngine {
             .map_err(self.fail("GET /info"))?;
         let swarm = info.swarm.unwrap_or_default();
         Ok(DaemonInfo {
+            engine: self.kind,
+            engine_version: self.engine_version.clone(),
             server_version: info.server_version.unwrap_or_default(),
             api_version: self.docker.client_version().to_string(),
             docker_root_dir: info.docker_root_dir,
@@ -242,15 +335,17 @@ impl Engine for DockerEngine {
     }
 
     async fn events(&self, window: EventWindow) -> Result<Events, EngineError> {
+        let podman = self.kind == EngineKind::Podman;
+        let names: &[&str] = if podman {
+            &flavor::PODMAN_ACTIVITY
+        } else {
+            &flavor::DOCKER_ACTIVITY
+        };
         let filters = HashMap::from([
             ("type", vec!["image", "container"]),
-            ("event", vec!["pull", "load", "import", "tag", "create"]),
+            ("event", names.to_vec()),
         ]);
-        let options = EventsOptionsBuilder::new()
-            .since(&docker_timestamp(window.since))
-            .until(&docker_timestamp(window.until))
-            .filters(&filters)
-            .build();
+        let options = self.events_options(window, &filters);
         let mut stream = self.docker.events(Some(options));
         // Each event is counted and sampled as it arrives, so an endless stream grows only a
         // counter. `until` makes the daemon close the stream; the timeout guards one that
@@ -262,10 +357,13 @@ impl Engine for DockerEngine {
                     Some(limit) => EngineError::Protocol {
                         operation: "GET /events",
                         message: bounded::too_large_message(limit, "GET /events"),
+                        engine: self.speaker(),
                     },
                     None => self.fail("GET /events")(error),
                 })?;
-                sampler.push(event_of(message, window));
+                if let Some(event) = activity_of(message, window) {
+                    sampler.push(event);
+                }
             }
             Ok::<(), EngineError>(())
         };
@@ -275,6 +373,7 @@ impl Engine for DockerEngine {
                 endpoint: self.endpoint.clone(),
                 operation: "GET /events",
                 timeout_secs: self.timeout.as_secs(),
+                engine: self.speaker(),
             })??;
         Ok(sampler.finish())
     }
@@ -357,11 +456,7 @@ impl Engine for DockerEngine {
         window: EventWindow,
     ) -> Result<Vec<ContainerDestroy>, EngineError> {
         let filters = HashMap::from([("type", vec!["container"]), ("event", vec!["destroy"])]);
-        let options = EventsOptionsBuilder::new()
-            .since(&docker_timestamp(window.since))
-            .until(&docker_timestamp(window.until))
-            .filters(&filters)
-            .build();
+        let options = self.events_options(window, &filters);
         let mut stream = self.docker.events(Some(options));
         // Bounded by the events answer's size bound (some 30,000 events at most).
         let mut destroyed = Vec::new();
@@ -371,6 +466,7 @@ impl Engine for DockerEngine {
                     Some(limit) => EngineError::Protocol {
                         operation: "GET /events",
                         message: bounded::too_large_message(limit, "GET /events"),
+                        engine: self.speaker(),
                     },
                     None => self.fail("GET /events")(error),
                 })?;
@@ -395,6 +491,7 @@ impl Engine for DockerEngine {
                 endpoint: self.endpoint.clone(),
                 operation: "GET /events",
                 timeout_secs: self.timeout.as_secs(),
+                engine: self.speaker(),
             })??;
         Ok(destroyed)
     }
@@ -414,14 +511,10 @@ impl Engine for DockerEngine {
                     .collect(),
             )),
             Err(BollardError::DockerResponseServerError {
-                status_code: 404, ..
-            }) => Ok(None),
-            Err(error) => Err(map_error(
-                &self.endpoint,
-                "GET /images/{id}/json",
-                self.timeout,
-                error,
-            )),
+                status_code,
+                message,
+            }) if flavor::is_gone(status_code, &message) => Ok(None),
+            Err(error) => Err(self.fail("GET /images/{id}/json")(error)),
         }
     }
 
@@ -446,19 +539,30 @@ impl Engine for DockerEngine {
                 message,
             }) => Ok(RemoveOutcome::Conflict(message)),
             Err(BollardError::DockerResponseServerError {
-                status_code: 404, ..
-            }) => Ok(RemoveOutcome::NotFound),
-            Err(error) => Err(map_error(
-                &self.endpoint,
-                "DELETE /images/{id}",
-                self.timeout,
-                error,
-            )),
+                status_code,
+                message,
+            }) if flavor::is_gone(status_code, &message) => Ok(RemoveOutcome::NotFound),
+            Err(error) => Err(self.fail("DELETE /images/{id}")(error)),
         }
     }
 }
 
-/// One event of the stream as the quiet gate reads it.
+/// One event of the stream as the quiet gate reads it, when it is activity since the window's
+/// start (Docker filters by name and time itself; Podman's names are mapped here, and as its
+/// query has no `until`, see `events`, what it logged after the window counts as recent).
+fn activity_of(message: bollard::models::EventMessage, window: EventWindow) -> Option<Event> {
+    let event = event_of(message, window);
+    let action = flavor::activity_action(&event.kind, &event.action)?;
+    // Before the window: Podman's log may hold it (its `since` is strict only to the second).
+    // After the window's end it stays: a daemon clock ahead of ours makes recent events look
+    // future ones, and unknown means recent.
+    (event.time >= window.since).then(|| Event {
+        action: action.to_string(),
+        ..event
+    })
+}
+
+/// One event of the stream, as it came.
 fn event_of(message: bollard::models::EventMessage, window: EventWindow) -> Event {
     let actor = message.actor.unwrap_or_default();
     let attributes = actor.attributes.unwrap_or_default();
@@ -496,7 +600,8 @@ fn checked_id(id: &str) -> Result<(), EngineError> {
 /// The only options a delete is ever sent with. Never forced (an image in use or tagged
 /// elsewhere answers 409 and stays); `noprune`, because Docker would otherwise also delete
 /// untagged parents that were not planned: the plan lists eligible parents itself and removes
-/// them after their children.
+/// them after their children. Podman ignores `noprune`, so safety never rests on it there:
+/// the plan keeps an image whose untagged parent is not planned (`parent_not_planned`).
 fn remove_options() -> RemoveImageOptions {
     RemoveImageOptionsBuilder::default()
         .force(false)
@@ -524,6 +629,7 @@ fn map_error(
     endpoint: &str,
     operation: &'static str,
     timeout: Duration,
+    engine: Speaker,
     error: BollardError,
 ) -> EngineError {
     let endpoint = endpoint.to_string();
@@ -531,6 +637,7 @@ fn map_error(
         return EngineError::Protocol {
             operation,
             message: bounded::too_large_message(limit, operation),
+            engine,
         };
     }
     match error {
@@ -541,21 +648,25 @@ fn map_error(
             operation,
             status: status_code,
             message: message.trim().to_string(),
+            engine,
         },
         BollardError::RequestTimeoutError => EngineError::Timeout {
             endpoint,
             operation,
             timeout_secs: timeout.as_secs(),
+            engine,
         },
         BollardError::SocketNotFoundError(path) => EngineError::Unreachable {
             endpoint,
             reason: format!("there is no socket at {path}"),
+            engine,
         },
         BollardError::JsonDataError { .. }
         | BollardError::JsonSerdeError { .. }
         | BollardError::APIVersionParseError {} => EngineError::Protocol {
             operation,
             message: error.to_string(),
+            engine,
         },
         BollardError::UnsupportedURISchemeError { uri } => EngineError::BadHost {
             host: uri,
@@ -568,11 +679,12 @@ fn map_error(
                 other => io_error_kind(other),
             };
             if kind == Some(std::io::ErrorKind::PermissionDenied) {
-                EngineError::PermissionDenied { endpoint }
+                EngineError::PermissionDenied { endpoint, engine }
             } else {
                 EngineError::Unreachable {
                     endpoint,
                     reason: error_chain(&other),
+                    engine,
                 }
             }
         }

@@ -5,11 +5,13 @@
 
 mod bounded;
 mod docker;
+pub mod flavor;
 
 use chrono::{DateTime, Utc};
 
 pub use bounded::LIST_ANSWER_LIMIT;
 pub use docker::DockerEngine;
+pub use flavor::Speaker;
 
 use crate::model::{Container, ContainerDestroy, DaemonInfo, Events, Image, SwarmCluster};
 
@@ -29,55 +31,62 @@ pub enum RemoveOutcome {
     Removed { untagged_tags: Vec<String> },
     /// 409: the image is in use or referenced in a way that forbids a plain delete.
     Conflict(String),
-    /// 404: somebody else removed it first.
+    /// 404 (or Podman's 500 "image not known"): somebody else removed it first.
     NotFound,
 }
 
-/// Errors at the engine boundary. Messages are sentences that name the fix.
+/// Errors at the engine boundary. Messages are sentences that name the engine (once it is
+/// known: [`Speaker`]) and the fix.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
     #[error(
-        "cannot reach the Docker daemon at {endpoint}: {reason}. Check that dockerd is running, \
-         or point pruneguard at it with -H/--host or DOCKER_HOST."
+        "cannot reach {} at {endpoint}: {reason}. {}, or point pruneguard at it with -H/--host or DOCKER_HOST.",
+        .engine.the_engine(),
+        .engine.start_hint()
     )]
-    Unreachable { endpoint: String, reason: String },
+    Unreachable {
+        endpoint: String,
+        reason: String,
+        engine: Speaker,
+    },
+
+    #[error("permission denied on the {} {endpoint}. {}.", .engine.socket(), .engine.permission_hint())]
+    PermissionDenied { endpoint: String, engine: Speaker },
 
     #[error(
-        "permission denied on the Docker socket {endpoint}. Run pruneguard as root or as a user in \
-         the docker group."
-    )]
-    PermissionDenied { endpoint: String },
-
-    #[error(
-        "the Docker daemon at {endpoint} did not answer {operation} within {timeout_secs}s. It may \
-         be overloaded or hung; check `journalctl -u docker`."
+        "{} at {endpoint} did not answer {operation} within {timeout_secs}s. It may be overloaded or hung; check {}.",
+        .engine.the_engine(),
+        .engine.log_hint()
     )]
     Timeout {
         endpoint: String,
         operation: &'static str,
         timeout_secs: u64,
+        engine: Speaker,
     },
 
-    #[error("the Docker daemon answered {operation} with HTTP {status}: {message}")]
+    #[error("{} answered {operation} with HTTP {status}: {message}", .engine.the_engine())]
     Api {
         operation: &'static str,
         status: u16,
         message: String,
+        engine: Speaker,
     },
 
-    #[error("unexpected answer from the Docker daemon to {operation}: {message}")]
+    #[error("unexpected answer from {} to {operation}: {message}", .engine.the_engine())]
     Protocol {
         operation: &'static str,
         message: String,
+        engine: Speaker,
     },
 
     #[error(
-        "refusing to send a request for the image ID {id:?}: it is not sha256 and 64 hex digits, so it could change the request's path. Nothing was sent; the daemon (or a proxy in front of it) listed a malformed ID."
+        "refusing to send a request for the image ID {id:?}: it is not sha256 and 64 hex digits, so it could change the request's path. Nothing was sent; the engine (or a proxy in front of it) listed a malformed ID."
     )]
     MalformedId { id: String },
 
     #[error(
-        "unsupported Docker host {host:?}: {reason}. Use unix:///path/to/docker.sock or tcp://host:port."
+        "unsupported engine host {host:?}: {reason}. Use unix:///path/to/docker.sock (or Podman's podman.sock) or tcp://host:port."
     )]
     BadHost { host: String, reason: String },
 }
@@ -128,8 +137,9 @@ pub trait Engine {
     async fn swarm_cluster(&self) -> Result<SwarmCluster, EngineError>;
     /// The image's current tags (`GET /images/{id}/json`); `None` when it no longer exists.
     async fn image_tags(&self, id: &str) -> Result<Option<Vec<String>>, EngineError>;
-    /// `DELETE /images/{id}?force=false&noprune=true`: one image, never forced, never its
-    /// parents (the plan removes eligible parents itself).
+    /// `DELETE /images/{id}?force=false&noprune=true`: one image, never forced, and (on an
+    /// engine that honours `noprune`) never its parents: the plan removes eligible parents
+    /// itself, and on one that does not, it plans no image whose untagged parent stays.
     async fn remove_image(&self, id: &str) -> Result<RemoveOutcome, EngineError>;
 }
 
@@ -143,6 +153,7 @@ mod tests {
             include_str!("mod.rs"),
             include_str!("docker.rs"),
             include_str!("bounded.rs"),
+            include_str!("flavor.rs"),
         ];
         let forbidden = [
             concat!("prune", "_images"),

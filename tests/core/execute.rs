@@ -9,10 +9,10 @@ use std::time::Duration;
 use proptest::prelude::*;
 
 use pruneguard::decision::Action;
-use pruneguard::engine::{Engine, EngineError, EventWindow, RemoveOutcome};
+use pruneguard::engine::{Engine, EngineError, EventWindow, RemoveOutcome, Speaker};
 use pruneguard::execute::{self, Execution, Interrupt, RECHECK_EVERY, Recheck, Stop};
 use pruneguard::gates::{Evidence, GateName, GateVerdict};
-use pruneguard::model::{Container, DaemonInfo, Events, Image, SwarmCluster};
+use pruneguard::model::{Container, DaemonInfo, EngineKind, Events, Image, SwarmCluster};
 use pruneguard::plan::{self, Candidate, Plan};
 use pruneguard::report::{Decision, Report, ReportInput};
 
@@ -61,6 +61,7 @@ fn unreachable() -> EngineError {
     EngineError::Unreachable {
         endpoint: "fake://".into(),
         reason: "connection refused".into(),
+        engine: Speaker::Known(EngineKind::Docker),
     }
 }
 
@@ -160,12 +161,14 @@ impl Engine for FakeEngine<'_> {
                 operation: "DELETE /images",
                 status: 500,
                 message: "driver failed".into(),
+                engine: Speaker::Known(EngineKind::Docker),
             }),
             Answer::Unreachable => Err(unreachable()),
             Answer::HungDelete { .. } => Err(EngineError::Timeout {
                 endpoint: "fake://".into(),
                 operation: "DELETE /images/{id}",
                 timeout_secs: 30,
+                engine: Speaker::Known(EngineKind::Docker),
             }),
             Answer::RemovedUntagging => Ok(RemoveOutcome::Removed {
                 untagged_tags: vec!["app:rebuilt".into()],

@@ -157,6 +157,7 @@ pub fn snapshot() -> Snapshot {
                 control_available: false,
                 error: None,
             },
+            ..DaemonInfo::default()
         },
         disk: Ok(disk(90, Some(10))),
         containers: Ok(Vec::new()),

@@ -64,6 +64,7 @@ fn plan_unused(images: &[Image], containers: &[Container], record: &Record) -> P
             min_age: MIN_AGE,
             age: Age::UnusedFor(record),
             services: &[],
+            honours_noprune: true,
         },
         now(),
     )
@@ -303,6 +304,7 @@ fn images_a_service_names_now_or_before_are_kept_as_service_ref_naming_it() {
         min_age: MIN_AGE,
         age: Age::Created,
         services: &services,
+        honours_noprune: true,
     };
     let plan = planner::plan_with(&images, &[], &rules, now());
     // 4 is a child of 2: the child may go, the parent a service names stays.
@@ -409,7 +411,7 @@ proptest! {
             let plan = planner::plan_with(
                 &images,
                 &containers,
-                &Rules { min_age: MIN_AGE, age: Age::UnusedFor(&record), services: &[] },
+                &Rules { min_age: MIN_AGE, age: Age::UnusedFor(&record), services: &[], honours_noprune: true },
                 at,
             );
             for candidate in &plan.candidates {

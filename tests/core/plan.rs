@@ -613,3 +613,183 @@ proptest! {
         prop_assert_eq!(candidate_ids(&run(&reversed, &containers)), candidate_ids(&plan));
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Engines that ignore `noprune` (Podman): no delete may take an unplanned parent with it.
+
+fn run_on_podman(images: &[Image], containers: &[Container]) -> Plan {
+    planner::plan_on(images, containers, MIN_AGE, now(), false)
+}
+
+/// The untagged ancestors a delete of `id` takes with it where `noprune` is ignored: the
+/// parent chain up to the first tagged (or unlisted) image.
+fn untagged_ancestors<'a>(images: &'a [Image], id: &str) -> Vec<&'a str> {
+    let by_id: HashMap<&str, &Image> = images.iter().map(|i| (i.id.as_str(), i)).collect();
+    let mut out = Vec::new();
+    let mut current = by_id.get(id).and_then(|image| image.parent_id.as_deref());
+    while let Some(parent) = current {
+        let Some(image) = by_id.get(parent) else {
+            break;
+        };
+        if !image.repo_tags.is_empty() || out.contains(&parent) {
+            break;
+        }
+        out.push(parent);
+        current = image.parent_id.as_deref();
+    }
+    out
+}
+
+/// (what, images, planned on Docker, planned on Podman, kept as `parent_not_planned` on Podman)
+type PodmanRow = (&'static str, Vec<Image>, Vec<u32>, Vec<u32>, Vec<u32>);
+
+#[test]
+#[expect(clippy::too_many_lines, reason = "one table, a row per shape of chain")]
+fn parent_not_planned_table() {
+    let old = 2 * DAY;
+    let young = 3600;
+    let table: Vec<PodmanRow> = vec![
+        (
+            "old child of a young untagged parent",
+            vec![dangling(1, None, young), dangling(2, Some(1), old)],
+            vec![2],
+            vec![],
+            vec![2],
+        ),
+        (
+            "old chain under a young untagged root: all of it stays",
+            vec![
+                dangling(1, None, young),
+                dangling(2, Some(1), old),
+                dangling(3, Some(2), old),
+                dangling(4, Some(3), old),
+            ],
+            vec![4, 3, 2],
+            vec![],
+            vec![2, 3, 4],
+        ),
+        (
+            "old child of a tagged parent: the parent is never deleted with it",
+            vec![
+                image(1, &["base:1"], None, Some(old)),
+                dangling(2, Some(1), old),
+            ],
+            vec![2],
+            vec![2],
+            vec![],
+        ),
+        (
+            "a whole old dangling chain goes on both",
+            vec![dangling(1, None, old), dangling(2, Some(1), old)],
+            vec![2, 1],
+            vec![2, 1],
+            vec![],
+        ),
+        (
+            "parent in use by a container",
+            vec![dangling(1, None, old), dangling(2, Some(1), old)],
+            vec![2],
+            vec![],
+            vec![2],
+        ),
+        (
+            "parent with a second, young child: both old siblings under it stay",
+            vec![
+                dangling(1, None, old),
+                dangling(2, Some(1), old),
+                dangling(3, Some(1), young),
+                dangling(4, Some(1), old),
+            ],
+            vec![2, 4],
+            vec![],
+            vec![2, 4],
+        ),
+        (
+            "untagged intermediates of a tagged build: kept with children on both",
+            vec![
+                dangling(1, None, old),
+                dangling(2, Some(1), old),
+                image(3, &["app:1"], Some(2), Some(old)),
+            ],
+            vec![],
+            vec![],
+            vec![],
+        ),
+    ];
+    for (what, images, docker, podman, under) in table {
+        let containers = if what.starts_with("parent in use") {
+            vec![container("c1", 1, "exited", &[])]
+        } else {
+            vec![]
+        };
+        let sorted = |mut ids: Vec<String>| {
+            ids.sort();
+            ids
+        };
+        let ids_of = |ns: &[u32]| sorted(ns.iter().map(|n| id(*n)).collect());
+        let on_docker = run(&images, &containers);
+        assert_eq!(
+            sorted(candidate_ids(&on_docker)),
+            ids_of(&docker),
+            "{what} (Docker)"
+        );
+        assert_eq!(on_docker.kept.parent_not_planned, 0, "{what} (Docker)");
+        let on_podman = run_on_podman(&images, &containers);
+        assert_eq!(
+            sorted(candidate_ids(&on_podman)),
+            ids_of(&podman),
+            "{what} (Podman)"
+        );
+        let kept_under: Vec<String> = sorted(
+            on_podman
+                .kept_images
+                .iter()
+                .filter(|kept| kept.reason == KeptReason::ParentNotPlanned)
+                .map(|kept| kept.id.clone())
+                .collect(),
+        );
+        assert_eq!(kept_under, ids_of(&under), "{what} (Podman)");
+        assert_eq!(
+            on_podman.kept.parent_not_planned,
+            under.len() as u64,
+            "{what}"
+        );
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// On an engine that ignores `noprune`, every untagged ancestor a planned delete would take
+    /// with it is planned too (and removed after it); the plan is the Docker plan minus the
+    /// images kept as `parent_not_planned`, each of which has an untagged parent that stays.
+    #[test]
+    fn no_delete_takes_an_unplanned_parent_on_podman((images, containers) in scenario()) {
+        let docker = run(&images, &containers);
+        let podman = run_on_podman(&images, &containers);
+        let planned: HashMap<&str, u32> =
+            podman.candidates.iter().map(|c| (c.id.as_str(), c.wave)).collect();
+        for candidate in &podman.candidates {
+            for ancestor in untagged_ancestors(&images, &candidate.id) {
+                prop_assert!(
+                    planned.get(ancestor).is_some_and(|wave| *wave > candidate.wave),
+                    "candidate {} would take its untagged ancestor {} with it", candidate.id, ancestor
+                );
+            }
+        }
+        let docker_ids: HashSet<String> = candidate_ids(&docker).into_iter().collect();
+        let podman_ids: HashSet<String> = candidate_ids(&podman).into_iter().collect();
+        prop_assert!(podman_ids.is_subset(&docker_ids));
+        let kept_under: HashSet<String> = podman.kept_images.iter()
+            .filter(|kept| kept.reason == KeptReason::ParentNotPlanned)
+            .map(|kept| kept.id.clone())
+            .collect();
+        let difference: HashSet<String> = docker_ids.difference(&podman_ids).cloned().collect();
+        prop_assert_eq!(&kept_under, &difference);
+        for id in &kept_under {
+            let ancestors = untagged_ancestors(&images, id);
+            prop_assert!(ancestors.first().is_some_and(|parent| !planned.contains_key(parent)));
+        }
+        prop_assert_eq!(usize::try_from(podman.kept.total()).unwrap() + podman.candidates.len(), images.len());
+    }
+}

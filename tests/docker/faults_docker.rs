@@ -498,7 +498,9 @@ fn docker_host_pointing_nowhere_fails_fast_and_clearly() {
         assert!(
             result
                 .stderr
-                .contains(&format!("cannot reach the Docker daemon at {host}"))
+                .contains(&format!("cannot reach the container engine at {host}"))
+                && result.stderr.contains("dockerd")
+                && result.stderr.contains("podman system service")
                 && result.stderr.contains("-H/--host or DOCKER_HOST"),
             "{host}: {}",
             result.show()

@@ -10,6 +10,7 @@ mod doctor;
 mod faults_docker;
 mod gates_docker;
 mod hostile_api;
+mod podman_api;
 mod run_docker;
 mod sandbox_smoke;
 mod signals_docker;

@@ -100,6 +100,8 @@ type Handler = dyn Fn(&Request) -> Option<Answer> + Send + Sync + 'static;
 
 struct Shared {
     handler: Box<Handler>,
+    /// Header lines added to every answer (`Name: value\r\n` each), e.g. Podman's `Libpod-*`.
+    extra_headers: String,
     /// `DockerRootDir` in `/info`: a directory that exists, so the disk gate measures it.
     root_dir: PathBuf,
     stopping: AtomicBool,
@@ -121,6 +123,15 @@ impl FakeApi {
     where
         F: Fn(&Request) -> Option<Answer> + Send + Sync + 'static,
     {
+        Self::start_with_headers(&[], handler)
+    }
+
+    /// [`start`](Self::start), every answer carrying `headers` (`(name, value)`), as Podman's
+    /// service adds `Libpod-Api-Version` to each.
+    pub fn start_with_headers<F>(headers: &[(&str, &str)], handler: F) -> FakeApi
+    where
+        F: Fn(&Request) -> Option<Answer> + Send + Sync + 'static,
+    {
         // Short: unix socket paths are limited to 108 bytes.
         let dir = tempfile::Builder::new()
             .prefix("pgfake.")
@@ -136,6 +147,13 @@ impl FakeApi {
             .expect("make the fake API's listener non-blocking");
         let shared = Arc::new(Shared {
             handler: Box::new(handler),
+            extra_headers: headers
+                .iter()
+                .fold(String::new(), |mut lines, (name, value)| {
+                    use std::fmt::Write as _;
+                    let _ = write!(lines, "{name}: {value}\r\n");
+                    lines
+                }),
             root_dir: dir.path().join("root"),
             stopping: AtomicBool::new(false),
             log: Mutex::new(Vec::new()),
@@ -249,15 +267,16 @@ fn serve(stream: UnixStream, shared: &Shared) -> io::Result<()> {
             } => {
                 write!(
                     writer,
-                    "HTTP/1.1 {status} {}\r\nApi-Version: 1.41\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
+                    "HTTP/1.1 {status} {}\r\nApi-Version: 1.41\r\n{}Content-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
                     reason(status),
+                    shared.extra_headers,
                     body.len()
                 )?;
                 writer.write_all(&body)?;
                 writer.flush()?;
             }
             Answer::Stream(parts) => {
-                chunked_head(&mut writer)?;
+                chunked_head(&mut writer, &shared.extra_headers)?;
                 for part in parts {
                     chunk(&mut writer, &part)?;
                 }
@@ -265,7 +284,7 @@ fn serve(stream: UnixStream, shared: &Shared) -> io::Result<()> {
                 writer.flush()?;
             }
             Answer::Endless { head, repeat } => {
-                chunked_head(&mut writer)?;
+                chunked_head(&mut writer, &shared.extra_headers)?;
                 chunk(&mut writer, &head)?;
                 // Many repeats per chunk: fast enough to reach any bound within a test.
                 let block = repeat.repeat((64 * 1024 / repeat.len().max(1)).max(1));
@@ -288,9 +307,10 @@ fn serve(stream: UnixStream, shared: &Shared) -> io::Result<()> {
     }
 }
 
-fn chunked_head(writer: &mut UnixStream) -> io::Result<()> {
-    writer.write_all(
-        b"HTTP/1.1 200 OK\r\nApi-Version: 1.41\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n",
+fn chunked_head(writer: &mut UnixStream, extra_headers: &str) -> io::Result<()> {
+    write!(
+        writer,
+        "HTTP/1.1 200 OK\r\nApi-Version: 1.41\r\n{extra_headers}Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n",
     )
 }
 
