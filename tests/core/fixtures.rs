@@ -114,6 +114,7 @@ pub fn service(
         labels: labels(pairs),
         update_state: update.map(|(state, _)| state.to_string()),
         update_started_at: update.map(|(_, seconds)| ago(seconds)),
+        update_message: String::new(),
     }
 }
 
@@ -135,6 +136,8 @@ pub fn task(
         desired_state: desired.into(),
         state: state.into(),
         created_at: created_seconds_ago.map(ago),
+        // Its state last changed when it was created (tests that need progress set it).
+        state_changed_at: created_seconds_ago.map(ago),
         message: format!("msg-{state}"),
     }
 }
@@ -159,6 +162,7 @@ pub fn snapshot() -> Snapshot {
         events: Ok(Events::default()),
         swarm_cluster: None,
         lock_files: Vec::new(),
+        crash_loops: pruneguard::model::CrashLoopRecord::default(),
     }
 }
 
