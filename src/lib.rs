@@ -12,7 +12,7 @@
 //! | the engine boundary | [`engine`] (the narrow trait and its bollard implementation: the only code that speaks an engine's API) |
 //! | gathering and acting | [`snapshot`] (engine + filesystem + clock → snapshot), [`disk`] (statvfs), [`wait`] (waiting for closed gates), [`signals`] (SIGTERM/SIGINT: stop, report, die by the signal), [`execute`] (deleting exactly the plan, re-checking gates) |
 //! | telling | [`report`] (text, JSON, metrics; the run's outcome), [`state`] (run lock, `last-run.json`, atomic writes), [`crash_record`] (when each crash loop was first seen), [`logging`] |
-//! | commands | [`app`] (wires the calls per command), [`doctor`] (host checks), [`exit`] (the one mapping to exit codes) |
+//! | commands | [`app`] (wires the calls per command; one pass of gather, decide, act, report), [`watch`] (that pass every interval) and [`metrics_server`] (its metrics over HTTP), [`doctor`] (host checks), [`exit`] (the one mapping to exit codes) |
 
 pub mod app;
 pub mod cli;
@@ -27,6 +27,7 @@ pub mod exit;
 pub mod gates;
 pub mod human;
 pub mod logging;
+pub mod metrics_server;
 pub mod model;
 pub mod plan;
 pub mod policy;
@@ -36,3 +37,4 @@ pub mod snapshot;
 pub mod state;
 pub mod swarm_manager;
 pub mod wait;
+pub mod watch;

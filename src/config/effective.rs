@@ -156,5 +156,9 @@ pub fn render(settings: &Settings) -> String {
             ),
         ],
     );
+    table(
+        "watch",
+        &[("interval", set(duration(settings.watch_interval)), "")],
+    );
     out
 }
