@@ -14,3 +14,4 @@ mod sandbox_smoke;
 mod signals_docker;
 mod support;
 mod swarm_docker;
+mod watch_docker;
