@@ -73,8 +73,8 @@ fn lines_until(lines: &mpsc::Receiver<String>, needle: &str, count: usize) -> Ve
         let left = deadline.saturating_duration_since(std::time::Instant::now());
         match lines.recv_timeout(left) {
             Ok(line) => seen.push(line),
-            Err(_) => panic!(
-                "fewer than {count} lines with {needle:?}; seen:\n{}",
+            Err(error) => panic!(
+                "fewer than {count} lines with {needle:?} ({error}); seen:\n{}",
                 seen.join("\n")
             ),
         }
