@@ -34,6 +34,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Outcome> {
     match cli.command {
         Command::Run(args) => prune(&args, Mode::Run).await,
         Command::Plan(args) => prune(&args, Mode::Plan).await,
+        Command::Watch(args) => crate::watch::run(&args).await,
         Command::Doctor(args) => crate::doctor::run(&args).await,
         Command::Config(args) if args.check => {
             let settings = Settings::check(&args.run)?;
@@ -79,25 +80,49 @@ fn print(bytes: &[u8]) -> anyhow::Result<()> {
 async fn prune(args: &RunArgs, mode: Mode) -> anyhow::Result<Outcome> {
     // A plan never deletes, and waits only when its own command line asks it to.
     let settings = Settings::resolve_for(args, mode)?;
-    let dry_run = settings.dry_run;
-    let wait = settings.policy.gates.wait;
-    let started = Instant::now();
-    let started_at = Utc::now();
     let signals = Signals::install()?;
     // A dry run changes nothing, so it may run beside a real one.
-    let _lock = if dry_run {
+    let _lock = if settings.dry_run {
         None
     } else {
         Some(RunLock::acquire(&settings.state_dir)?)
     };
+    let report = pass(&settings, mode, &signals).await?;
+    info!(
+        decision = report.decision.as_str(),
+        removed = report.removed.len(),
+        candidates = report.candidates.len(),
+        "{}",
+        report.summary
+    );
+    let rendered = match settings.output {
+        OutputFormat::Json => format!("{}\n", report.to_json()),
+        OutputFormat::Text => report.to_text(mode == Mode::Plan),
+    };
+    print(rendered.as_bytes())?;
+    Ok(signals
+        .received()
+        .map_or_else(|| report.outcome(), Outcome::Signalled))
+}
+
+/// One gather → decide → act → report, as `run` and `plan` do it and as each tick of `watch`
+/// does it: writes the state file and the metrics file unless it is a dry
+/// run, and returns the report (not printed). The caller holds the run lock and the signals.
+/// An error is a runtime failure before any report exists (the daemon unreachable, a list
+/// refused): nothing was deleted then.
+pub async fn pass(settings: &Settings, mode: Mode, signals: &Signals) -> anyhow::Result<Report> {
+    let dry_run = settings.dry_run;
+    let wait = settings.policy.gates.wait;
+    let started = Instant::now();
+    let started_at = Utc::now();
     let engine =
         DockerEngine::connect(&settings.host, settings.api_timeout, settings.max_list_size).await?;
-    info!(endpoint = engine.endpoint(), dry_run, "gathering");
+    debug!(endpoint = engine.endpoint(), dry_run, ?mode, "gathering");
 
     // Gathering only reads, so a signal may abandon it at once; a waiting run ends its wait
     // itself, with a skip report that says so.
     let decided = tokio::select! {
-        decided = decide(&engine, &settings, wait, dry_run, &signals) => Some(decided?),
+        decided = decide(&engine, settings, wait, dry_run, signals) => Some(decided?),
         () = signals.arrived(), if wait.is_zero() => None,
     };
     let (decided, execution) = if let Some(decided) = decided {
@@ -108,7 +133,7 @@ async fn prune(args: &RunArgs, mode: Mode) -> anyhow::Result<Outcome> {
                     &decided.plan,
                     execute::DEFAULT_CONCURRENCY,
                     signals.interrupt(),
-                    |_| snapshot::recheck_gates(&engine, &settings),
+                    |_| snapshot::recheck_gates(&engine, settings),
                 )
                 .await,
             )
@@ -149,24 +174,10 @@ async fn prune(args: &RunArgs, mode: Mode) -> anyhow::Result<Outcome> {
         min_age: &min_age,
     });
     report.warnings.extend(observation_warnings);
-    info!(
-        decision = report.decision.as_str(),
-        removed = report.removed.len(),
-        candidates = report.candidates.len(),
-        "{}",
-        report.summary
-    );
     if !dry_run {
-        state::persist(&settings, &mut report);
+        state::persist(settings, &mut report);
     }
-    let rendered = match settings.output {
-        OutputFormat::Json => format!("{}\n", report.to_json()),
-        OutputFormat::Text => report.to_text(mode == Mode::Plan),
-    };
-    print(rendered.as_bytes())?;
-    Ok(signals
-        .received()
-        .map_or_else(|| report.outcome(), Outcome::Signalled))
+    Ok(report)
 }
 
 /// Everything decided before acting.

@@ -116,6 +116,10 @@ so that a run's flags work for a plan.\n\n\
 pub enum Command {
     /// Gather, decide, act and report: the oneshot a timer runs.
     Run(RunArgs),
+    /// Run the same cycle as `run` every --interval, for long-running hosts and swarm global
+    /// services; metrics also served for Prometheus with --metrics-listen.
+    #[command(after_help = WATCH_AFTER_HELP)]
+    Watch(WatchArgs),
     /// Show what `run` would do and why, without deleting anything (= `run --dry-run`).
     // A plan is always dry: `--dry-run` is accepted but not shown.
     #[command(
@@ -300,6 +304,47 @@ pub struct RunArgs {
     /// [env: PRUNEGUARD_METRICS_FILE] [key: output.metrics_file]
     #[arg(long, value_name = "PATH")]
     pub metrics_file: Option<PathBuf>,
+}
+
+const WATCH_AFTER_HELP: &str = "\
+Each tick is one `pruneguard run`: gather, decide, delete (every gate open), report. The tick's
+report replaces last-run.json in the state directory (see `pruneguard status`) and the
+--metrics-file; stdout stays empty. One log line per tick goes to stderr. A tick that fails (the
+daemon is down, a list is refused) deletes nothing, is logged and counted in the metrics
+(pruneguard_last_run_success 0), and the next tick comes as planned.
+
+Ticks start every --interval, each pause drawn from 90 % to 110 % of it (jitter, so that the
+nodes of a swarm do not all prune at once); the first tick starts at once.
+
+SIGTERM or SIGINT during a tick: no deletion starts after it, the ones in flight are seen through,
+the tick's report is written, and watch exits 0. Between ticks: exits 0 at once. So systemd
+(Restart=on-failure) and Docker (restart_policy on-failure) restart it only after a failure:
+a configuration error (exit 2), a lock held by another run or an address in use (exit 1).
+
+Examples:
+  pruneguard watch --interval 1h
+  pruneguard watch --interval 10m --metrics-listen 127.0.0.1:9708   # curl 127.0.0.1:9708/metrics";
+
+/// Flags of `watch`: those of a run, the interval and the metrics address.
+#[derive(Debug, Clone, Default, Args)]
+#[expect(
+    clippy::doc_markdown,
+    reason = "these comments are --help text: `[env: NAME] [key: a.b]` would print the backticks"
+)]
+pub struct WatchArgs {
+    /// Time between the starts of two ticks, with ±10 % jitter; at least 1s [default: 1h].
+    ///
+    /// [env: PRUNEGUARD_WATCH_INTERVAL] [key: watch.interval]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub interval: Option<Duration>,
+
+    /// Serve the latest tick's metrics over HTTP at ADDR (GET /metrics, Prometheus text format),
+    /// e.g. 127.0.0.1:9708 [default: not served].
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<std::net::SocketAddr>,
+
+    #[command(flatten)]
+    pub run: RunArgs,
 }
 
 /// Flags of `config`: those of a run (the settings it prints), and `--check`.

@@ -7,7 +7,7 @@
 // Pure: no clock, filesystem, environment or process (clippy.toml lists what is denied).
 #![deny(clippy::disallowed_methods)]
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
@@ -15,7 +15,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::human::{format_duration, human_seconds, short_id};
-use crate::model::{Container, DiskUsage, Event, LockFileState, Snapshot, SwarmCluster, Task};
+use crate::model::{Container, DiskUsage, Event, LockFileState, Snapshot};
 use crate::policy::{GatePolicy, Pattern};
 
 pub const STACK_LABELS: [&str; 2] = ["com.docker.stack.namespace", "com.docker.compose.project"];
@@ -151,6 +151,10 @@ pub struct Converging {
 
 impl Converging {
     fn describe(&self) -> String {
+        // A manager judges whole services (`swarm_manager`), each in one sentence.
+        if self.kind == "service" {
+            return crate::swarm_manager::describe(self);
+        }
         let mut text = format!("{} {} is {}", self.kind, self.name, self.state);
         if let Some(seconds) = self.for_seconds {
             text.push_str(&format!(" for {}", human_seconds(seconds)));
@@ -559,7 +563,10 @@ fn converging_in_swarm(
 ) -> Result<(SwarmRole, Vec<Converging>), Box<GateVerdict>> {
     if snapshot.daemon.swarm.control_available {
         match &snapshot.swarm_cluster {
-            Some(Ok(cluster)) => Ok((SwarmRole::Manager, converging_on_manager(cluster, now))),
+            Some(Ok(cluster)) => Ok((
+                SwarmRole::Manager,
+                crate::swarm_manager::converging(cluster, &snapshot.crash_loops, now),
+            )),
             Some(Err(error)) => Err(Box::new(error_verdict(
                 GateName::Swarm,
                 "the swarm services and tasks (manager node)",
@@ -602,111 +609,48 @@ fn swarm_detail(
             .collect::<Vec<_>>()
             .join("; ")
     };
-    let mut detail = match (role, converging.is_empty()) {
-        (SwarmRole::Worker, true) => "worker node, judged from local evidence: no swarm task container is still being created.".to_string(),
-        (SwarmRole::Worker, false) => format!(
-            "worker node, judged from local evidence: {}.",
-            describe(converging)
-        ),
-        (_, true) => "manager node: no service is updating and no task is still starting.".to_string(),
-        (_, false) => format!("manager node: {}.", describe(converging)),
-    };
-    if !stuck.is_empty() {
-        detail.push_str(&format!(
-            " Stuck longer than stuck_after ({}), so not blocking: {}.",
-            format_duration(stuck_after),
+    let stuck_after = format_duration(stuck_after);
+    match (role, converging.is_empty(), stuck.is_empty()) {
+        (SwarmRole::Worker, true, true) => "worker node, judged from local evidence: no swarm task container is still being created.".to_string(),
+        (SwarmRole::Worker, true, false) => format!(
+            "worker node, judged from local evidence: nothing is converging but what is stuck longer than stuck_after ({stuck_after}), which no longer blocks: {}.",
             describe(stuck)
-        ));
+        ),
+        (SwarmRole::Worker, false, _) => format!(
+            "worker node, judged from local evidence: {}.{}",
+            describe(converging),
+            stuck_sentence(&stuck_after, stuck)
+        ),
+        (_, true, true) => "manager node: no service is updating, paused, crash-looping or starting a task.".to_string(),
+        (_, true, false) => format!(
+            "manager node: no service is converging but what is stuck longer than stuck_after ({stuck_after}), which no longer blocks: {}.",
+            describe(stuck)
+        ),
+        (_, false, _) => format!(
+            "manager node: {}.{}",
+            describe(converging),
+            stuck_sentence(&stuck_after, stuck)
+        ),
     }
-    detail
+}
+
+/// The sentence that follows what is converging, naming what is stuck (empty when nothing is).
+fn stuck_sentence(stuck_after: &str, stuck: &[Converging]) -> String {
+    if stuck.is_empty() {
+        return String::new();
+    }
+    format!(
+        " Stuck longer than stuck_after ({stuck_after}), so not blocking: {}.",
+        stuck
+            .iter()
+            .map(Converging::describe)
+            .collect::<Vec<_>>()
+            .join("; ")
+    )
 }
 
 fn seconds_since(now: DateTime<Utc>, since: Option<DateTime<Utc>>) -> Option<i64> {
     since.map(|since| (now - since).num_seconds().max(0))
-}
-
-/// Services mid-update and tasks that should run but have not started yet. A task slot that
-/// keeps failing (crash loop) counts from its oldest failed attempt, so that a service that
-/// never converges is eventually reported as stuck rather than blocking forever.
-fn converging_on_manager(cluster: &SwarmCluster, now: DateTime<Utc>) -> Vec<Converging> {
-    let names: HashMap<&str, &str> = cluster
-        .services
-        .iter()
-        .map(|service| (service.id.as_str(), service.name.as_str()))
-        .collect();
-    let mut found = Vec::new();
-    for service in &cluster.services {
-        let Some(state) = &service.update_state else {
-            continue;
-        };
-        if CONVERGING_UPDATE_STATES.contains(&state.as_str()) {
-            found.push(Converging {
-                kind: "service",
-                id: short_id(&service.id).to_string(),
-                name: service.name.clone(),
-                state: state.clone(),
-                since: service.update_started_at,
-                for_seconds: seconds_since(now, service.update_started_at),
-                message: String::new(),
-            });
-        }
-    }
-    let slot_key = |task: &Task| {
-        (
-            task.service_id.clone(),
-            task.slot.map_or_else(
-                || task.node_id.clone().unwrap_or_default(),
-                |slot| slot.to_string(),
-            ),
-        )
-    };
-    // Each slot's tasks, oldest first, to find the failures that lead up to a task.
-    let mut slots: HashMap<(String, String), Vec<&Task>> = HashMap::new();
-    for task in &cluster.tasks {
-        slots.entry(slot_key(task)).or_default().push(task);
-    }
-    for history in slots.values_mut() {
-        // A task without a creation time is taken as the newest.
-        history.sort_by_key(|task| (task.created_at.is_none(), task.created_at));
-    }
-    for task in &cluster.tasks {
-        if task.desired_state != "running" || !CONVERGING_TASK_STATES.contains(&task.state.as_str())
-        {
-            continue;
-        }
-        let since = crash_loop_start(&slots[&slot_key(task)], task).or(task.created_at);
-        let service = names.get(task.service_id.as_str()).copied().unwrap_or("?");
-        let name = match task.slot {
-            Some(slot) => format!("{service}.{slot}"),
-            None => format!(
-                "{service}.{}",
-                task.node_id.as_deref().map_or("?", short_id)
-            ),
-        };
-        found.push(Converging {
-            kind: "task",
-            id: short_id(&task.id).to_string(),
-            name,
-            state: task.state.clone(),
-            since,
-            for_seconds: seconds_since(now, since),
-            message: task.message.clone(),
-        });
-    }
-    found
-}
-
-/// A crash loop: the unbroken run of failed or rejected tasks right before `task` in its slot.
-/// The slot has been trying since the first of them. An older failure followed by a task that
-/// ran and was shut down normally is history, not a loop.
-fn crash_loop_start(history: &[&Task], task: &Task) -> Option<DateTime<Utc>> {
-    let position = history.iter().position(|other| other.id == task.id)?;
-    history[..position]
-        .iter()
-        .rev()
-        .take_while(|earlier| matches!(earlier.state.as_str(), "failed" | "rejected"))
-        .filter_map(|earlier| earlier.created_at)
-        .min()
 }
 
 /// On a worker the cluster is invisible (the API answers 503), so the evidence is local:

@@ -30,6 +30,9 @@ pub struct Snapshot {
     /// Services and tasks; only gathered on a swarm manager.
     pub swarm_cluster: Option<Observed<SwarmCluster>>,
     pub lock_files: Vec<LockFile>,
+    /// pruneguard's own record of when each crash loop was first seen (empty when none, lost
+    /// or unreadable: a crash loop without a record has just started).
+    pub crash_loops: CrashLoopRecord,
 }
 
 /// What `/info` says about the daemon.
@@ -230,6 +233,8 @@ pub struct Service {
     pub image: Option<String>,
     /// The same of `PreviousSpec`: the release a rollback returns to.
     pub previous_image: Option<String>,
+    /// `UpdateStatus.Message`, e.g. why an update paused (empty when none).
+    pub update_message: String,
 }
 
 /// A container `destroy` event: the container that used `image` was removed at `time`, so
@@ -252,7 +257,24 @@ pub struct Task {
     pub desired_state: String,
     pub state: String,
     pub created_at: Option<DateTime<Utc>>,
+    /// `Status.Timestamp`: when the task's state last changed (its last progress).
+    pub state_changed_at: Option<DateTime<Utc>>,
     pub message: String,
+}
+
+/// When pruneguard first saw each service crash-looping, by service ID: swarm keeps only a few
+/// tasks per slot, so the task history alone cannot say how long a loop has lasted. Kept in the
+/// state directory between runs (`swarm-crash-loops.json`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize, JsonSchema)]
+pub struct CrashLoopRecord {
+    pub services: BTreeMap<String, CrashLoopSeen>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, JsonSchema)]
+pub struct CrashLoopSeen {
+    /// The service's name when it was last seen looping (for people reading the file).
+    pub name: String,
+    pub first_seen: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]

@@ -18,6 +18,8 @@ pub const DEFAULT_QUIET_PERIOD: Duration = Duration::from_secs(10 * 60);
 pub const DEFAULT_STALE_LOCK_AFTER: Duration = Duration::from_secs(6 * 3600);
 pub const DEFAULT_STUCK_AFTER: Duration = Duration::from_secs(30 * 60);
 pub const DEFAULT_WAIT_INTERVAL: Duration = Duration::from_secs(30);
+/// `watch.interval`: how often `pruneguard watch` runs a tick.
+pub const DEFAULT_WATCH_INTERVAL: Duration = Duration::from_secs(3600);
 
 /// What may be removed and when: everything the pure core needs.
 #[derive(Debug, Clone)]

@@ -1,7 +1,8 @@
 //! SIGTERM (systemd stopping the unit) and SIGINT (Ctrl-C) for a whole `run` or `plan`: the
 //! first one ends a wait for gates, stops new deletions (the ones in flight are seen through),
 //! and the run then writes its report and dies by that signal, as its default action would,
-//! so that systemd records a stop, not a failure.
+//! so that systemd records a stop, not a failure. `watch` uses the same signals and exits 0
+//! instead (see `watch`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI32, Ordering};
@@ -43,7 +44,7 @@ impl Signals {
             };
             warn!(
                 signal = name(number),
-                "stopping: no new deletion starts; the report is written, then the run ends by the signal"
+                "stopping: no new deletion starts; the ones in flight are seen through and the report is written"
             );
             listener.received.store(number, Ordering::SeqCst);
             listener.interrupt.set();

@@ -12,7 +12,9 @@ use anyhow::Context as _;
 
 use crate::engine::{Engine, EngineError, EventWindow};
 use crate::gates::{self, GateVerdict};
-use crate::model::{DaemonInfo, Events, LockFile, LockFileState, Observed, Snapshot};
+use crate::model::{
+    CrashLoopRecord, DaemonInfo, Events, LockFile, LockFileState, Observed, Snapshot,
+};
 
 /// What a gather is for: the plan needs every container (to know which images are in use);
 /// a re-check of the gates lists containers only when a gate looks at them.
@@ -60,6 +62,17 @@ pub async fn gather<E: Engine>(
     } else {
         None
     };
+    // The crash-loop record is kept current by every gather of a run that may delete.
+    let crash_loops = match &swarm_cluster {
+        Some(Ok(cluster)) if gates.swarm.enabled => crate::crash_record::observe(
+            &settings.state_dir,
+            cluster,
+            now,
+            gates.swarm.stuck_after,
+            !settings.dry_run,
+        ),
+        _ => CrashLoopRecord::default(),
+    };
     let lock_files = gates
         .workload
         .lock_files
@@ -73,6 +86,7 @@ pub async fn gather<E: Engine>(
         events,
         swarm_cluster,
         lock_files,
+        crash_loops,
     })
 }
 

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use chrono::Utc;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::config::Settings;
 use crate::decision::WaitEnd;
@@ -57,7 +57,12 @@ pub async fn evaluate_gates(
         let verdicts = gates::evaluate(&snapshot, policy, now);
         evaluations += 1;
         for verdict in verdicts.iter().filter(|verdict| !verdict.open) {
-            info!(gate = verdict.name.as_str(), "closed: {}", verdict.detail);
+            // The report names every closed gate; a log line each is for watching a wait.
+            if wait.is_zero() {
+                debug!(gate = verdict.name.as_str(), "closed: {}", verdict.detail);
+            } else {
+                info!(gate = verdict.name.as_str(), "closed: {}", verdict.detail);
+            }
             if !held_by.iter().any(|name| name == verdict.name.as_str()) {
                 held_by.push(verdict.name.as_str().to_string());
             }

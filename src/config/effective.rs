@@ -163,5 +163,9 @@ pub fn render(settings: &Settings) -> String {
             ),
         ],
     );
+    table(
+        "watch",
+        &[("interval", set(duration(settings.watch_interval)), "")],
+    );
     out
 }

@@ -30,9 +30,10 @@ pub const STATE_DIR: &str = "PRUNEGUARD_STATE_DIR";
 pub const OUTPUT: &str = "PRUNEGUARD_OUTPUT";
 pub const METRICS_FILE: &str = "PRUNEGUARD_METRICS_FILE";
 pub const MAX_LIST_SIZE: &str = "PRUNEGUARD_MAX_LIST_SIZE";
+pub const WATCH_INTERVAL: &str = "PRUNEGUARD_WATCH_INTERVAL";
 
 /// Every variable pruneguard's settings read.
-pub const ALL: [&str; 18] = [
+pub const ALL: [&str; 19] = [
     CONFIG,
     HOST,
     API_TIMEOUT,
@@ -51,6 +52,7 @@ pub const ALL: [&str; 18] = [
     OUTPUT,
     METRICS_FILE,
     MAX_LIST_SIZE,
+    WATCH_INTERVAL,
 ];
 
 /// Environment variables, as the settings see them.
@@ -183,6 +185,7 @@ impl Environment {
         layer.state.dir = self.sourced_path(STATE_DIR);
         layer.output.format = self.value(OUTPUT, "output.format", values::output_format)?;
         layer.output.metrics_file = self.sourced_path(METRICS_FILE);
+        layer.watch.interval = self.duration(WATCH_INTERVAL, "watch.interval")?;
         Ok(layer)
     }
 }

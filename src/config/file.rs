@@ -12,7 +12,7 @@ use crate::policy::{LabelSelector, Pattern};
 use super::ConfigError;
 use super::layer::{
     DiskLayer, DiskPath, EngineLayer, GatesLayer, OutputLayer, PolicyLayer, QuietLayer,
-    SettingsLayer, Source, Sourced, StateLayer, SwarmLayer, WorkloadLayer,
+    SettingsLayer, Source, Sourced, StateLayer, SwarmLayer, WatchLayer, WorkloadLayer,
 };
 use super::values;
 
@@ -24,6 +24,7 @@ struct FileConfig {
     gates: FileGates,
     state: FileState,
     output: FileOutput,
+    watch: FileWatch,
 }
 
 type Text = Option<Spanned<String>>;
@@ -90,6 +91,12 @@ struct FileSwarm {
 #[serde(deny_unknown_fields, default)]
 struct FileState {
     dir: Text,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct FileWatch {
+    interval: Text,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -315,6 +322,9 @@ impl Lines<'_> {
                     values::output_format(&text)
                 })?,
                 metrics_file: path("output.metrics_file", raw.output.metrics_file)?,
+            },
+            watch: WatchLayer {
+                interval: duration("watch.interval", raw.watch.interval)?,
             },
         })
     }

@@ -62,6 +62,7 @@ pub struct SettingsLayer {
     pub gates: GatesLayer,
     pub state: StateLayer,
     pub output: OutputLayer,
+    pub watch: WatchLayer,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -121,6 +122,11 @@ pub struct StateLayer {
 }
 
 #[derive(Debug, Clone, Default)]
+pub struct WatchLayer {
+    pub interval: Option<Sourced<Duration>>,
+}
+
+#[derive(Debug, Clone, Default)]
 pub struct OutputLayer {
     pub format: Option<Sourced<OutputFormat>>,
     pub metrics_file: Option<Sourced<PathBuf>>,
@@ -177,6 +183,9 @@ impl SettingsLayer {
             output: OutputLayer {
                 format: self.output.format.or(lower.output.format),
                 metrics_file: self.output.metrics_file.or(lower.output.metrics_file),
+            },
+            watch: WatchLayer {
+                interval: self.watch.interval.or(lower.watch.interval),
             },
         }
     }

@@ -23,7 +23,7 @@ mod values;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::cli::{OutputFormat, RunArgs, StatusArgs};
+use crate::cli::{OutputFormat, RunArgs, StatusArgs, WatchArgs};
 use crate::policy::{
     DEFAULT_DISK_THRESHOLD, DiskGate, GatePolicy, Policy, QuietGate, SwarmGate, WorkloadGate,
 };
@@ -53,7 +53,7 @@ pub const DEFAULT_API_TIMEOUT: Duration = Duration::from_secs(30);
 /// The shortest API timeout: a shorter one fails requests to a healthy, busy daemon.
 pub const MIN_API_TIMEOUT: Duration = ranges::API_TIMEOUT.min;
 /// The names of every environment variable the settings read.
-pub const ENV_VARS: [&str; 18] = env::ALL;
+pub const ENV_VARS: [&str; env::ALL.len()] = env::ALL;
 
 /// A configuration problem: exit status 2.
 #[derive(Debug, thiserror::Error)]
@@ -88,6 +88,8 @@ pub struct Settings {
     pub api_timeout: Duration,
     /// The largest list answer (images, containers, services, tasks) read from the engine.
     pub max_list_size: u64,
+    /// `pruneguard watch`: the time between the starts of two ticks (before jitter).
+    pub watch_interval: Duration,
 }
 
 /// The config file to read: none with `--no-config`, else `--config`, `PRUNEGUARD_CONFIG`, or
@@ -132,6 +134,29 @@ impl Settings {
         let file = file_layer(config_file.as_deref())?;
         let dry_run = args.dry_run || mode == Mode::Plan;
         Self::from_layer(flags.or(environment).or(file), config_file, mode, dry_run)
+    }
+
+    /// The settings of `watch` from the process's environment: a run's, and `--interval`
+    /// (`watch.interval`) with the same precedence as every other key.
+    pub fn resolve_watch(args: &WatchArgs) -> Result<Self, ConfigError> {
+        Self::resolve_watch_with(args, &Environment::from_process())
+    }
+
+    /// [`Settings::resolve_watch`] with the environment `env`.
+    pub fn resolve_watch_with(args: &WatchArgs, env: &Environment) -> Result<Self, ConfigError> {
+        let mut flags = flags::layer(&args.run)?;
+        flags.watch.interval = args
+            .interval
+            .map(|interval| Sourced::new(interval, Source::Flag("--interval")));
+        let environment = env.layer()?;
+        let config_file = config_path(args.run.no_config, args.run.config.as_deref(), env);
+        let file = file_layer(config_file.as_deref())?;
+        Self::from_layer(
+            flags.or(environment).or(file),
+            config_file,
+            Mode::Run,
+            args.run.dry_run,
+        )
     }
 
     /// `pruneguard config --check`: the settings of `run` from the process's environment,
@@ -207,7 +232,9 @@ impl Settings {
             gates,
             state,
             output,
+            watch,
         } = layer;
+        let watch_interval = in_range(watch.interval, &ranges::WATCH_INTERVAL)?;
         let api_timeout = in_range(engine.api_timeout, &ranges::API_TIMEOUT)?;
         let max_list_size = check(
             engine.max_list_size,
@@ -295,6 +322,7 @@ impl Settings {
             dry_run,
             api_timeout,
             max_list_size,
+            watch_interval,
         })
     }
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::DEFAULT_API_TIMEOUT;
 use crate::policy::{
     DEFAULT_MIN_AGE, DEFAULT_QUIET_PERIOD, DEFAULT_STALE_LOCK_AFTER, DEFAULT_STUCK_AFTER,
-    DEFAULT_WAIT_INTERVAL,
+    DEFAULT_WAIT_INTERVAL, DEFAULT_WATCH_INTERVAL,
 };
 
 /// One duration key's bounds (inclusive), default, and the reason for the bounds.
@@ -80,8 +80,16 @@ pub const API_TIMEOUT: DurationRange = DurationRange {
     why: "a shorter timeout fails requests to a healthy, busy daemon",
 };
 
+pub const WATCH_INTERVAL: DurationRange = DurationRange {
+    key: "watch.interval",
+    min: Duration::from_secs(1),
+    max: Duration::from_secs(7 * DAY),
+    default: DEFAULT_WATCH_INTERVAL,
+    why: "each tick asks the daemon for everything a run needs",
+};
+
 /// Every range, in the order the README's table lists them.
-pub const ALL: [DurationRange; 7] = [
+pub const ALL: [DurationRange; 8] = [
     MIN_AGE,
     QUIET_PERIOD,
     WAIT,
@@ -89,6 +97,7 @@ pub const ALL: [DurationRange; 7] = [
     STALE_LOCK_AFTER,
     STUCK_AFTER,
     API_TIMEOUT,
+    WATCH_INTERVAL,
 ];
 
 #[cfg(test)]
@@ -107,6 +116,7 @@ mod tests {
             "gates.workload.stale_lock_after" => "PRUNEGUARD_WORKLOAD_STALE_LOCK_AFTER",
             "gates.swarm.stuck_after" => "PRUNEGUARD_SWARM_STUCK_AFTER",
             "engine.api_timeout" => "PRUNEGUARD_API_TIMEOUT",
+            "watch.interval" => "PRUNEGUARD_WATCH_INTERVAL",
             other => panic!("no variable for {other}"),
         }
     }

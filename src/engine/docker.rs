@@ -419,6 +419,7 @@ impl Engine for DockerEngine {
                             .map(|state| state.to_string())
                             .filter(|state| !state.is_empty()),
                         update_started_at: update.started_at.and_then(real_date),
+                        update_message: update.message.unwrap_or_default(),
                     }
                 })
                 .collect(),
@@ -440,6 +441,7 @@ impl Engine for DockerEngine {
                             .map(|state| state.to_string())
                             .unwrap_or_default(),
                         created_at: task.created_at.and_then(real_date),
+                        state_changed_at: status.timestamp.and_then(real_date),
                         message: status
                             .err
                             .filter(|err| !err.is_empty())

@@ -109,13 +109,43 @@ fn run_help_documents_every_contract_flag() {
         assert!(stdout.contains(flag), "run --help lacks {flag}");
     }
     // clap reads no environment (the settings do): the help names each variable itself.
-    for name in ENV_VARS {
+    // Only `watch` has --interval (`watch.interval`).
+    for name in ENV_VARS
+        .iter()
+        .filter(|name| **name != "PRUNEGUARD_WATCH_INTERVAL")
+    {
         assert!(
             stdout.contains(&format!("[env: {name}]")),
             "run --help lacks {name}"
         );
     }
     insta::assert_snapshot!("run_help", stdout);
+}
+
+/// `watch --help` teaches the interval, the jitter, the metrics address, the signals and what
+/// the exit status means for a supervisor; it takes every flag of a run as well.
+#[test]
+fn watch_help_documents_interval_metrics_and_signals() {
+    let (code, stdout, _) = pruneguard(&["watch", "--help"]);
+    assert_eq!(code, 0);
+    for needle in [
+        "--interval <DURATION>",
+        "[env: PRUNEGUARD_WATCH_INTERVAL] [key: watch.interval]",
+        "--metrics-listen <ADDR>",
+        "GET /metrics",
+        "90 % to 110 %",
+        "SIGTERM or SIGINT during a tick",
+        "exits 0",
+        "Restart=on-failure",
+        "--swarm-stuck-after",
+        "[env: PRUNEGUARD_MIN_AGE]",
+    ] {
+        assert!(
+            stdout.contains(needle),
+            "watch --help lacks {needle:?}:\n{stdout}"
+        );
+    }
+    insta::assert_snapshot!("watch_help", stdout);
 }
 
 #[test]
@@ -261,6 +291,7 @@ fn readme_lists_every_setting_with_its_flag_and_variable() {
         .filter(|cells: &Vec<&str>| cells.len() == 4)
         .collect();
     let (_, help, _) = pruneguard(&["run", "--help"]);
+    let (_, watch_help, _) = pruneguard(&["watch", "--help"]);
     let (_, effective, _) = pruneguard(&["config", "--no-config"]);
     let mut table = String::new();
     let mut printed = Vec::new();
@@ -288,9 +319,15 @@ fn readme_lists_every_setting_with_its_flag_and_variable() {
     for row in &rows {
         for flag in row[1].split(", ") {
             let flag = flag.trim_matches('`');
+            // `watch.*` keys have their flag on `watch` only.
+            let (command, text) = if row[0].starts_with("`watch.") {
+                ("watch", &watch_help)
+            } else {
+                ("run", &help)
+            };
             assert!(
-                help.contains(flag),
-                "{flag} ({}) is not in run --help",
+                text.contains(flag),
+                "{flag} ({}) is not in {command} --help",
                 row[0]
             );
         }

@@ -118,6 +118,7 @@ pub fn service(
         update_started_at: update.map(|(_, seconds)| ago(seconds)),
         image: None,
         previous_image: None,
+        update_message: String::new(),
     }
 }
 
@@ -139,6 +140,8 @@ pub fn task(
         desired_state: desired.into(),
         state: state.into(),
         created_at: created_seconds_ago.map(ago),
+        // Its state last changed when it was created (tests that need progress set it).
+        state_changed_at: created_seconds_ago.map(ago),
         message: format!("msg-{state}"),
     }
 }
@@ -164,6 +167,7 @@ pub fn snapshot() -> Snapshot {
         events: Ok(Events::default()),
         swarm_cluster: None,
         lock_files: Vec::new(),
+        crash_loops: pruneguard::model::CrashLoopRecord::default(),
     }
 }
 

@@ -6,11 +6,10 @@ use std::time::Duration;
 use proptest::prelude::*;
 
 use pruneguard::gates::{
-    self, CONVERGING_TASK_STATES, Evidence, GateName, GateVerdict, STACK_LABELS, SWARM_TASK_LABEL,
-    SwarmRole,
+    self, Evidence, GateName, GateVerdict, STACK_LABELS, SWARM_TASK_LABEL, SwarmRole,
 };
 use pruneguard::model::{
-    Container, Events, LockFile, LockFileState, Service, Snapshot, SwarmCluster, SwarmNode, Task,
+    Container, Events, LockFile, LockFileState, Snapshot, SwarmCluster, SwarmNode, Task,
 };
 use pruneguard::policy::GatePolicy;
 
@@ -18,7 +17,7 @@ use crate::fixtures::{
     ago, container, disk, event, label, manager, now, pattern, policy, service, snapshot, task,
 };
 
-fn assert_closed_naming(verdict: &GateVerdict, needles: &[&str]) {
+pub(crate) fn assert_closed_naming(verdict: &GateVerdict, needles: &[&str]) {
     assert!(
         !verdict.open,
         "{:?} should be closed: {verdict:#?}",
@@ -648,37 +647,7 @@ fn workload_reports_every_match() {
 // ---------------------------------------------------------------------------------------------
 // swarm
 
-fn manager_with(services: Vec<Service>, tasks: Vec<Task>) -> Snapshot {
-    let mut snap = snapshot();
-    manager(&mut snap);
-    snap.swarm_cluster = Some(Ok(SwarmCluster { services, tasks }));
-    snap
-}
-
-/// The service `stack_web`.
-const WEB: &str = "websvc0000000000";
-
-fn web() -> Service {
-    service(WEB, "stack_web", &[], None)
-}
-
-/// A task of [`web()`] in `slot`, created `created_seconds_ago` (None: not known).
-fn web_task(
-    id: &str,
-    slot: i64,
-    desired: &str,
-    state: &str,
-    created_seconds_ago: Option<i64>,
-) -> Task {
-    task(id, WEB, Some(slot), desired, state, created_seconds_ago)
-}
-
-/// A manager whose cluster has [`web()`] and `tasks`.
-fn web_manager(tasks: Vec<Task>) -> Snapshot {
-    manager_with(vec![web()], tasks)
-}
-
-fn swarm_evidence(verdict: &GateVerdict) -> (SwarmRole, Vec<String>, Vec<String>) {
+pub(crate) fn swarm_evidence(verdict: &GateVerdict) -> (SwarmRole, Vec<String>, Vec<String>) {
     match &verdict.evidence {
         Evidence::Swarm {
             role,
@@ -728,192 +697,6 @@ fn swarm_node_states() {
         );
         assert_eq!(swarm_evidence(&verdict).0, SwarmRole::Unknown);
     }
-}
-
-#[test]
-fn swarm_manager_service_update_states() {
-    for (state, closes) in [
-        ("updating", true),
-        ("rollback_started", true),
-        ("completed", false),
-        ("paused", false),
-        ("rollback_completed", false),
-        ("rollback_paused", false),
-    ] {
-        let snap = manager_with(
-            vec![service(WEB, "stack_web", &[], Some((state, 60)))],
-            vec![],
-        );
-        let verdict = gates::swarm_gate(&snap, &policy(), now());
-        assert_eq!(!verdict.open, closes, "{state}: {}", verdict.detail);
-        let (role, converging, _) = swarm_evidence(&verdict);
-        assert_eq!(role, SwarmRole::Manager);
-        if closes {
-            assert_closed_naming(&verdict, &[&format!("service stack_web is {state} for 1m")]);
-            assert_eq!(converging, vec!["stack_web".to_string()]);
-        } else {
-            assert!(
-                verdict.detail.starts_with("manager node: no service"),
-                "{}",
-                verdict.detail
-            );
-        }
-    }
-}
-
-#[test]
-fn swarm_manager_task_states() {
-    // The one task of web(), 30 s old.
-    let one_task = |desired: &str, state: &str| {
-        web_manager(vec![web_task(
-            "task1ttttttttttt",
-            1,
-            desired,
-            state,
-            Some(30),
-        )])
-    };
-    for state in CONVERGING_TASK_STATES {
-        let snap = one_task("running", state);
-        let verdict = gates::swarm_gate(&snap, &policy(), now());
-        assert_closed_naming(
-            &verdict,
-            &[&format!(
-                "task stack_web.1 is {state} for 30s (msg-{state})"
-            )],
-        );
-        assert_eq!(swarm_evidence(&verdict).1, vec!["stack_web.1".to_string()]);
-
-        // Desired shutdown never counts: the task is on its way out.
-        let snap = one_task("shutdown", state);
-        assert!(
-            gates::swarm_gate(&snap, &policy(), now()).open,
-            "desired shutdown, {state}"
-        );
-    }
-    for state in [
-        "running", "complete", "shutdown", "failed", "rejected", "orphaned", "remove",
-    ] {
-        let snap = one_task("running", state);
-        let verdict = gates::swarm_gate(&snap, &policy(), now());
-        assert!(verdict.open, "{state}: {}", verdict.detail);
-    }
-}
-
-#[test]
-fn swarm_global_service_task_is_named_by_node() {
-    let snap = web_manager(vec![task(
-        "task1ttttttttttt",
-        WEB,
-        None,
-        "running",
-        "preparing",
-        Some(5),
-    )]);
-    let verdict = gates::swarm_gate(&snap, &policy(), now());
-    assert_closed_naming(&verdict, &["task stack_web.node1nnnnnnn is preparing"]);
-}
-
-#[test]
-fn swarm_stuck_after_boundary() {
-    let mut policy = policy();
-    policy.swarm.stuck_after = Duration::from_secs(1800);
-    // (seconds converging, stuck)
-    for (seconds, stuck) in [(1799, false), (1800, false), (1801, true), (86_400, true)] {
-        let snap = web_manager(vec![web_task(
-            "task1ttttttttttt",
-            1,
-            "running",
-            "pending",
-            Some(seconds),
-        )]);
-        let verdict = gates::swarm_gate(&snap, &policy, now());
-        let (_, converging, stuck_names) = swarm_evidence(&verdict);
-        assert_eq!(verdict.open, stuck, "{seconds}s: {}", verdict.detail);
-        assert_eq!(stuck_names.len(), usize::from(stuck), "{seconds}s");
-        assert_eq!(converging.len(), usize::from(!stuck), "{seconds}s");
-        if stuck {
-            assert!(
-                verdict.detail.contains("Stuck longer than stuck_after (30m), so not blocking: task stack_web.1 is pending"),
-                "{}",
-                verdict.detail
-            );
-        }
-    }
-    // A service update stuck past the boundary no longer blocks either.
-    let snap = manager_with(
-        vec![service(WEB, "stack_web", &[], Some(("updating", 1801)))],
-        vec![],
-    );
-    let verdict = gates::swarm_gate(&snap, &policy, now());
-    assert!(verdict.open, "{}", verdict.detail);
-    assert_eq!(swarm_evidence(&verdict).2, vec!["stack_web".to_string()]);
-    // One stuck and one fresh: the fresh one still closes the gate.
-    let snap = web_manager(vec![
-        web_task("task1ttttttttttt", 1, "running", "pending", Some(5000)),
-        web_task("task2ttttttttttt", 2, "running", "preparing", Some(10)),
-    ]);
-    let verdict = gates::swarm_gate(&snap, &policy, now());
-    assert_closed_naming(
-        &verdict,
-        &["stack_web.2 is preparing", "not blocking: task stack_web.1"],
-    );
-}
-
-#[test]
-fn swarm_crash_loop_counts_from_the_oldest_failure_in_the_slot() {
-    let mut policy = policy();
-    policy.swarm.stuck_after = Duration::from_secs(1800);
-    let snap = web_manager(vec![
-        web_task("fail1ttttttttttt", 1, "shutdown", "failed", Some(2400)),
-        web_task("fail2ttttttttttt", 1, "shutdown", "rejected", Some(1200)),
-        web_task("fail3ttttttttttt", 1, "shutdown", "failed", Some(600)),
-        web_task("now1tttttttttttt", 1, "running", "starting", Some(10)),
-        // Slot 2 is fine history-wise: its fresh task still converges.
-        web_task("now2tttttttttttt", 2, "running", "starting", Some(10)),
-    ]);
-    let verdict = gates::swarm_gate(&snap, &policy, now());
-    let (_, converging, stuck) = swarm_evidence(&verdict);
-    assert_eq!(stuck, vec!["stack_web.1".to_string()]);
-    assert_eq!(converging, vec!["stack_web.2".to_string()]);
-    assert!(!verdict.open);
-    let Evidence::Swarm { stuck: items, .. } = &verdict.evidence else {
-        unreachable!()
-    };
-    assert_eq!(items[0].since, Some(ago(2400)));
-    assert_eq!(items[0].for_seconds, Some(2400));
-
-    // Failures younger than stuck_after keep it converging.
-    let snap = web_manager(vec![
-        web_task("fail1ttttttttttt", 1, "shutdown", "failed", Some(900)),
-        web_task("now1tttttttttttt", 1, "running", "starting", Some(10)),
-    ]);
-    let verdict = gates::swarm_gate(&snap, &policy, now());
-    assert_closed_naming(&verdict, &["stack_web.1 is starting for 15m"]);
-
-    // Failures of another service in the same slot number do not count.
-    let snap = manager_with(
-        vec![web(), service("othersvc00000000", "stack_db", &[], None)],
-        vec![
-            task(
-                "fail1ttttttttttt",
-                "othersvc00000000",
-                Some(1),
-                "shutdown",
-                "failed",
-                Some(9000),
-            ),
-            web_task("now1tttttttttttt", 1, "running", "starting", Some(10)),
-        ],
-    );
-    assert!(!gates::swarm_gate(&snap, &policy, now()).open);
-
-    // A converging task with no creation time takes the slot's first failure.
-    let snap = web_manager(vec![
-        web_task("fail1ttttttttttt", 1, "shutdown", "failed", Some(9000)),
-        web_task("now1tttttttttttt", 1, "running", "pending", None),
-    ]);
-    assert!(gates::swarm_gate(&snap, &policy, now()).open);
 }
 
 #[test]
@@ -1215,35 +998,6 @@ proptest! {
             prop_assert!(gate(GateName::Quiet).open);
         }
     }
-}
-
-#[test]
-fn swarm_old_failure_before_a_healthy_task_is_history_not_a_crash_loop() {
-    let mut policy = policy();
-    policy.swarm.stuck_after = Duration::from_secs(1800);
-    // Failed days ago, then ran fine until a node restart shut it down; now a new task pulls.
-    let snap = web_manager(vec![
-        web_task(
-            "fail1ttttttttttt",
-            1,
-            "shutdown",
-            "failed",
-            Some(3 * 86_400),
-        ),
-        web_task(
-            "ran1tttttttttttt",
-            1,
-            "shutdown",
-            "shutdown",
-            Some(2 * 86_400),
-        ),
-        web_task("now1tttttttttttt", 1, "running", "preparing", Some(10)),
-    ]);
-    let verdict = gates::swarm_gate(&snap, &policy, now());
-    assert_closed_naming(&verdict, &["stack_web.1 is preparing for 10s"]);
-    let (_, converging, stuck) = swarm_evidence(&verdict);
-    assert_eq!(converging, vec!["stack_web.1".to_string()]);
-    assert!(stuck.is_empty());
 }
 
 #[test]

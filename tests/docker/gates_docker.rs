@@ -23,11 +23,11 @@ use support::{
 };
 
 /// The busybox image containers and services run (tagged, so never a candidate).
-const BUSYBOX: &str = "pg-busybox:1";
+pub(crate) const BUSYBOX: &str = "pg-busybox:1";
 
 /// Loads a runnable busybox image and `x:1` three times, three days old: 2 old dangling
 /// images (candidates) and 1 tagged. Returns the dangling IDs.
-fn load_old_dangling(sb: &Sandbox) -> BTreeSet<String> {
+pub(crate) fn load_old_dangling(sb: &Sandbox) -> BTreeSet<String> {
     if sb.image_id(BUSYBOX).is_none() {
         sb.load_images(&ImageSpec::tagged(BUSYBOX, 1).busybox());
     }
@@ -40,12 +40,17 @@ fn load_old_dangling(sb: &Sandbox) -> BTreeSet<String> {
     dangling
 }
 
-fn detail(gate: &Value) -> &str {
+pub(crate) fn detail(gate: &Value) -> &str {
     gate["detail"].as_str().unwrap_or_default()
 }
 
 /// The run skipped because `name` is closed, and not one dangling image was deleted.
-fn assert_skipped_by(sb: &Sandbox, report: &Value, name: &str, dangling: &BTreeSet<String>) {
+pub(crate) fn assert_skipped_by(
+    sb: &Sandbox,
+    report: &Value,
+    name: &str,
+    dangling: &BTreeSet<String>,
+) {
     assert_eq!(report["decision"], "skipped", "report:\n{report:#}");
     assert_eq!(gate(report, name)["open"], false, "report:\n{report:#}");
     assert!(
@@ -61,7 +66,7 @@ fn assert_skipped_by(sb: &Sandbox, report: &Value, name: &str, dangling: &BTreeS
 
 /// Runs with `args`; asserts that the gate `name` skipped the run (nothing deleted) and that
 /// its detail names each of `named`. Returns the report.
-fn run_closed_by(
+pub(crate) fn run_closed_by(
     sb: &Sandbox,
     args: &[&str],
     name: &str,
@@ -81,7 +86,7 @@ fn run_closed_by(
 }
 
 /// The run pruned: every gate open and exactly the old dangling images gone.
-fn assert_pruned(sb: &Sandbox, report: &Value, dangling: &BTreeSet<String>) {
+pub(crate) fn assert_pruned(sb: &Sandbox, report: &Value, dangling: &BTreeSet<String>) {
     for gate in report["gates"].as_array().expect("gates") {
         assert_eq!(gate["open"], true, "every gate must be open:\n{report:#}");
     }
@@ -95,7 +100,7 @@ fn assert_pruned(sb: &Sandbox, report: &Value, dangling: &BTreeSet<String>) {
 }
 
 /// Polls `check` every 200 ms until it returns true; panics with `what` after `timeout`.
-fn wait_until(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
+pub(crate) fn wait_until(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
     let start = Instant::now();
     while !check() {
         assert!(
@@ -337,7 +342,7 @@ fn text_report_shows_closed_workload_gate_with_the_container() {
 // swarm gate
 
 /// A sandbox with old dangling images (returned) that is a single-node swarm manager.
-fn swarm_manager() -> (Sandbox, BTreeSet<String>) {
+pub(crate) fn swarm_manager() -> (Sandbox, BTreeSet<String>) {
     let sb = Sandbox::start();
     let dangling = load_old_dangling(&sb);
     sb.docker_ok(["swarm", "init", "--advertise-addr", "127.0.0.1"]);
@@ -345,7 +350,7 @@ fn swarm_manager() -> (Sandbox, BTreeSet<String>) {
 }
 
 /// `docker service create --detach --no-resolve-image --name NAME ARGS… busybox`.
-fn create_service(sb: &Sandbox, name: &str, args: &[&str]) {
+pub(crate) fn create_service(sb: &Sandbox, name: &str, args: &[&str]) {
     let create = [
         "service",
         "create",
@@ -369,7 +374,7 @@ fn update_state(sb: &Sandbox, service: &str) -> String {
 }
 
 /// `docker service ps` of one service: `(desired state, current state)` per task.
-fn task_states(sb: &Sandbox, service: &str) -> Vec<(String, String)> {
+pub(crate) fn task_states(sb: &Sandbox, service: &str) -> Vec<(String, String)> {
     sb.docker_ok([
         "service",
         "ps",
@@ -435,10 +440,12 @@ fn swarm_pending_service_closes_gate_until_stuck() {
         .as_array()
         .expect("converging");
     assert!(
-        converging.iter().any(|item| item["state"] == "pending"
-            && item["name"]
+        converging.iter().any(|item| item["kind"] == "service"
+            && item["name"] == "never-placed"
+            && item["state"] == "starting"
+            && item["message"]
                 .as_str()
-                .is_some_and(|name| name.starts_with("never-placed"))),
+                .is_some_and(|message| message.contains("is pending"))),
         "{swarm:#}"
     );
 
@@ -688,7 +695,7 @@ fn sigterm_during_wait_skips_promptly() {
 }
 
 /// Sends `signal` (e.g. `-STOP`) to `pid` with kill(1).
-fn send_signal(signal: &str, pid: &str) {
+pub(crate) fn send_signal(signal: &str, pid: &str) {
     let status = Command::new("kill")
         .arg(signal)
         .arg(pid)

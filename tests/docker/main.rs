@@ -15,3 +15,5 @@ mod run_docker;
 mod sandbox_smoke;
 mod signals_docker;
 mod support;
+mod swarm_docker;
+mod watch_docker;

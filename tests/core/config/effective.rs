@@ -123,6 +123,9 @@ dir = "/var/lib/pruneguard"
 [output]
 format = "text"
 # metrics_file is not set: no metrics are written
+
+[watch]
+interval = "1h"
 "#
     );
 }

@@ -151,7 +151,12 @@ fn flag_beats_environment_beats_file_beats_default_for_every_key() {
     let cases = cases();
     let defaults = printed(&super::resolve(&no_config()).unwrap());
     let covered: Vec<&str> = cases.iter().map(|case| case.key).collect();
-    let printed_keys: Vec<&str> = defaults.keys().map(String::as_str).collect();
+    // `watch.interval` has its flag on `watch`: its own test below.
+    let printed_keys: Vec<&str> = defaults
+        .keys()
+        .map(String::as_str)
+        .filter(|key| *key != "watch.interval")
+        .collect();
     let mut sorted = covered.clone();
     sorted.sort_unstable();
     assert_eq!(
@@ -447,4 +452,48 @@ fn max_list_size_outside_its_range_is_an_error_naming_the_key() {
     })
     .unwrap();
     assert_eq!(settings.max_list_size, 64 << 20);
+}
+
+/// `watch.interval`: `watch --interval` beats `PRUNEGUARD_WATCH_INTERVAL` beats the file beats
+/// the default (1h); out of range (below 1s, above 7d) is an error naming the key.
+#[test]
+fn watch_interval_flag_beats_environment_beats_file_beats_default() {
+    use pruneguard::cli::WatchArgs;
+    let config = Config::new("[watch]\ninterval = \"5m\"\n");
+    let env = |value: Option<&'static str>| {
+        Environment::from_pairs(value.map(|value| ("PRUNEGUARD_WATCH_INTERVAL", value)))
+    };
+    let watch = |interval: Option<Duration>, run: RunArgs| WatchArgs {
+        interval,
+        metrics_listen: None,
+        run,
+    };
+    let resolve = |args: &WatchArgs, value| Settings::resolve_watch_with(args, &env(value));
+    let file = config.args();
+    let cases = [
+        (
+            watch(Some(Duration::from_secs(7)), file.clone()),
+            Some("6m"),
+            7,
+        ),
+        (watch(None, file.clone()), Some("6m"), 360),
+        (watch(None, file), None, 300),
+        (watch(None, no_config()), None, 3600),
+    ];
+    for (args, value, seconds) in &cases {
+        let settings = resolve(args, *value).unwrap();
+        assert_eq!(
+            settings.watch_interval,
+            Duration::from_secs(*seconds),
+            "{value:?}"
+        );
+    }
+    let error = resolve(&watch(Some(Duration::from_millis(500)), no_config()), None)
+        .unwrap_err()
+        .0;
+    assert!(error.contains("--interval (`watch.interval`)"), "{error}");
+    let error = resolve(&watch(None, no_config()), Some("8d"))
+        .unwrap_err()
+        .0;
+    assert!(error.contains("PRUNEGUARD_WATCH_INTERVAL"), "{error}");
 }
