@@ -20,7 +20,7 @@ use crate::execute::{self, Execution, Stop};
 use crate::exit::Outcome;
 use crate::gates::GateVerdict;
 use crate::human::short_id;
-use crate::model::DiskUsage;
+use crate::model::{DiskUsage, ImageStore};
 use crate::plan::{self, Plan};
 use crate::report::{Report, ReportInput, WaitSummary};
 use crate::signals::{self, Signals};
@@ -131,6 +131,16 @@ async fn prune(args: &RunArgs, mode: Mode) -> anyhow::Result<Outcome> {
         (Some(_), Some(before)) => disk::usage(&before.path).ok(),
         _ => None,
     };
+    let more_disks: Vec<(DiskUsage, Option<DiskUsage>)> = decided
+        .more_disks
+        .into_iter()
+        .map(|before| {
+            let after = execution
+                .as_ref()
+                .and_then(|_| disk::usage(&before.path).ok());
+            (before, after)
+        })
+        .collect();
 
     let min_age = crate::human::format_duration(settings.policy.min_age);
     let mut report = Report::new(ReportInput {
@@ -142,6 +152,8 @@ async fn prune(args: &RunArgs, mode: Mode) -> anyhow::Result<Outcome> {
         execution,
         disk: disk_before,
         disk_after,
+        more_disks,
+        image_store: decided.image_store,
         wait: decided.wait,
         duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
         min_age: &min_age,
@@ -173,6 +185,9 @@ struct Decided {
     plan: Plan,
     action: Action,
     disk: Option<DiskUsage>,
+    /// The disk gate's other filesystems that could be measured.
+    more_disks: Vec<DiskUsage>,
+    image_store: Option<ImageStore>,
 }
 
 impl Decided {
@@ -184,6 +199,8 @@ impl Decided {
             plan: Plan::default(),
             action: Action::Skip,
             disk: None,
+            more_disks: Vec::new(),
+            image_store: None,
         }
     }
 }
@@ -197,20 +214,37 @@ async fn decide(
     signals: &Signals,
 ) -> anyhow::Result<Decided> {
     let evaluated = wait::evaluate_gates(engine, settings, wait, signals).await?;
-    let images = engine
+    let mut images = engine
         .images()
         .await
         .context("could not list images, so nothing can be planned")?;
     let containers = evaluated.snapshot.containers.as_ref().map_err(|error| {
         anyhow::anyhow!("could not list containers ({error}), so it cannot be known which images are in use; nothing was deleted")
     })?;
-    let plan = plan::plan(&images, containers, settings.policy.min_age, Utc::now());
+    let now = Utc::now();
+    let mut plan = plan::plan(&images, containers, settings.policy.min_age, now);
+    if evaluated.snapshot.daemon.image_store == ImageStore::Containerd
+        && !plan.candidates.is_empty()
+    {
+        // Docker's own `until` counts from the last tag change on this store: read it for the
+        // candidates only (a later reference only removes candidates), and plan again.
+        let ids: Vec<String> = plan.candidates.iter().map(|c| c.id.clone()).collect();
+        snapshot::read_last_tag_times(engine, &mut images, &ids, now).await?;
+        plan = plan::plan(&images, containers, settings.policy.min_age, now);
+    }
     for kept in &plan.kept_images {
         debug!(image = %short_id(&kept.id), reason = kept.reason.as_str(), "kept");
     }
     let action = Action::decide(dry_run, &evaluated.verdicts, &plan);
     Ok(Decided {
         disk: evaluated.snapshot.disk.as_ref().ok().cloned(),
+        more_disks: evaluated
+            .snapshot
+            .more_disks
+            .iter()
+            .filter_map(|other| other.usage.as_ref().ok().cloned())
+            .collect(),
+        image_store: Some(evaluated.snapshot.daemon.image_store),
         verdicts: evaluated.verdicts,
         wait: evaluated.wait,
         plan,

@@ -3,7 +3,8 @@
 //! clock here.
 //!
 //! An image is *eligible* when it is dangling, used by no container in any state, and created
-//! at least `min_age` ago. It is a *candidate* when it is eligible and every child image it has
+//! at least `min_age` ago (and, where the engine records it, last tagged or untagged at least
+//! `min_age` ago: [`Image::age_reference`]). It is a *candidate* when it is eligible and every child image it has
 //! is itself a candidate: a dangling chain left by a rebuild goes as a whole, children first,
 //! and an image with a child that stays is kept (`has_children`).
 
@@ -30,7 +31,8 @@ pub enum KeptReason {
     InUse,
     /// It has a child image that is not being removed.
     HasChildren,
-    /// Created less than `min_age` ago, in the future (clock skew), or at an unknown time.
+    /// Created (or, where recorded, last tagged or untagged) less than `min_age` ago, in the
+    /// future (clock skew), or at an unknown time.
     TooYoung,
     /// Its ID is not `sha256:` + 64 lowercase hex digits: nothing is ever sent for it.
     MalformedId,
@@ -284,7 +286,12 @@ fn candidate_reason(
     wave: u32,
 ) -> String {
     let age = human_seconds((now - created).num_seconds());
-    let mut reason = format!("dangling, created {age} ago, used by no container");
+    let mut reason = format!("dangling, created {age} ago");
+    if let Some(tagged) = image.last_tag_time.filter(|tagged| *tagged > created) {
+        let since = human_seconds((now - tagged).num_seconds());
+        reason.push_str(&format!(", last tag change {since} ago"));
+    }
+    reason.push_str(", used by no container");
     if wave > 0 {
         reason.push_str(", parent only of images removed before it");
     }
@@ -344,9 +351,11 @@ impl<'a> Facts<'a> {
             .parent_id
             .as_deref()
             .is_none_or(|parent| is_image_id(parent) && self.by_id.contains_key(parent));
+        // Counted from the later of creation and the last tag change (the containerd store's
+        // `LastTagTime`), so never laxer than Docker's own `until` filter on either store.
         let old_enough = image
-            .created
-            .is_some_and(|created| created <= self.now && self.now - created >= self.min_age);
+            .age_reference()
+            .is_some_and(|since| since <= self.now && self.now - since >= self.min_age);
         if !is_image_id(&image.id) {
             Some(KeptReason::MalformedId)
         } else if self.tagged.contains(image.id.as_str()) {

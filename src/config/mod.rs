@@ -53,7 +53,7 @@ pub const DEFAULT_API_TIMEOUT: Duration = Duration::from_secs(30);
 /// The shortest API timeout: a shorter one fails requests to a healthy, busy daemon.
 pub const MIN_API_TIMEOUT: Duration = ranges::API_TIMEOUT.min;
 /// The names of every environment variable the settings read.
-pub const ENV_VARS: [&str; 17] = env::ALL;
+pub const ENV_VARS: [&str; 18] = env::ALL;
 
 /// A configuration problem: exit status 2.
 #[derive(Debug, thiserror::Error)]
@@ -248,10 +248,10 @@ impl Settings {
                     wait,
                     wait_interval,
                     disk: DiskGate {
-                        path: match gates.disk.path.map(|path| path.value) {
-                            Some(DiskPath::Path(path)) => Some(path),
-                            Some(DiskPath::Auto) | None => None,
-                        },
+                        paths: gates
+                            .disk
+                            .paths
+                            .map_or_else(|| vec![DiskPath::Auto], |paths| paths.value),
                         threshold_percent: gates
                             .disk
                             .threshold_percent

@@ -110,6 +110,8 @@ mod tests {
                 docker_root_dir: None,
                 storage_driver: None,
                 swarm: crate::model::SwarmNode::default(),
+                image_store: crate::model::ImageStore::Classic,
+                containerd_address: None,
             }),
         };
         let check = check(&probe);

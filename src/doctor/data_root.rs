@@ -185,6 +185,8 @@ mod tests {
             docker_root_dir: Some(root.into()),
             storage_driver: Some("overlay2".into()),
             swarm: crate::model::SwarmNode::default(),
+            image_store: crate::model::ImageStore::Classic,
+            containerd_address: None,
         }
     }
 

@@ -15,11 +15,11 @@ use bollard::query_parameters::{
 use chrono::{DateTime, TimeZone as _, Utc};
 use futures_util::StreamExt as _;
 
-use super::{Engine, EngineError, EventWindow, RemoveOutcome, bounded};
+use super::{Engine, EngineError, EventWindow, LastTagTime, RemoveOutcome, bounded};
 use crate::config::HostUrl;
 use crate::model::{
-    Container, DaemonInfo, Event, EventSampler, Events, Image, Service, SwarmCluster, SwarmNode,
-    Task, is_image_id, normalize_image_id,
+    Container, DaemonInfo, Event, EventSampler, Events, Image, ImageStore, Service, SwarmCluster,
+    SwarmNode, Task, is_image_id, normalize_image_id,
 };
 
 /// The Docker Engine over bollard.
@@ -120,6 +120,11 @@ impl Engine for DockerEngine {
             api_version: self.docker.client_version().to_string(),
             docker_root_dir: info.docker_root_dir,
             storage_driver: info.driver,
+            image_store: ImageStore::from_driver_status(&info.driver_status.unwrap_or_default()),
+            containerd_address: info
+                .containerd
+                .and_then(|containerd| containerd.address)
+                .filter(|address| !address.is_empty()),
             swarm: SwarmNode {
                 local_node_state: swarm
                     .local_node_state
@@ -158,6 +163,7 @@ impl Engine for DockerEngine {
                     .map(|parent| normalize_image_id(&parent)),
                 created: unix_time(image.created),
                 size_bytes: u64::try_from(image.size).unwrap_or(0),
+                last_tag_time: None,
             })
             .collect())
     }
@@ -319,6 +325,30 @@ impl Engine for DockerEngine {
         }
     }
 
+    async fn last_tag_time(&self, id: &str) -> Result<LastTagTime, EngineError> {
+        checked_id(id)?;
+        match self
+            .timed("GET /images/{id}/json", self.docker.inspect_image(id))
+            .await?
+        {
+            Ok(image) => Ok(LastTagTime::Known(
+                image
+                    .metadata
+                    .and_then(|metadata| metadata.last_tag_time)
+                    .and_then(real_date),
+            )),
+            Err(BollardError::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(LastTagTime::Gone),
+            Err(error) => Err(map_error(
+                &self.endpoint,
+                "GET /images/{id}/json",
+                self.timeout,
+                error,
+            )),
+        }
+    }
+
     async fn remove_image(&self, id: &str) -> Result<RemoveOutcome, EngineError> {
         checked_id(id)?;
         match self
@@ -408,7 +438,8 @@ fn sorted(labels: Option<HashMap<String, String>>) -> BTreeMap<String, String> {
     labels.unwrap_or_default().into_iter().collect()
 }
 
-/// Swarm reports Go's zero time for "never"; treat anything before 1971 as absent.
+/// Swarm and image metadata report Go's zero time (`0001-01-01T00:00:00Z`) or the Unix epoch
+/// for "never"; treat anything before 1971 as absent.
 fn real_date(date: DateTime<Utc>) -> Option<DateTime<Utc>> {
     (date.timestamp() > 365 * 24 * 3600).then_some(date)
 }

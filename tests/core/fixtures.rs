@@ -10,7 +10,8 @@ use std::path::PathBuf;
 use chrono::{DateTime, TimeZone as _, Utc};
 
 use pruneguard::model::{
-    Container, DaemonInfo, DiskUsage, Event, Events, Image, Service, Snapshot, SwarmNode, Task,
+    Container, DaemonInfo, DiskUsage, Event, Events, Image, ImageStore, Service, Snapshot,
+    SwarmNode, Task,
 };
 use pruneguard::plan::Plan;
 use pruneguard::policy::{GatePolicy, LabelSelector, Pattern, Policy};
@@ -52,6 +53,7 @@ pub fn image(n: u32, tags: &[&str], parent: Option<u32>, age_seconds: Option<i64
         parent_id: parent.map(id),
         created: age_seconds.map(ago),
         size_bytes: u64::from(n) * 1000,
+        last_tag_time: None,
     }
 }
 
@@ -153,8 +155,11 @@ pub fn snapshot() -> Snapshot {
                 control_available: false,
                 error: None,
             },
+            image_store: ImageStore::Classic,
+            containerd_address: None,
         },
         disk: Ok(disk(90, Some(10))),
+        more_disks: Vec::new(),
         containers: Ok(Vec::new()),
         events: Ok(Events::default()),
         swarm_cluster: None,

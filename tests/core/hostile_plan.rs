@@ -130,6 +130,7 @@ fn image_strategy() -> impl Strategy<Value = Image> {
             parent_id: parent.map(IdForm::text),
             created: age.map(ago),
             size_bytes: 1000,
+            last_tag_time: None,
         })
 }
 
@@ -210,6 +211,7 @@ fn each_kind_of_odd_data_is_kept_for_its_own_reason() {
         parent_id: parent,
         created: old,
         size_bytes: 1,
+        last_tag_time: None,
     };
     let images = vec![
         odd(IdForm::Traversal.text(), &[], None),
