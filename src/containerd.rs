@@ -7,14 +7,17 @@
 //! 1. the config next to containerd's socket (`<dir of Containerd.Address>/containerd.toml`):
 //!    dockerd writes one there for the containerd it starts itself, with
 //!    `root = "<data-root>/containerd/daemon"`;
-//! 2. that config present but unreadable (it is written mode 0600), or the socket in
-//!    dockerd's exec root (`…/docker/containerd/containerd.sock`): dockerd started containerd,
-//!    so the root is `<data-root>/containerd`;
-//! 3. containerd's own config, `/etc/containerd/config.toml` (`root = …`, config versions 1
-//!    to 3 alike);
-//! 4. containerd's default, `/var/lib/containerd`.
+//! 2. the config of the running containerd that serves that socket: a `containerd` process
+//!    started with `--config FILE` (`-c FILE`) whose `[grpc] address` is the socket;
+//! 3. the config next to the socket present but unreadable (dockerd writes it mode 0600), or
+//!    the socket in dockerd's exec root (`…/docker/containerd/containerd.sock`): dockerd
+//!    started containerd, so the root is `<data-root>/containerd`;
+//! 4. containerd's own default config, `/etc/containerd/config.toml` (`root = …`, config
+//!    versions 1 to 3 alike);
+//! 5. containerd's default, `/var/lib/containerd`.
 //!
-//! [`root_from_config`] and [`resolve`] are pure (table-tested); [`discover`] reads the files.
+//! [`root_from_config`], [`grpc_address`], [`config_argument`] and [`resolve`] are pure
+//! (table-tested); [`discover`] reads the files and `/proc` (once per process and socket).
 
 use std::path::{Path, PathBuf};
 
@@ -69,6 +72,37 @@ pub fn root_from_config(text: &str) -> Option<PathBuf> {
     path.is_absolute().then_some(path)
 }
 
+/// The `[grpc] address` of a containerd config; containerd's default when it names none.
+pub fn grpc_address(text: &str) -> Option<PathBuf> {
+    let table: toml::Table = text.parse().ok()?;
+    let address = table
+        .get("grpc")
+        .and_then(|grpc| grpc.get("address"))
+        .and_then(toml::Value::as_str)
+        .filter(|address| !address.is_empty())
+        .unwrap_or("/run/containerd/containerd.sock");
+    Some(PathBuf::from(address))
+}
+
+/// The config file a `containerd` command line names (`--config F`, `--config=F`, `-c F`);
+/// `None` for any other program or without one.
+pub fn config_argument(argv: &[String]) -> Option<PathBuf> {
+    let program = argv.first()?;
+    if Path::new(program).file_name()? != "containerd" {
+        return None;
+    }
+    let mut rest = argv[1..].iter();
+    while let Some(arg) = rest.next() {
+        if arg == "--config" || arg == "-c" {
+            return rest.next().map(PathBuf::from);
+        }
+        if let Some(file) = arg.strip_prefix("--config=") {
+            return Some(PathBuf::from(file));
+        }
+    }
+    None
+}
+
 /// The socket is in dockerd's exec root (`/var/run/docker/containerd/containerd.sock` by
 /// default): dockerd started this containerd.
 fn in_dockerd_exec_root(address: &Path) -> bool {
@@ -82,10 +116,13 @@ fn in_dockerd_exec_root(address: &Path) -> bool {
 }
 
 /// The root, from the daemon's data root, containerd's socket and the two configs (pure).
+/// `serving_config` is the config file and text of the running containerd that serves
+/// `address`, when one was found.
 pub fn resolve(
     data_root: &Path,
     address: Option<&Path>,
     managed_config: &ConfigFile,
+    serving_config: Option<&(PathBuf, String)>,
     system_config: &ConfigFile,
 ) -> ContainerdRoot {
     if let (Some(address), ConfigFile::Text(text)) = (address, managed_config)
@@ -98,6 +135,12 @@ pub fn resolve(
         return ContainerdRoot {
             path,
             source: RootSource::Config(config),
+        };
+    }
+    if let Some((file, text)) = serving_config {
+        return ContainerdRoot {
+            path: root_from_config(text).unwrap_or_else(|| PathBuf::from(DEFAULT_ROOT)),
+            source: RootSource::Config(file.clone()),
         };
     }
     let managed = matches!(managed_config, ConfigFile::Unreadable | ConfigFile::Text(_))
@@ -134,9 +177,54 @@ fn read_config(path: &Path) -> ConfigFile {
     }
 }
 
+/// The config (file and text) of a running `containerd` whose `[grpc] address` is `address`,
+/// from `/proc/*/cmdline` (readable by everyone) and the config files it names (when
+/// readable).
+fn serving_config(address: &Path) -> Option<(PathBuf, String)> {
+    let entries = std::fs::read_dir("/proc").ok()?;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        if !name
+            .to_string_lossy()
+            .bytes()
+            .all(|byte| byte.is_ascii_digit())
+        {
+            continue;
+        }
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let argv: Vec<String> = cmdline
+            .split(|byte| *byte == 0)
+            .filter(|arg| !arg.is_empty())
+            .map(|arg| String::from_utf8_lossy(arg).into_owned())
+            .collect();
+        let Some(file) = config_argument(&argv) else {
+            continue;
+        };
+        if let ConfigFile::Text(text) = read_config(&file)
+            && grpc_address(&text).as_deref() == Some(address)
+        {
+            return Some((file, text));
+        }
+    }
+    None
+}
+
 /// containerd's root for a daemon whose data root is `data_root` and whose containerd socket
-/// is `address` (`/info` `Containerd.Address`), reading the configs on this machine.
+/// is `address` (`/info` `Containerd.Address`), reading the configs on this machine. Found
+/// once per process for each data root and socket (the disk gate is re-checked every second
+/// while deleting).
 pub fn discover(data_root: &Path, address: Option<&str>) -> ContainerdRoot {
+    type Key = (PathBuf, Option<String>);
+    static FOUND: std::sync::Mutex<Vec<(Key, ContainerdRoot)>> = std::sync::Mutex::new(Vec::new());
+    let key = (data_root.to_path_buf(), address.map(str::to_string));
+    // A poisoned lock only loses the cache.
+    if let Ok(found) = FOUND.lock()
+        && let Some((_, root)) = found.iter().find(|(known, _)| *known == key)
+    {
+        return root.clone();
+    }
     let address = address
         .map(|address| address.strip_prefix("unix://").unwrap_or(address))
         .map(Path::new)
@@ -146,8 +234,22 @@ pub fn discover(data_root: &Path, address: Option<&str>) -> ContainerdRoot {
         .map_or(ConfigFile::Absent, |dir| {
             read_config(&dir.join(MANAGED_CONFIG_NAME))
         });
+    let serving = match managed_config {
+        ConfigFile::Text(_) => None,
+        _ => address.and_then(serving_config),
+    };
     let system_config = read_config(Path::new(DEFAULT_CONFIG));
-    resolve(data_root, address, &managed_config, &system_config)
+    let root = resolve(
+        data_root,
+        address,
+        &managed_config,
+        serving.as_ref(),
+        &system_config,
+    );
+    if let Ok(mut found) = FOUND.lock() {
+        found.push((key, root.clone()));
+    }
+    root
 }
 
 #[cfg(test)]
@@ -246,10 +348,78 @@ mod tests {
             ),
         ];
         for (address, managed, system, path, source) in table {
-            let root = resolve(data_root, address, &managed, &system);
+            let root = resolve(data_root, address, &managed, None, &system);
             assert_eq!(root.path, PathBuf::from(path), "{address:?} {managed:?}");
             assert_eq!(root.source, source, "{address:?} {managed:?}");
         }
+    }
+
+    #[test]
+    fn the_running_containerd_serving_the_socket_names_its_config() {
+        let sock = Path::new("/srv/sb/c/containerd.sock");
+        let serving = (
+            PathBuf::from("/srv/sb/containerd.toml"),
+            "version = 2\nroot = \"/srv/sb/ctr/root\"\n[grpc]\naddress = \"/srv/sb/c/containerd.sock\"\n"
+                .to_string(),
+        );
+        let system = ConfigFile::Text("root = \"/elsewhere\"\n".into());
+        let root = resolve(
+            Path::new("/var/lib/docker"),
+            Some(sock),
+            &ConfigFile::Absent,
+            Some(&serving),
+            &system,
+        );
+        assert_eq!(root.path, PathBuf::from("/srv/sb/ctr/root"));
+        assert_eq!(root.source, RootSource::Config(serving.0.clone()));
+        // Without a root of its own: containerd's default.
+        let bare = (
+            serving.0.clone(),
+            "[grpc]\naddress = \"/x.sock\"\n".to_string(),
+        );
+        let root = resolve(
+            Path::new("/d"),
+            Some(sock),
+            &ConfigFile::Absent,
+            Some(&bare),
+            &system,
+        );
+        assert_eq!(root.path, PathBuf::from(DEFAULT_ROOT));
+    }
+
+    #[test]
+    fn command_lines_and_addresses() {
+        let argv = |args: &[&str]| args.iter().map(ToString::to_string).collect::<Vec<_>>();
+        for (args, expected) in [
+            (&["containerd", "--config", "/a.toml"][..], Some("/a.toml")),
+            (
+                &["/usr/bin/containerd", "-c", "/b.toml", "-l", "debug"],
+                Some("/b.toml"),
+            ),
+            (
+                &["containerd", "--log-level", "info", "--config=/c.toml"],
+                Some("/c.toml"),
+            ),
+            (&["containerd"], None),
+            (&["containerd", "--config"], None),
+            (&["containerd-shim-runc-v2", "--config", "/a.toml"], None),
+            (&["dockerd", "-c", "/a.toml"], None),
+        ] {
+            assert_eq!(
+                config_argument(&argv(args)),
+                expected.map(PathBuf::from),
+                "{args:?}"
+            );
+        }
+        assert_eq!(
+            grpc_address("[grpc]\naddress = \"/tmp/c.sock\"\n"),
+            Some(PathBuf::from("/tmp/c.sock"))
+        );
+        assert_eq!(
+            grpc_address("version = 2\n"),
+            Some(PathBuf::from("/run/containerd/containerd.sock"))
+        );
+        assert_eq!(grpc_address("= ="), None);
     }
 
     #[test]
