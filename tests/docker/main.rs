@@ -5,6 +5,7 @@
 
 mod cycle_docker;
 mod disk_docker;
+mod disk_paths_docker;
 mod doctor;
 mod faults_docker;
 mod gates_docker;
