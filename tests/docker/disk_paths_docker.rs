@@ -28,7 +28,14 @@ fn full_second_filesystem(sb: &Sandbox) -> PathBuf {
 
 fn json_run(sb: &Sandbox, command: &str, paths: &[&Path]) -> Value {
     let mut cmd = pruneguard(sb);
-    cmd.args([command, "--no-config", "--quiet-period", "0s", "--output", "json"]);
+    cmd.args([
+        command,
+        "--no-config",
+        "--quiet-period",
+        "0s",
+        "--output",
+        "json",
+    ]);
     for path in paths {
         cmd.arg("--disk-path").arg(path);
     }
@@ -83,7 +90,11 @@ fn a_full_second_path_opens_the_disk_gate_and_both_are_listed() {
             && detail.contains("under pressure"),
         "{detail}"
     );
-    assert_eq!(disk["evidence"]["path"], data_root.to_str().unwrap(), "the first stays first");
+    assert_eq!(
+        disk["evidence"]["path"],
+        data_root.to_str().unwrap(),
+        "the first stays first"
+    );
 
     // A run removes the old dangling images; both filesystems are measured again.
     let report = json_run(&sb, "run", &[&data_root, &extra]);
