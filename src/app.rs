@@ -20,7 +20,7 @@ use crate::execute::{self, Execution, Stop};
 use crate::exit::Outcome;
 use crate::gates::GateVerdict;
 use crate::human::short_id;
-use crate::model::DiskUsage;
+use crate::model::{DiskUsage, ImageStore};
 use crate::plan::{self, Plan};
 use crate::policy::AgeBasis;
 use crate::report::{Report, ReportInput, WaitSummary};
@@ -158,6 +158,16 @@ pub async fn pass(settings: &Settings, mode: Mode, signals: &Signals) -> anyhow:
         (Some(_), Some(before)) => disk::usage(&before.path).ok(),
         _ => None,
     };
+    let more_disks: Vec<(DiskUsage, Option<DiskUsage>)> = decided
+        .more_disks
+        .into_iter()
+        .map(|before| {
+            let after = execution
+                .as_ref()
+                .and_then(|_| disk::usage(&before.path).ok());
+            (before, after)
+        })
+        .collect();
 
     let min_age = crate::human::format_duration(settings.policy.min_age);
     let mut report = Report::new(ReportInput {
@@ -169,6 +179,8 @@ pub async fn pass(settings: &Settings, mode: Mode, signals: &Signals) -> anyhow:
         execution,
         disk: disk_before,
         disk_after,
+        more_disks,
+        image_store: decided.image_store,
         wait: decided.wait,
         duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
         min_age: &min_age,
@@ -189,6 +201,9 @@ struct Decided {
     disk: Option<DiskUsage>,
     /// Problems with the observation record: the decision stands, the report says them.
     warnings: Vec<String>,
+    /// The disk gate's other filesystems that could be measured.
+    more_disks: Vec<DiskUsage>,
+    image_store: Option<ImageStore>,
 }
 
 impl Decided {
@@ -201,6 +216,8 @@ impl Decided {
             action: Action::Skip,
             disk: None,
             warnings: Vec::new(),
+            more_disks: Vec::new(),
+            image_store: None,
         }
     }
 }
@@ -214,7 +231,7 @@ async fn decide(
     signals: &Signals,
 ) -> anyhow::Result<Decided> {
     let evaluated = wait::evaluate_gates(engine, settings, wait, signals).await?;
-    let images = engine
+    let mut images = engine
         .images()
         .await
         .context("could not list images, so nothing can be planned")?;
@@ -248,7 +265,16 @@ async fn decide(
         // Podman deletes untagged parents with their child whatever `noprune` says (D10).
         honours_noprune: evaluated.snapshot.daemon.engine.honours_noprune(),
     };
-    let plan = plan::plan_with(&images, containers, &rules, now);
+    let mut plan = plan::plan_with(&images, containers, &rules, now);
+    if evaluated.snapshot.daemon.image_store == ImageStore::Containerd
+        && !plan.candidates.is_empty()
+    {
+        // Docker's own `until` counts from the last tag change on this store: read it for the
+        // candidates only (a later reference only removes candidates), and plan again.
+        let ids: Vec<String> = plan.candidates.iter().map(|c| c.id.clone()).collect();
+        snapshot::read_last_tag_times(engine, &mut images, &ids, now).await?;
+        plan = plan::plan_with(&images, containers, &rules, now);
+    }
     for kept in &plan.kept_images {
         debug!(image = %short_id(&kept.id), reason = kept.reason.as_str(), "kept");
     }
@@ -256,6 +282,13 @@ async fn decide(
     Ok(Decided {
         warnings,
         disk: evaluated.snapshot.disk.as_ref().ok().cloned(),
+        more_disks: evaluated
+            .snapshot
+            .more_disks
+            .iter()
+            .filter_map(|other| other.usage.as_ref().ok().cloned())
+            .collect(),
+        image_store: Some(evaluated.snapshot.daemon.image_store),
         verdicts: evaluated.verdicts,
         wait: evaluated.wait,
         plan,

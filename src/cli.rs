@@ -214,12 +214,14 @@ pub struct RunArgs {
     #[arg(long, value_name = "PERCENT", value_parser = clap::value_parser!(u8).range(0..=100))]
     pub disk_inode_threshold: Option<u8>,
 
-    /// Measure this path's filesystem instead of the daemon's data root [default: auto, the
-    /// data root].
+    /// Measure this path's filesystem; repeatable, the gate opens when any of them is full.
+    /// `auto` stands for the filesystems of the engine's image data: the data root and, on
+    /// the containerd image store, containerd's root [default: auto].
     ///
-    /// [env: PRUNEGUARD_DISK_PATH] [key: gates.disk.path]
-    #[arg(long, value_name = "PATH")]
-    pub disk_path: Option<PathBuf>,
+    /// [env: PRUNEGUARD_DISK_PATHS] (`:`-separated) [env: PRUNEGUARD_DISK_PATH] (one path)
+    /// [key: gates.disk.paths]
+    #[arg(long = "disk-path", value_name = "PATH")]
+    pub disk_paths: Vec<PathBuf>,
 
     /// The quiet gate stays closed this long after a pull/load/import/tag or container create; 0
     /// disables it [default: 10m].

@@ -1,11 +1,33 @@
 //! Measuring the filesystem that holds a path (`statvfs`/`statfs`); the usage it returns and
-//! df's arithmetic are plain data in [`crate::model::DiskUsage`].
+//! df's arithmetic are plain data in [`crate::model::DiskUsage`]. [`usage_of_each`] measures
+//! several paths once per filesystem.
 
-use std::path::Path;
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 
-use crate::model::{DiskUsage, RawCounts};
+use crate::model::{DiskObservation, DiskUsage, RawCounts};
+
+/// Measures each path's filesystem, once per filesystem: a path on the same device
+/// (`st_dev`) as an earlier one is left out. A path that cannot be examined is kept, with
+/// its error.
+pub fn usage_of_each(paths: &[PathBuf]) -> Vec<DiskObservation> {
+    let mut devices = HashSet::new();
+    let mut observed = Vec::new();
+    for path in paths {
+        if let Ok(stat) = rustix::fs::stat(path)
+            && !devices.insert(stat.st_dev)
+        {
+            continue;
+        }
+        observed.push(DiskObservation {
+            path: path.clone(),
+            usage: usage(path).map_err(|error| format!("{error:#}")),
+        });
+    }
+    observed
+}
 
 /// Measures the filesystem holding `path`.
 pub fn usage(path: &Path) -> anyhow::Result<DiskUsage> {
@@ -95,6 +117,29 @@ mod tests {
         assert_eq!(usage.used_bytes, 700);
         assert_eq!(usage.used_percent, 74); // ceil(700 / 950 * 100)
         assert_eq!(usage.inodes_used_percent, None);
+    }
+
+    #[test]
+    fn paths_on_one_filesystem_are_measured_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let sub = dir.path().join("sub");
+        std::fs::create_dir(&sub).unwrap();
+        let missing = dir.path().join("missing");
+        let paths = [
+            dir.path().to_path_buf(),
+            sub,
+            missing.clone(),
+            PathBuf::from("/proc"),
+        ];
+        let observed = usage_of_each(&paths);
+        let measured: Vec<&Path> = observed.iter().map(|o| o.path.as_path()).collect();
+        assert_eq!(
+            measured,
+            [dir.path(), missing.as_path(), Path::new("/proc")],
+            "sub is on the temp dir's filesystem; the missing path is kept with its error"
+        );
+        assert!(observed[0].usage.is_ok());
+        assert!(observed[1].usage.as_ref().unwrap_err().contains("missing"));
     }
 
     #[test]

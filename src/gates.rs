@@ -78,6 +78,9 @@ pub enum Evidence {
         threshold_percent: u8,
         #[serde(skip_serializing_if = "Option::is_none")]
         inode_threshold_percent: Option<u8>,
+        /// Every filesystem measured (the one above first), each with its Use%: the gate
+        /// opens when any of them is at or above a threshold.
+        filesystems: Vec<FilesystemEvidence>,
     },
     Workload {
         live: Vec<WorkloadMatch>,
@@ -100,6 +103,23 @@ pub enum Evidence {
     None {},
     /// The observation the gate needed failed.
     Error { error: String },
+}
+
+/// One filesystem the disk gate measured.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+pub struct FilesystemEvidence {
+    pub path: PathBuf,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fs_type: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub used_percent: Option<u8>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inodes_used_percent: Option<u8>,
+    /// At or above the byte threshold, or the inode threshold when one is set.
+    pub under_pressure: bool,
+    /// Why it could not be measured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
@@ -202,6 +222,9 @@ fn error_verdict(name: GateName, what: &str, error: &str) -> GateVerdict {
     }
 }
 
+/// Open when any measured filesystem is at or above the threshold (bytes, or inodes when an
+/// inode threshold is set). The first filesystem must be measurable; another that cannot be
+/// measured is named, and cannot open the gate.
 pub fn disk_gate(snapshot: &Snapshot, policy: &GatePolicy) -> GateVerdict {
     let threshold = policy.disk.threshold_percent;
     let inode_threshold = policy.disk.inode_threshold_percent;
@@ -209,11 +232,77 @@ pub fn disk_gate(snapshot: &Snapshot, policy: &GatePolicy) -> GateVerdict {
         Ok(usage) => usage,
         Err(error) => return error_verdict(GateName::Disk, "the disk usage", error),
     };
-    let bytes_pressure = usage.used_percent >= threshold;
-    let inode_pressure = match (inode_threshold, usage.inodes_used_percent) {
-        (Some(limit), Some(percent)) => percent >= limit,
-        _ => false,
+    let pressure = |usage: &DiskUsage| {
+        let inodes = match (inode_threshold, usage.inodes_used_percent) {
+            (Some(limit), Some(percent)) => percent >= limit,
+            _ => false,
+        };
+        usage.used_percent >= threshold || inodes
     };
+    let measured = |usage: &DiskUsage| FilesystemEvidence {
+        path: usage.path.clone(),
+        fs_type: Some(usage.fs_type.clone()),
+        used_percent: Some(usage.used_percent),
+        inodes_used_percent: usage.inodes_used_percent,
+        under_pressure: pressure(usage),
+        error: None,
+    };
+    let mut filesystems = vec![measured(usage)];
+    let mut phrases = vec![disk_phrase(usage, inode_threshold)];
+    for other in &snapshot.more_disks {
+        match &other.usage {
+            Ok(usage) => {
+                filesystems.push(measured(usage));
+                phrases.push(disk_phrase(usage, inode_threshold));
+            }
+            Err(error) => {
+                filesystems.push(FilesystemEvidence {
+                    path: other.path.clone(),
+                    fs_type: None,
+                    used_percent: None,
+                    inodes_used_percent: None,
+                    under_pressure: false,
+                    error: Some(error.clone()),
+                });
+                phrases.push(format!(
+                    "{} could not be measured ({error})",
+                    other.path.display()
+                ));
+            }
+        }
+    }
+    let open = filesystems
+        .iter()
+        .any(|filesystem| filesystem.under_pressure);
+    let mut detail = if phrases.len() == 1 {
+        single_disk_detail(usage, threshold, inode_threshold)
+    } else {
+        let mut text = format!("{}; threshold {threshold} %", phrases.join(", "));
+        if let Some(limit) = inode_threshold {
+            text.push_str(&format!(", inodes {limit} %"));
+        }
+        text
+    };
+    detail.push_str(if open {
+        ": under pressure."
+    } else {
+        ": no pressure, so nothing needs pruning."
+    });
+    GateVerdict {
+        name: GateName::Disk,
+        open,
+        detail,
+        evidence: Evidence::Disk {
+            usage: usage.clone(),
+            threshold_percent: threshold,
+            inode_threshold_percent: inode_threshold,
+            filesystems,
+        },
+    }
+}
+
+/// One filesystem, as the gate has always said it.
+fn single_disk_detail(usage: &DiskUsage, threshold: u8, inode_threshold: Option<u8>) -> String {
     let mut detail = format!(
         "{} ({}) is {} % full, threshold {} %",
         usage.path.display(),
@@ -229,22 +318,24 @@ pub fn disk_gate(snapshot: &Snapshot, policy: &GatePolicy) -> GateVerdict {
             None => detail.push_str("; this filesystem reports no inode counts"),
         }
     }
-    let open = bytes_pressure || inode_pressure;
-    detail.push_str(if open {
-        ": under pressure."
-    } else {
-        ": no pressure, so nothing needs pruning."
-    });
-    GateVerdict {
-        name: GateName::Disk,
-        open,
-        detail,
-        evidence: Evidence::Disk {
-            usage: usage.clone(),
-            threshold_percent: threshold,
-            inode_threshold_percent: inode_threshold,
-        },
+    detail
+}
+
+/// `/var/lib/docker (ext4) is 17 % full`, with the inode use when an inode threshold is set.
+fn disk_phrase(usage: &DiskUsage, inode_threshold: Option<u8>) -> String {
+    let mut phrase = format!(
+        "{} ({}) is {} % full",
+        usage.path.display(),
+        usage.fs_type,
+        usage.used_percent
+    );
+    if inode_threshold.is_some() {
+        match usage.inodes_used_percent {
+            Some(percent) => phrase.push_str(&format!(", inodes {percent} % used")),
+            None => phrase.push_str(", reporting no inode counts"),
+        }
     }
+    phrase
 }
 
 pub fn quiet_gate(snapshot: &Snapshot, policy: &GatePolicy, now: DateTime<Utc>) -> GateVerdict {

@@ -24,7 +24,11 @@ pub type Observed<T> = Result<T, String>;
 #[derive(Debug, Clone)]
 pub struct Snapshot {
     pub daemon: DaemonInfo,
+    /// The first filesystem the disk gate measures (the data root's, unless configured).
     pub disk: Observed<DiskUsage>,
+    /// The other filesystems that hold image data (e.g. containerd's root on the containerd
+    /// image store), one per filesystem, in the order they were named.
+    pub more_disks: Vec<DiskObservation>,
     pub containers: Observed<Vec<Container>>,
     pub events: Observed<Events>,
     /// Services and tasks; only gathered on a swarm manager.
@@ -47,6 +51,10 @@ pub struct DaemonInfo {
     pub engine: EngineKind,
     /// The engine's own version (Podman's, not the compat API's; dockerd's `ServerVersion`).
     pub engine_version: String,
+    /// Where the engine keeps images: its own layer store or containerd's.
+    pub image_store: ImageStore,
+    /// The containerd socket the daemon uses (`/info` `Containerd.Address`, API 1.46+).
+    pub containerd_address: Option<String>,
 }
 
 /// The engine behind the socket, detected from `/version` (its components, its platform
@@ -87,6 +95,49 @@ impl EngineKind {
     }
 }
 
+/// The image store of a Docker daemon.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ImageStore {
+    /// The graph driver's own layer store (`overlay2`, …) under the data root.
+    #[default]
+    Classic,
+    /// containerd's content store and snapshotter (`DriverStatus` says
+    /// `driver-type: io.containerd.snapshotter.v1`).
+    Containerd,
+}
+
+impl ImageStore {
+    pub const CONTAINERD_DRIVER_TYPE: &'static str = "io.containerd.snapshotter.v1";
+
+    /// The store `/info`'s `DriverStatus` pairs name.
+    pub fn from_driver_status(pairs: &[Vec<String>]) -> Self {
+        let containerd = pairs.iter().any(|pair| {
+            matches!(pair.as_slice(), [key, value, ..]
+                if key == "driver-type" && value == Self::CONTAINERD_DRIVER_TYPE)
+        });
+        if containerd {
+            Self::Containerd
+        } else {
+            Self::Classic
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Classic => "classic",
+            Self::Containerd => "containerd",
+        }
+    }
+}
+
+/// One filesystem the disk gate measures, or the error measuring it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiskObservation {
+    pub path: PathBuf,
+    pub usage: Observed<DiskUsage>,
+}
+
 /// This node's swarm membership, from `/info`.
 #[derive(Debug, Clone, Default, Serialize, JsonSchema)]
 pub struct SwarmNode {
@@ -120,8 +171,10 @@ pub struct Image {
     /// `name@sha256:…` references the image was pulled or pushed by (its `RepoDigests`): how
     /// a swarm service's digest-pinned image reference is matched.
     pub repo_digests: Vec<String>,
-    /// When the store last tagged the image, where it keeps that (`Metadata.LastTagTime`);
-    /// `None` where nothing fills it. Only ever makes an image's unused-since time later.
+    /// When the image was last tagged or untagged (`Metadata.LastTagTime` of image inspect);
+    /// read on the containerd store only, for images whose creation time makes them old
+    /// enough. `None` when not read or not recorded. Only ever makes an image later: its age
+    /// reference, and its unused-since time.
     pub last_tag_time: Option<DateTime<Utc>>,
 }
 
@@ -129,6 +182,18 @@ impl Image {
     /// Untagged, as Docker's `dangling=true` filter understands it.
     pub fn is_dangling(&self) -> bool {
         self.repo_tags.is_empty()
+    }
+
+    /// The time an image's age is counted from: the later of its creation and its last tag
+    /// change. On the containerd store Docker's own `until` filter counts from the image
+    /// record (created when the image lost its tag), so counting from `created` alone would
+    /// be laxer than `docker image prune`. `None` when the creation time is unknown.
+    pub fn age_reference(&self) -> Option<DateTime<Utc>> {
+        let created = self.created?;
+        Some(
+            self.last_tag_time
+                .map_or(created, |tagged| created.max(tagged)),
+        )
     }
 }
 

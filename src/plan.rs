@@ -5,7 +5,8 @@
 //! An image is *eligible* when it is dangling, used by no container in any state, named by no
 //! swarm service's current or previous spec, and old enough: untagged and unused for at least
 //! `min_age` by the observation record (`age_basis = "unused_for"`, see `observe`), or created
-//! at least `min_age` ago (`age_basis = "created"`). It is a *candidate* when it is eligible and every child image it has
+//! at least `min_age` ago (`age_basis = "created"`); where the engine records when the
+//! image was last tagged or untagged, never before that either ([`Image::age_reference`]). It is a *candidate* when it is eligible and every child image it has
 //! is itself a candidate: a dangling chain left by a rebuild goes as a whole, children first,
 //! and an image with a child that stays is kept (`has_children`).
 //!
@@ -40,8 +41,8 @@ pub enum KeptReason {
     /// It has a child image that is not being removed.
     HasChildren,
     /// Not old enough by the age basis: with `unused_for`, untagged and unused for less than
-    /// `min_age` or not yet observed so (no record); with `created`, created less than
-    /// `min_age` ago, in the future (clock skew), or at an unknown time.
+    /// `min_age` or not yet observed so (no record); with `created`, created (or, where
+    /// recorded, last tagged or untagged) less than `min_age` ago, in the future (clock skew), or at an unknown time.
     TooYoung,
     /// Its ID is not `sha256:` + 64 lowercase hex digits: nothing is ever sent for it.
     MalformedId,
@@ -448,6 +449,10 @@ fn candidate_reason(
         ),
         None => format!("dangling, created {age} ago, used by no container"),
     };
+    if let Some(tagged) = image.last_tag_time.filter(|tagged| *tagged > created) {
+        let since = human_seconds((now - tagged).num_seconds());
+        reason.push_str(&format!(", last tag change {since} ago"));
+    }
     if wave > 0 {
         reason.push_str(", parent only of images removed before it");
     }
@@ -513,12 +518,22 @@ impl<'a> Facts<'a> {
         }
     }
 
+    /// What the age rule measures from: the record's unused-since time or the creation time,
+    /// and never before the image's last tag change where the engine records one.
+    fn age_from(&self, image: &Image) -> Option<DateTime<Utc>> {
+        match self.age {
+            Age::UnusedFor(_) => self.unused_since(image).map(|since| {
+                image
+                    .last_tag_time
+                    .map_or(since, |tagged| since.max(tagged))
+            }),
+            Age::Created => image.age_reference(),
+        }
+    }
+
     /// When the age rule is met: the time it is measured from, plus `min_age`.
     fn eligible_at(&self, image: &Image) -> Option<DateTime<Utc>> {
-        let from = match self.age {
-            Age::UnusedFor(_) => self.unused_since(image),
-            Age::Created => image.created,
-        }?;
+        let from = self.age_from(image)?;
         Some(
             from.checked_add_signed(self.min_age)
                 .unwrap_or(DateTime::<Utc>::MAX_UTC),
@@ -532,12 +547,12 @@ impl<'a> Facts<'a> {
             .parent_id
             .as_deref()
             .is_none_or(|parent| is_image_id(parent) && self.by_id.contains_key(parent));
-        // No record, or a time in the future (clock skew): not old enough.
-        let old_enough = match self.age {
-            Age::Created => image.created,
-            Age::UnusedFor(record) => record.unused_since(&image.id),
-        }
-        .is_some_and(|from| from <= self.now && self.now - from >= self.min_age);
+        // No record, or a time in the future (clock skew): not old enough. Counted from the
+        // later of that and the last tag change (the containerd store's `LastTagTime`), so
+        // never laxer than Docker's own `until` filter on either store.
+        let old_enough = self
+            .age_from(image)
+            .is_some_and(|from| from <= self.now && self.now - from >= self.min_age);
         if !is_image_id(&image.id) {
             Some(KeptReason::MalformedId)
         } else if self.tagged.contains(image.id.as_str()) {

@@ -74,10 +74,29 @@ pub struct GatePolicy {
 
 #[derive(Debug, Clone)]
 pub struct DiskGate {
-    /// `None` is `auto`: the daemon's data root.
-    pub path: Option<PathBuf>,
+    /// What to measure, in order (never empty); the default is `[Auto]`.
+    pub paths: Vec<DiskPath>,
     pub threshold_percent: u8,
     pub inode_threshold_percent: Option<u8>,
+}
+
+/// One entry of `gates.disk.paths`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DiskPath {
+    /// Every filesystem holding the engine's image data: the data root and, on the
+    /// containerd image store, containerd's root.
+    Auto,
+    Path(PathBuf),
+}
+
+impl DiskPath {
+    /// As the config file writes it.
+    pub fn text(&self) -> String {
+        match self {
+            Self::Auto => "auto".to_string(),
+            Self::Path(path) => path.display().to_string(),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -126,7 +145,7 @@ impl Default for Policy {
                 wait: Duration::ZERO,
                 wait_interval: DEFAULT_WAIT_INTERVAL,
                 disk: DiskGate {
-                    path: None,
+                    paths: vec![DiskPath::Auto],
                     threshold_percent: DEFAULT_DISK_THRESHOLD,
                     inode_threshold_percent: None,
                 },

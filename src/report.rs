@@ -15,7 +15,7 @@ use crate::exit::Outcome;
 use crate::execute::{Execution, Failed, Removed, Skipped, Stop, TagsLost};
 use crate::gates::{GateName, GateVerdict};
 use crate::human::{human_bytes, human_seconds, short_id};
-use crate::model::DiskUsage;
+use crate::model::{DiskUsage, ImageStore};
 use crate::plan::{Candidate, Kept, KeptCounts, KeptReason, Plan, UnresolvedContainer};
 
 /// Bumped only when a field is removed or changes meaning; new fields do not bump it.
@@ -91,12 +91,21 @@ pub struct Report {
     pub kept_bytes: KeptCounts,
     /// Containers whose image could not be resolved: while there is one, nothing is planned.
     pub unresolved_containers: Vec<UnresolvedContainer>,
-    /// Filesystem bytes freed, measured on the disk gate's filesystem before and after.
+    /// Filesystem bytes freed, measured before and after on each filesystem the disk gate
+    /// measures, summed over them (see `filesystems`).
     pub reclaimed_bytes: u64,
     /// Sum of Docker's size of the removed images (overlaps where layers are shared).
     pub removed_image_bytes: u64,
+    /// The disk gate's first filesystem (the data root's unless configured), before the run.
     pub disk: Option<DiskUsage>,
     pub disk_after: Option<DiskUsage>,
+    /// Every filesystem the disk gate measured (`disk` first), before and after, with the
+    /// bytes freed on each.
+    pub filesystems: Vec<FilesystemReport>,
+    /// The engine's image store, when known. Image sizes in this report are the engine's own
+    /// figures: on the containerd store they count the stored content plus the unpacked
+    /// snapshot (about twice the classic store's figure).
+    pub image_store: Option<ImageStore>,
     /// After a run that attempted every candidate (or had none): is the disk still at or above
     /// the threshold, i.e. are removable dangling images not enough? `null` otherwise.
     pub disk_still_full: Option<bool>,
@@ -112,6 +121,33 @@ pub struct Report {
     pub kept_images_listed: Option<Vec<Kept>>,
     #[serde(skip)]
     pub kept_images: Vec<Kept>,
+}
+
+/// One filesystem the disk gate measured, before and after the run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+pub struct FilesystemReport {
+    pub before: DiskUsage,
+    /// Measured again after deleting; `null` when nothing ran.
+    pub after: Option<DiskUsage>,
+    pub reclaimed_bytes: u64,
+}
+
+impl FilesystemReport {
+    fn new(before: DiskUsage, after: Option<DiskUsage>) -> Self {
+        let reclaimed_bytes = after.as_ref().map_or(0, |after| {
+            before.used_bytes.saturating_sub(after.used_bytes)
+        });
+        Self {
+            before,
+            after,
+            reclaimed_bytes,
+        }
+    }
+
+    /// The latest measurement.
+    pub fn last(&self) -> &DiskUsage {
+        self.after.as_ref().unwrap_or(&self.before)
+    }
 }
 
 /// The JSON Schema (draft 2020-12) of the report as `--output json` writes it, derived from
@@ -141,6 +177,10 @@ pub struct ReportInput<'a> {
     pub execution: Option<Execution>,
     pub disk: Option<DiskUsage>,
     pub disk_after: Option<DiskUsage>,
+    /// The other filesystems the disk gate measured, before and after (after: when deleting
+    /// ran).
+    pub more_disks: Vec<(DiskUsage, Option<DiskUsage>)>,
+    pub image_store: Option<ImageStore>,
     pub wait: Option<WaitSummary>,
     pub duration_ms: u64,
     pub min_age: &'a str,
@@ -157,6 +197,8 @@ impl Report {
             execution,
             disk,
             disk_after,
+            more_disks,
+            image_store,
             wait,
             duration_ms,
             min_age,
@@ -164,10 +206,16 @@ impl Report {
         let execution = execution.unwrap_or_default();
         let decision = decide(action, &execution);
         let gates = latest_verdicts(gates, execution.stopped.as_ref());
-        let reclaimed_bytes = match (&disk, &disk_after) {
-            (Some(before), Some(after)) => before.used_bytes.saturating_sub(after.used_bytes),
-            _ => 0,
-        };
+        let filesystems: Vec<FilesystemReport> = disk
+            .iter()
+            .map(|before| FilesystemReport::new(before.clone(), disk_after.clone()))
+            .chain(
+                more_disks
+                    .into_iter()
+                    .map(|(before, after)| FilesystemReport::new(before, after)),
+            )
+            .collect();
+        let reclaimed_bytes = filesystems.iter().map(|fs| fs.reclaimed_bytes).sum();
         let mut kept_bytes = KeptCounts::default();
         for reason in KeptReason::ALL {
             kept_bytes.add(reason, plan.kept_bytes(reason));
@@ -198,6 +246,8 @@ impl Report {
             reclaimed_bytes,
             disk,
             disk_after,
+            filesystems,
+            image_store,
             disk_still_full: None,
             wait,
             stopped: execution.stopped,
@@ -219,18 +269,38 @@ impl Report {
             return None;
         }
         let threshold = self.disk_threshold().filter(|threshold| *threshold > 0)?;
-        let last = self.disk_after.as_ref().or(self.disk.as_ref())?;
-        Some(last.used_percent >= threshold)
+        if self.filesystems.is_empty() {
+            return None;
+        }
+        Some(
+            self.filesystems
+                .iter()
+                .any(|fs| fs.last().used_percent >= threshold),
+        )
+    }
+
+    /// The first filesystem still at or above the disk gate's threshold after the run.
+    fn still_full_filesystem(&self) -> Option<&DiskUsage> {
+        let threshold = self.disk_threshold()?;
+        self.filesystems
+            .iter()
+            .map(FilesystemReport::last)
+            .find(|last| last.used_percent >= threshold)
     }
 
     fn summarise(&self, min_age: &str) -> String {
         let mut summary = self.decision_summary(min_age);
         summary.push_str(&self.attention());
         if self.disk_still_full == Some(true)
-            && let Some(last) = self.disk_after.as_ref().or(self.disk.as_ref())
+            && let Some(last) = self.still_full_filesystem()
         {
+            let which = if self.filesystems.len() > 1 {
+                last.path.display().to_string()
+            } else {
+                "The disk".to_string()
+            };
             summary.push_str(&format!(
-                " The disk is still {} % full, at or above the {} % threshold: dangling images are not enough.",
+                " {which} is still {} % full, at or above the {} % threshold: dangling images are not enough.",
                 last.used_percent,
                 self.disk_threshold().unwrap_or(0)
             ));
@@ -449,9 +519,15 @@ impl Report {
             .iter()
             .map(|candidate| candidate.size_bytes)
             .sum();
+        let basis = match self.image_store {
+            Some(ImageStore::Containerd) => {
+                " (containerd image store: stored content plus the unpacked snapshot)"
+            }
+            _ => "",
+        };
         let _ = writeln!(
             out,
-            "\nCandidates: {} image(s), {} as Docker counts them",
+            "\nCandidates: {} image(s), {} as Docker counts them{basis}",
             self.candidates.len(),
             human_bytes(total)
         );
@@ -582,12 +658,19 @@ impl Report {
     }
 
     fn text_disk(&self, out: &mut String) {
-        if let Some(after) = &self.disk_after {
+        if self.disk_after.is_some() {
+            let each: Vec<String> = self
+                .filesystems
+                .iter()
+                .map(|fs| {
+                    let last = fs.last();
+                    format!("{} now {} % full", last.path.display(), last.used_percent)
+                })
+                .collect();
             let _ = writeln!(
                 out,
-                "\nDisk: {} now {} % full ({} freed).",
-                after.path.display(),
-                after.used_percent,
+                "\nDisk: {} ({} freed).",
+                each.join(", "),
                 human_bytes(self.reclaimed_bytes)
             );
         } else if self.decision == Decision::NothingToDo
@@ -726,6 +809,29 @@ impl Report {
                 &[(String::new(), format!("{:.6}", disk.used_ratio()))],
             );
         }
+        // One sample per filesystem the disk gate measured, labelled by its path.
+        if !self.filesystems.is_empty() {
+            let samples: Vec<(String, String)> = self
+                .filesystems
+                .iter()
+                .map(|fs| {
+                    let last = fs.last();
+                    (
+                        format!(
+                            "{{path=\"{}\"}}",
+                            label_value(&last.path.display().to_string())
+                        ),
+                        format!("{:.6}", last.used_ratio()),
+                    )
+                })
+                .collect();
+            metric(
+                "pruneguard_disk_path_used_ratio",
+                "Used fraction of each filesystem the disk gate measured after the last run (df basis), by path.",
+                "gauge",
+                &samples,
+            );
+        }
         // Known only after a real run that attempted every candidate (or had none): absent
         // otherwise, so that an alert on it never fires on a run that proved nothing.
         if let Some(still_full) = self.disk_still_full {
@@ -737,6 +843,13 @@ impl Report {
             );
         }
     }
+}
+
+/// A Prometheus label value: backslash, double quote and newline escaped.
+fn label_value(text: &str) -> String {
+    text.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 /// The decision follows the action; only an execution can turn it into a partial run, or back

@@ -10,11 +10,13 @@ use crate::config::Settings;
 use crate::disk;
 use anyhow::Context as _;
 
-use crate::engine::{Engine, EngineError, EventWindow};
+use crate::engine::{Engine, EngineError, EventWindow, LastTagTime};
 use crate::gates::{self, GateVerdict};
 use crate::model::{
-    CrashLoopRecord, DaemonInfo, Events, LockFile, LockFileState, Observed, Snapshot,
+    CrashLoopRecord, DaemonInfo, DiskObservation, DiskUsage, Events, Image, ImageStore, LockFile,
+    LockFileState, Observed, Snapshot,
 };
+use crate::policy::DiskPath;
 
 /// What a gather is for: the plan needs every container (to know which images are in use);
 /// a re-check of the gates lists containers only when a gate looks at them.
@@ -35,8 +37,7 @@ pub async fn gather<E: Engine>(
     scope: Scope,
 ) -> anyhow::Result<Snapshot> {
     let gates = &settings.policy.gates;
-    let disk_path = disk_path(settings, &daemon);
-    let disk = disk::usage(&disk_path).map_err(|error| format!("{error:#}"));
+    let (disk, more_disks) = split_disks(disk::usage_of_each(&disk_paths(settings, &daemon)));
     let containers = if scope == Scope::Plan || gates_need_containers(settings, &daemon) {
         observe(engine.containers().await)?
     } else {
@@ -82,6 +83,7 @@ pub async fn gather<E: Engine>(
     Ok(Snapshot {
         daemon,
         disk,
+        more_disks,
         containers,
         events,
         swarm_cluster,
@@ -122,20 +124,110 @@ fn observe<T>(result: Result<T, EngineError>) -> anyhow::Result<Observed<T>> {
     }
 }
 
-/// The filesystem the disk gate measures: `--disk-path`, else the daemon's data root when it
-/// exists on this machine, else `/`.
-pub fn disk_path(settings: &Settings, daemon: &DaemonInfo) -> PathBuf {
-    if let Some(path) = &settings.policy.gates.disk.path {
-        return path.clone();
+/// The first filesystem (the snapshot's `disk`) and the others.
+pub fn split_disks(
+    mut observed: Vec<DiskObservation>,
+) -> (Observed<DiskUsage>, Vec<DiskObservation>) {
+    if observed.is_empty() {
+        // `disk_paths` never returns an empty list; measure `/` rather than nothing.
+        observed = disk::usage_of_each(&[PathBuf::from("/")]);
     }
-    match &daemon.docker_root_dir {
+    let mut rest = observed.into_iter();
+    let first = rest.next().map_or_else(
+        || Err("no path to measure".to_string()),
+        |first| first.usage,
+    );
+    (first, rest.collect())
+}
+
+/// The paths the disk gate measures, in order and without repeats: each entry of
+/// `gates.disk.paths`, with `auto` standing for [`auto_disk_paths`].
+pub fn disk_paths(settings: &Settings, daemon: &DaemonInfo) -> Vec<PathBuf> {
+    let mut paths: Vec<PathBuf> = Vec::new();
+    for entry in &settings.policy.gates.disk.paths {
+        let more = match entry {
+            DiskPath::Auto => auto_disk_paths(daemon),
+            DiskPath::Path(path) => vec![path.clone()],
+        };
+        for path in more {
+            if !paths.contains(&path) {
+                paths.push(path);
+            }
+        }
+    }
+    paths
+}
+
+/// The filesystems that hold the engine's image data: the daemon's data root when it exists on
+/// this machine (else `/`), and on the containerd image store containerd's root (see
+/// [`crate::containerd`]) unless it is known not to exist here.
+pub fn auto_disk_paths(daemon: &DaemonInfo) -> Vec<PathBuf> {
+    let root = match &daemon.docker_root_dir {
         // Not here at all: a remote daemon, whose disk this machine cannot see.
-        Some(root) if matches!(Path::new(root).try_exists(), Ok(false)) => PathBuf::from("/"),
+        Some(root) if matches!(Path::new(root).try_exists(), Ok(false)) => None,
         // Present, or unknown (permission denied): measure it, and let an error close the gate
         // rather than silently measuring another filesystem.
-        Some(root) => PathBuf::from(root),
-        None => PathBuf::from("/"),
+        Some(root) => Some(PathBuf::from(root)),
+        None => None,
+    };
+    let Some(root) = root else {
+        return vec![PathBuf::from("/")];
+    };
+    let mut paths = vec![root.clone()];
+    if daemon.image_store == ImageStore::Containerd {
+        let containerd = crate::containerd::discover(&root, daemon.containerd_address.as_deref());
+        if !matches!(containerd.path.try_exists(), Ok(false)) {
+            paths.push(containerd.path);
+        }
     }
+    paths
+}
+
+/// On the containerd image store, reads `LastTagTime` for the images in `ids` (the plan's
+/// candidates by creation time: a bounded number of requests) into `images`, so that the plan
+/// can count their age from the later of the two. An image whose time cannot be read (an API
+/// error, or gone since the listing) gets `now`: unknown counts as young. A daemon that went
+/// away is an error.
+pub async fn read_last_tag_times<E: Engine>(
+    engine: &E,
+    images: &mut [Image],
+    ids: &[String],
+    now: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    use futures_util::StreamExt as _;
+    let wanted: std::collections::HashSet<&str> = ids.iter().map(String::as_str).collect();
+    let answers: Vec<(String, Result<LastTagTime, EngineError>)> = futures_util::stream::iter(
+        wanted
+            .iter()
+            .map(|id| async move { (id.to_string(), engine.last_tag_time(id).await) }),
+    )
+    .buffer_unordered(crate::execute::DEFAULT_CONCURRENCY)
+    .collect()
+    .await;
+    let mut times = std::collections::HashMap::new();
+    for (id, answer) in answers {
+        let time = match answer {
+            Ok(LastTagTime::Known(time)) => time,
+            Ok(LastTagTime::Gone) => Some(now),
+            Err(error) if error.is_unreachable() => {
+                return Err(anyhow::Error::new(error).context(
+                    "could not read the images' LastTagTime, so their age on the containerd \
+                     image store is unknown; nothing was deleted",
+                ));
+            }
+            Err(error) => {
+                tracing::warn!(image = %crate::human::short_id(&id), "could not read LastTagTime ({error}); the image counts as tagged just now, so it is kept as too young");
+                Some(now)
+            }
+        };
+        times.insert(id, time);
+    }
+    for image in images.iter_mut() {
+        if let Some(time) = times.get(&image.id) {
+            image.last_tag_time = *time;
+        }
+    }
+    Ok(())
 }
 
 fn observe_lock_file(path: &Path) -> LockFile {

@@ -7,6 +7,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::cli::OutputFormat;
+use crate::policy::DiskPath;
 
 use super::Settings;
 use super::values::format_duration;
@@ -95,12 +96,8 @@ pub fn render(settings: &Settings) -> String {
         "gates.disk",
         &[
             (
-                "path",
-                set(gates
-                    .disk
-                    .path
-                    .as_deref()
-                    .map_or_else(|| string("auto"), path)),
+                "paths",
+                set(list(gates.disk.paths.iter().map(DiskPath::text))),
                 "",
             ),
             (

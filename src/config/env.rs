@@ -20,6 +20,7 @@ pub const AGE_BASIS: &str = "PRUNEGUARD_AGE_BASIS";
 pub const WAIT: &str = "PRUNEGUARD_WAIT_FOR_GATES";
 pub const WAIT_INTERVAL: &str = "PRUNEGUARD_WAIT_INTERVAL";
 pub const DISK_PATH: &str = "PRUNEGUARD_DISK_PATH";
+pub const DISK_PATHS: &str = "PRUNEGUARD_DISK_PATHS";
 pub const DISK_THRESHOLD: &str = "PRUNEGUARD_DISK_THRESHOLD";
 pub const DISK_INODE_THRESHOLD: &str = "PRUNEGUARD_DISK_INODE_THRESHOLD";
 pub const QUIET_PERIOD: &str = "PRUNEGUARD_QUIET_PERIOD";
@@ -33,7 +34,7 @@ pub const MAX_LIST_SIZE: &str = "PRUNEGUARD_MAX_LIST_SIZE";
 pub const WATCH_INTERVAL: &str = "PRUNEGUARD_WATCH_INTERVAL";
 
 /// Every variable pruneguard's settings read.
-pub const ALL: [&str; 19] = [
+pub const ALL: [&str; 20] = [
     CONFIG,
     HOST,
     API_TIMEOUT,
@@ -42,6 +43,7 @@ pub const ALL: [&str; 19] = [
     WAIT,
     WAIT_INTERVAL,
     DISK_PATH,
+    DISK_PATHS,
     DISK_THRESHOLD,
     DISK_INODE_THRESHOLD,
     QUIET_PERIOD,
@@ -158,12 +160,23 @@ impl Environment {
         let gates = &mut layer.gates;
         gates.wait = self.duration(WAIT, "gates.wait")?;
         gates.wait_interval = self.duration(WAIT_INTERVAL, "gates.wait_interval")?;
-        gates.disk.path = self.get(DISK_PATH)?.map(|text| {
-            Sourced::new(
-                values::disk_path_from_cwd(Path::new(text)),
+        gates.disk.paths = match (self.get(DISK_PATHS)?, self.get(DISK_PATH)?) {
+            (Some(_), Some(_)) => {
+                return Err(ConfigError(format!(
+                    "environment variables {DISK_PATHS} and {DISK_PATH} both set \
+                     `gates.disk.paths`; unset {DISK_PATH} (the one-path alias) and list every \
+                     path in {DISK_PATHS}, separated by `:`"
+                )));
+            }
+            (Some(_), None) => {
+                self.value(DISK_PATHS, "gates.disk.paths", values::disk_paths_from_cwd)?
+            }
+            (None, Some(text)) => Some(Sourced::new(
+                vec![values::disk_path_from_cwd(Path::new(text))],
                 Source::Env(DISK_PATH),
-            )
-        });
+            )),
+            (None, None) => None,
+        };
         gates.disk.threshold_percent = self.value(
             DISK_THRESHOLD,
             "gates.disk.threshold_percent",

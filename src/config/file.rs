@@ -59,7 +59,9 @@ struct FileGates {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 struct FileDisk {
+    /// The one-path alias of `paths`, kept from before `paths` existed.
     path: Text,
+    paths: List,
     threshold_percent: Option<Spanned<i64>>,
     inode_threshold_percent: Option<Spanned<i64>>,
 }
@@ -237,6 +239,36 @@ impl Lines<'_> {
         .transpose()
     }
 
+    /// `gates.disk.paths`, or its alias `gates.disk.path`; both at once is an error.
+    fn disk_paths(
+        &self,
+        path: Text,
+        paths: List,
+    ) -> Result<Option<Sourced<Vec<DiskPath>>>, ConfigError> {
+        match (path, paths) {
+            (Some(path), Some(_)) => Err(ConfigError::at(
+                &self.source(&path.span()),
+                "gates.disk.path",
+                "is the one-path alias of `gates.disk.paths`, which is set too; remove `path` \
+                 and list every path in `paths`",
+            )),
+            (Some(path), None) => Ok(self
+                .value("gates.disk.path", Some(path), |text| {
+                    values::disk_path(&text)
+                })?
+                .map(|sourced| Sourced::new(vec![sourced.value], sourced.source))),
+            (None, paths) => {
+                let Some(list) = self.list("gates.disk.paths", paths, values::disk_path)? else {
+                    return Ok(None);
+                };
+                let value = values::non_empty_disk_paths(list.value).map_err(|problem| {
+                    ConfigError::at(&list.source, "gates.disk.paths", &problem)
+                })?;
+                Ok(Some(Sourced::new(value, list.source)))
+            }
+        }
+    }
+
     fn layer(&self, raw: FileConfig) -> Result<SettingsLayer, ConfigError> {
         let duration =
             |key: &str, value: Text| self.value(key, value, |text| values::duration(&text));
@@ -268,13 +300,7 @@ impl Lines<'_> {
                 wait: duration("gates.wait", gates.wait)?,
                 wait_interval: duration("gates.wait_interval", gates.wait_interval)?,
                 disk: DiskLayer {
-                    path: self.value("gates.disk.path", gates.disk.path, |text| {
-                        if text == "auto" {
-                            Ok(DiskPath::Auto)
-                        } else {
-                            values::absolute_path(&text).map(DiskPath::Path)
-                        }
-                    })?,
+                    paths: self.disk_paths(gates.disk.path, gates.disk.paths)?,
                     threshold_percent: percent(
                         "gates.disk.threshold_percent",
                         gates.disk.threshold_percent,

@@ -61,10 +61,16 @@ pub fn layer(args: &RunArgs) -> Result<SettingsLayer, ConfigError> {
     let gates = &mut layer.gates;
     gates.wait = duration("--wait-for-gates", args.wait_for_gates);
     gates.wait_interval = duration("--wait-interval", args.wait_interval);
-    gates.disk.path = flag(
-        "--disk-path",
-        args.disk_path.as_deref().map(values::disk_path_from_cwd),
-    );
+    // Repeatable: given at least once, the flags are the whole list.
+    gates.disk.paths = (!args.disk_paths.is_empty()).then(|| {
+        Sourced::new(
+            args.disk_paths
+                .iter()
+                .map(|path| values::disk_path_from_cwd(path))
+                .collect(),
+            Source::Flag("--disk-path"),
+        )
+    });
     gates.disk.threshold_percent = flag("--disk-threshold", args.disk_threshold);
     gates.disk.inode_threshold_percent = flag("--disk-inode-threshold", args.disk_inode_threshold);
     gates.quiet.period = duration("--quiet-period", args.quiet_period);

@@ -47,12 +47,8 @@ impl<T> Sourced<T> {
     }
 }
 
-/// The disk gate's path: `auto` (the daemon's data root) or a path.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DiskPath {
-    Auto,
-    Path(PathBuf),
-}
+/// One of the disk gate's paths: `auto` (the filesystems of the engine's image data) or a path.
+pub use crate::policy::DiskPath;
 
 /// One source's settings; `None` means this source does not set the key.
 #[derive(Debug, Clone, Default)]
@@ -90,7 +86,8 @@ pub struct GatesLayer {
 
 #[derive(Debug, Clone, Default)]
 pub struct DiskLayer {
-    pub path: Option<Sourced<DiskPath>>,
+    /// `gates.disk.paths`, or its one-path alias `gates.disk.path` (one layer sets one of them).
+    pub paths: Option<Sourced<Vec<DiskPath>>>,
     pub threshold_percent: Option<Sourced<u8>>,
     pub inode_threshold_percent: Option<Sourced<u8>>,
 }
@@ -152,7 +149,7 @@ impl SettingsLayer {
                 wait: gates.wait.or(low.wait),
                 wait_interval: gates.wait_interval.or(low.wait_interval),
                 disk: DiskLayer {
-                    path: gates.disk.path.or(low.disk.path),
+                    paths: gates.disk.paths.or(low.disk.paths),
                     threshold_percent: gates.disk.threshold_percent.or(low.disk.threshold_percent),
                     inode_threshold_percent: gates
                         .disk

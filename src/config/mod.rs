@@ -279,10 +279,10 @@ impl Settings {
                     wait,
                     wait_interval,
                     disk: DiskGate {
-                        path: match gates.disk.path.map(|path| path.value) {
-                            Some(DiskPath::Path(path)) => Some(path),
-                            Some(DiskPath::Auto) | None => None,
-                        },
+                        paths: gates
+                            .disk
+                            .paths
+                            .map_or_else(|| vec![DiskPath::Auto], |paths| paths.value),
                         threshold_percent: gates
                             .disk
                             .threshold_percent

@@ -93,7 +93,35 @@ pub fn disk_path_from_cwd(path: &Path) -> DiskPath {
     }
 }
 
-/// A workload lock file.
+/// `gates.disk.paths` from the environment: `:`-separated, as `PATH` is (empty items are
+/// skipped), each `auto` or a path.
+pub fn disk_paths_from_cwd(text: &str) -> Result<Vec<DiskPath>, String> {
+    let paths: Vec<DiskPath> = text
+        .split(':')
+        .filter(|item| !item.trim().is_empty())
+        .map(|item| disk_path_from_cwd(Path::new(item)))
+        .collect();
+    non_empty_disk_paths(paths)
+}
+
+/// A disk path list must name something: an empty one would measure nothing.
+pub fn non_empty_disk_paths(paths: Vec<DiskPath>) -> Result<Vec<DiskPath>, String> {
+    if paths.is_empty() {
+        Err("an empty list measures nothing; write [\"auto\"] for the filesystems of the engine's image data".to_string())
+    } else {
+        Ok(paths)
+    }
+}
+
+/// One item of `gates.disk.paths` in the config file: `auto` or an absolute path.
+pub fn disk_path(text: &str) -> Result<DiskPath, String> {
+    if text == "auto" {
+        Ok(DiskPath::Auto)
+    } else {
+        absolute_path(text).map(DiskPath::Path)
+    }
+}
+
 /// A lock file in the config file: absolute, since a relative one would silently be looked
 /// for wherever the command happens to run.
 pub fn lock_file(text: &str) -> Result<PathBuf, String> {

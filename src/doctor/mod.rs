@@ -15,6 +15,7 @@
 //! | `config` | the config file is invalid (fail; doctor goes on with defaults and flags), or others may write it (warn) |
 //! | `daemon` | the engine (dockerd or Podman's service) cannot be reached (fail); its JSON names the engine (`engine`: `docker` \| `podman`) |
 //! | `data_root` | Docker's data root is on tmpfs/ramfs, or on an overlay whose upper dir is (fail); the path is not on this machine (warn) |
+//! | `image_store` | says the image store (classic or containerd) and the filesystems the disk gate measures; warns when one cannot be measured or containerd's root is not on this machine |
 //! | `registry_auth` | no Docker Hub credentials (warn); `config.json` unreadable or malformed (fail) |
 //! | `registry_auth_file_mode` | `config.json` is readable or writable by others (warn) |
 //! | `prune_timers` | a `docker-prune` unit or a service running `docker system/image prune` is present (warn; fail with `--all`) |
@@ -40,6 +41,7 @@
 pub mod config;
 pub mod daemon;
 pub mod data_root;
+pub mod image_store;
 pub mod mountinfo;
 pub mod policy;
 pub mod prune_timers;
@@ -76,6 +78,7 @@ pub enum CheckName {
     Config,
     Daemon,
     DataRoot,
+    ImageStore,
     RegistryAuth,
     RegistryAuthFileMode,
     PruneTimers,
@@ -85,10 +88,11 @@ pub enum CheckName {
 
 impl CheckName {
     /// Every check, in report order.
-    pub const ALL: [CheckName; 8] = [
+    pub const ALL: [CheckName; 9] = [
         Self::Config,
         Self::Daemon,
         Self::DataRoot,
+        Self::ImageStore,
         Self::RegistryAuth,
         Self::RegistryAuthFileMode,
         Self::PruneTimers,
@@ -102,6 +106,7 @@ impl CheckName {
             Self::Config => "config",
             Self::Daemon => "daemon",
             Self::DataRoot => "data_root",
+            Self::ImageStore => "image_store",
             Self::RegistryAuth => "registry_auth",
             Self::RegistryAuthFileMode => "registry_auth_file_mode",
             Self::PruneTimers => "prune_timers",
@@ -206,7 +211,23 @@ pub struct DoctorReport {
     pub schema_version: u32,
     /// No check failed (warnings allowed).
     pub healthy: bool,
+    /// `classic` or `containerd`; `null` when the daemon did not answer.
+    pub image_store: Option<crate::model::ImageStore>,
+    /// The filesystems holding image data that the disk gate measures.
+    pub image_data: Vec<ImageData>,
     pub checks: Vec<Check>,
+}
+
+/// One filesystem holding image data, as doctor's JSON lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ImageData {
+    pub path: std::path::PathBuf,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fs_type: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub used_percent: Option<u8>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 const STATUS_WIDTH: usize = 6;
@@ -217,6 +238,8 @@ impl DoctorReport {
         Self {
             schema_version: SCHEMA_VERSION,
             healthy: checks.iter().all(|check| check.status != Status::Fail),
+            image_store: None,
+            image_data: Vec::new(),
             checks,
         }
     }
@@ -281,12 +304,14 @@ impl DoctorReport {
 pub async fn run(args: &RunArgs) -> anyhow::Result<Outcome> {
     let (settings, config_file) = config::probe(args)?;
     let daemon = daemon::probe(&settings).await;
+    let store = image_store::probe(&daemon, &settings);
     let shared = Shared {
         settings: &settings,
         config_file: &config_file,
         daemon: &daemon,
+        store: &store,
     };
-    let report = DoctorReport::new(
+    let mut report = DoctorReport::new(
         CheckName::ALL
             .iter()
             .map(|&name| {
@@ -296,6 +321,21 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<Outcome> {
             })
             .collect(),
     );
+    if let image_store::StoreProbe::Found {
+        store, measured, ..
+    } = &store
+    {
+        report.image_store = Some(*store);
+        report.image_data = measured
+            .iter()
+            .map(|observed| ImageData {
+                path: observed.path.clone(),
+                fs_type: observed.usage.as_ref().ok().map(|u| u.fs_type.clone()),
+                used_percent: observed.usage.as_ref().ok().map(|u| u.used_percent),
+                error: observed.usage.as_ref().err().cloned(),
+            })
+            .collect();
+    }
     for check in &report.checks {
         debug!(
             check = check.name.as_str(),
@@ -332,6 +372,7 @@ struct Shared<'a> {
     settings: &'a Settings,
     config_file: &'a config::ConfigFile,
     daemon: &'a daemon::DaemonProbe,
+    store: &'a image_store::StoreProbe,
 }
 
 /// Probes what check `name` needs beyond [`Shared`] and judges it.
@@ -343,6 +384,7 @@ fn run_check(name: CheckName, shared: &Shared<'_>) -> Check {
             shared.daemon.info.as_ref().ok(),
             &data_root::probe(shared.daemon),
         ),
+        CheckName::ImageStore => image_store::check(shared.daemon.info.as_ref().ok(), shared.store),
         CheckName::RegistryAuth => registry_auth::check(&registry_auth::probe()),
         CheckName::RegistryAuthFileMode => {
             registry_auth_file_mode::check(&registry_auth_file_mode::probe())
@@ -389,6 +431,7 @@ mod tests {
                 "config",
                 "daemon",
                 "data_root",
+                "image_store",
                 "registry_auth",
                 "registry_auth_file_mode",
                 "prune_timers",

@@ -22,11 +22,11 @@ use chrono::{DateTime, TimeZone as _, Utc};
 use futures_util::StreamExt as _;
 
 use super::flavor::{self, Speaker, VersionFacts};
-use super::{Engine, EngineError, EventWindow, RemoveOutcome, bounded};
+use super::{Engine, EngineError, EventWindow, LastTagTime, RemoveOutcome, bounded};
 use crate::config::HostUrl;
 use crate::model::{
     Container, ContainerDestroy, DaemonInfo, EngineKind, Event, EventSampler, Events, Image,
-    Service, SwarmCluster, SwarmNode, Task, is_image_id, normalize_image_id,
+    ImageStore, Service, SwarmCluster, SwarmNode, Task, is_image_id, normalize_image_id,
 };
 
 /// The Docker Engine over bollard.
@@ -256,6 +256,11 @@ impl Engine for DockerEngine {
             api_version: self.docker.client_version().to_string(),
             docker_root_dir: info.docker_root_dir,
             storage_driver: info.driver,
+            image_store: ImageStore::from_driver_status(&info.driver_status.unwrap_or_default()),
+            containerd_address: info
+                .containerd
+                .and_then(|containerd| containerd.address)
+                .filter(|address| !address.is_empty()),
             swarm: SwarmNode {
                 local_node_state: swarm
                     .local_node_state
@@ -299,7 +304,7 @@ impl Engine for DockerEngine {
                     .into_iter()
                     .filter(|digest| digest != "<none>@<none>")
                     .collect(),
-                // The classic store's list has no LastTagTime; nothing fills it here.
+                // The list has no LastTagTime; on the containerd store it is read per candidate.
                 last_tag_time: None,
             })
             .collect())
@@ -520,6 +525,26 @@ impl Engine for DockerEngine {
         }
     }
 
+    async fn last_tag_time(&self, id: &str) -> Result<LastTagTime, EngineError> {
+        checked_id(id)?;
+        match self
+            .timed("GET /images/{id}/json", self.docker.inspect_image(id))
+            .await?
+        {
+            Ok(image) => Ok(LastTagTime::Known(
+                image
+                    .metadata
+                    .and_then(|metadata| metadata.last_tag_time)
+                    .and_then(real_date),
+            )),
+            Err(BollardError::DockerResponseServerError {
+                status_code,
+                message,
+            }) if flavor::is_gone(status_code, &message) => Ok(LastTagTime::Gone),
+            Err(error) => Err(self.fail("GET /images/{id}/json")(error)),
+        }
+    }
+
     async fn remove_image(&self, id: &str) -> Result<RemoveOutcome, EngineError> {
         checked_id(id)?;
         match self
@@ -621,7 +646,8 @@ fn sorted(labels: Option<HashMap<String, String>>) -> BTreeMap<String, String> {
     labels.unwrap_or_default().into_iter().collect()
 }
 
-/// Swarm reports Go's zero time for "never"; treat anything before 1971 as absent.
+/// Swarm and image metadata report Go's zero time (`0001-01-01T00:00:00Z`) or the Unix epoch
+/// for "never"; treat anything before 1971 as absent.
 fn real_date(date: DateTime<Utc>) -> Option<DateTime<Utc>> {
     (date.timestamp() > 365 * 24 * 3600).then_some(date)
 }

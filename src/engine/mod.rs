@@ -35,6 +35,15 @@ pub enum RemoveOutcome {
     NotFound,
 }
 
+/// What image inspect says about an image's last tag change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LastTagTime {
+    /// `Metadata.LastTagTime`; `None` when the engine records none (zero time).
+    Known(Option<DateTime<Utc>>),
+    /// 404: the image no longer exists.
+    Gone,
+}
+
 /// Errors at the engine boundary. Messages are sentences that name the engine (once it is
 /// known: [`Speaker`]) and the fix.
 #[derive(Debug, thiserror::Error)]
@@ -137,6 +146,13 @@ pub trait Engine {
     async fn swarm_cluster(&self) -> Result<SwarmCluster, EngineError>;
     /// The image's current tags (`GET /images/{id}/json`); `None` when it no longer exists.
     async fn image_tags(&self, id: &str) -> Result<Option<Vec<String>>, EngineError>;
+    /// `Metadata.LastTagTime` of `GET /images/{id}/json`: on the containerd store, when the
+    /// image lost or changed its tag (what Docker's own `until` filter counts from).
+    /// Engines that do not record it answer `Known(None)`.
+    async fn last_tag_time(&self, id: &str) -> Result<LastTagTime, EngineError> {
+        let _ = id;
+        Ok(LastTagTime::Known(None))
+    }
     /// `DELETE /images/{id}?force=false&noprune=true`: one image, never forced, and (on an
     /// engine that honours `noprune`) never its parents: the plan removes eligible parents
     /// itself, and on one that does not, it plans no image whose untagged parent stays.

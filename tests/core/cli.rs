@@ -332,7 +332,8 @@ fn readme_lists_every_setting_with_its_flag_and_variable() {
             );
         }
         if row[2] != "—" {
-            variables.push(row[2].trim_matches('`'));
+            // A key may have an alias variable (`PRUNEGUARD_DISK_PATHS`, `PRUNEGUARD_DISK_PATH`).
+            variables.extend(row[2].split(", ").map(|name| name.trim_matches('`')));
         }
     }
     for name in ENV_VARS.iter().filter(|name| **name != "PRUNEGUARD_CONFIG") {

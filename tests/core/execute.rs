@@ -825,6 +825,8 @@ fn report(
         execution,
         disk: None,
         disk_after: None,
+        more_disks: Vec::new(),
+        image_store: None,
         wait: None,
         duration_ms: 10,
         min_age: "1d",

@@ -163,6 +163,7 @@ pub fn snapshot() -> Snapshot {
             ..DaemonInfo::default()
         },
         disk: Ok(disk(90, Some(10))),
+        more_disks: Vec::new(),
         containers: Ok(Vec::new()),
         events: Ok(Events::default()),
         swarm_cluster: None,

@@ -103,10 +103,14 @@ fn disk_threshold_boundaries() {
                 usage: evidence,
                 threshold_percent,
                 inode_threshold_percent,
+                filesystems,
             } => {
                 assert_eq!(evidence, &disk(percent, Some(5)));
                 assert_eq!(*threshold_percent, threshold);
                 assert_eq!(*inode_threshold_percent, None);
+                assert_eq!(filesystems.len(), 1, "one filesystem, listed once");
+                assert_eq!(filesystems[0].used_percent, Some(percent));
+                assert_eq!(filesystems[0].under_pressure, open);
             }
             other => panic!("disk evidence expected, got {other:?}"),
         }

@@ -5,6 +5,7 @@
 mod alerts;
 mod cli;
 mod config;
+mod containerd_store;
 mod execute;
 mod fixtures;
 mod gates;

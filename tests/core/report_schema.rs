@@ -10,7 +10,7 @@ use pruneguard::decision::{Action, WaitEnd};
 use pruneguard::execute::{Execution, Failed, Removed, Skipped, Stop};
 use pruneguard::gates::{self, GateName, GateVerdict};
 use pruneguard::model::{
-    Container, DiskUsage, Image, LockFile, LockFileState, Snapshot, SwarmCluster, Task,
+    Container, DiskUsage, Image, ImageStore, LockFile, LockFileState, Snapshot, SwarmCluster, Task,
 };
 use pruneguard::plan;
 use pruneguard::policy::GatePolicy;
@@ -171,6 +171,8 @@ pub(crate) fn input(
         execution,
         disk: snap.disk.as_ref().ok().cloned(),
         disk_after,
+        more_disks: Vec::new(),
+        image_store: Some(ImageStore::Classic),
         wait: None,
         duration_ms: 1234,
         min_age: "1d",

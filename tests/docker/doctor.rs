@@ -107,7 +107,16 @@ fn run_json(cmd: Command) -> (Run, Value) {
         .keys()
         .map(String::as_str)
         .collect();
-    assert_eq!(keys, ["checks", "healthy", "schema_version"]);
+    assert_eq!(
+        keys,
+        [
+            "checks",
+            "healthy",
+            "image_data",
+            "image_store",
+            "schema_version"
+        ]
+    );
     let names: Vec<&str> = json["checks"]
         .as_array()
         .expect("checks is an array")
@@ -213,7 +222,7 @@ fn unreachable_daemon_fails_and_the_other_checks_still_run() {
     }
     assert_eq!(
         text.stdout.lines().last(),
-        Some("1 check(s) failed, 1 warning(s)"),
+        Some("1 check(s) failed, 2 warning(s)"),
         "{}",
         text.stdout
     );
@@ -225,6 +234,8 @@ fn unreachable_daemon_fails_and_the_other_checks_still_run() {
     assert_eq!(status(&json, "daemon"), "fail");
     assert_eq!(status(&json, "data_root"), "warn");
     assert!(detail(&json, "data_root").contains("daemon unreachable"));
+    assert_eq!(status(&json, "image_store"), "warn");
+    assert!(json["image_store"].is_null(), "{json}");
     for name in [
         "config",
         "registry_auth",
@@ -570,7 +581,7 @@ fn malformed_config_toml_fails_config_and_doctor_goes_on() {
         );
         assert_eq!(
             text_run.stdout.lines().last(),
-            Some("2 check(s) failed, 2 warning(s)"),
+            Some("2 check(s) failed, 3 warning(s)"),
             "{}",
             text_run.stdout
         );
@@ -637,6 +648,19 @@ fn healthy_host_passes_with_exit_0() {
     );
     assert!(root.contains("storage driver "), "{root}");
     assert!(detail(&json, "registry_auth").contains("as ci-bot"));
+    // The image store, and the filesystem the disk gate measures (the data root, once).
+    assert_eq!(json["image_store"], "classic", "{json}");
+    let image_data = json["image_data"].as_array().expect("image_data");
+    assert_eq!(image_data.len(), 1, "{json}");
+    assert_eq!(image_data[0]["path"], data_root.as_str(), "{json}");
+    assert!(image_data[0]["used_percent"].is_u64(), "{json}");
+    let store = detail(&json, "image_store");
+    assert!(
+        store.starts_with("classic image store (storage driver overlay2); the disk gate measures ")
+            && store.contains(&format!("{data_root} (ext4, "))
+            && store.contains("engine's figures"),
+        "{store}"
+    );
 
     let text = run(with_args(world.doctor(sandbox.host()), ["--no-config"]));
     assert_eq!(text.code, 0, "{}", text.stdout);

@@ -6,6 +6,7 @@
 mod age_docker;
 mod cycle_docker;
 mod disk_docker;
+mod disk_paths_docker;
 mod doctor;
 mod faults_docker;
 mod gates_docker;

@@ -106,6 +106,7 @@ fn relative_paths_are_errors_at_their_line() {
         ),
         ("[state]\ndir = \"state\"\n", "state.dir"),
         ("[gates.disk]\npath = \"docker\"\n", "gates.disk.path"),
+        ("[gates.disk]\npaths = [\"docker\"]\n", "gates.disk.paths"),
         (
             "[gates.workload]\nlock_files = [\"run/app.lock\"]\n",
             "gates.workload.lock_files",

@@ -44,7 +44,7 @@ fn effective_round_trips_defaults() {
     let toml = settings.effective();
     assert!(toml.contains("no config file read"), "{toml}");
     assert!(toml.contains("threshold_percent = 80"), "{toml}");
-    assert!(toml.contains("path = \"auto\""), "{toml}");
+    assert!(toml.contains("paths = [\"auto\"]"), "{toml}");
     assert_round_trip(&settings);
 }
 
@@ -68,7 +68,7 @@ fn effective_round_trips_flag_values() {
         age_basis: Some(pruneguard::policy::AgeBasis::Created),
         quiet_period: Some(Duration::ZERO),
         disk_threshold: Some(0),
-        disk_path: Some("/srv".into()),
+        disk_paths: vec!["/srv".into(), "auto".into()],
         workload_labels: vec!["k".into(), "a=b=c".into()],
         workload_stacks: vec!["x{a,b}*".into()],
         wait_for_gates: Some(Duration::from_millis(1500)),
@@ -99,7 +99,7 @@ wait = "0s"
 wait_interval = "30s"
 
 [gates.disk]
-path = "auto"
+paths = ["auto"]
 threshold_percent = 80
 # inode_threshold_percent is not set: inode usage does not open the disk gate
 

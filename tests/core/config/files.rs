@@ -8,7 +8,7 @@ use clap::Parser as _;
 
 use pruneguard::cli::{Cli, Command, OutputFormat, RunArgs};
 use pruneguard::config::HostUrl;
-use pruneguard::policy::LabelSelector;
+use pruneguard::policy::{DiskPath, LabelSelector};
 
 use super::*;
 
@@ -21,7 +21,7 @@ fn defaults_with_no_config() {
     assert_eq!(settings.policy.min_age, Duration::from_secs(24 * 3600));
     assert_eq!(gates.wait, Duration::ZERO);
     assert_eq!(gates.wait_interval, Duration::from_secs(30));
-    assert_eq!(gates.disk.path, None);
+    assert_eq!(gates.disk.paths, vec![DiskPath::Auto]);
     assert_eq!(gates.disk.threshold_percent, 80);
     assert_eq!(gates.disk.inode_threshold_percent, None);
     assert_eq!(gates.quiet.period, Duration::from_secs(600));
@@ -100,7 +100,7 @@ fn every_file_key_is_parsed() {
     assert_eq!(settings.policy.min_age, Duration::from_secs(36 * 3600));
     assert_eq!(gates.wait, Duration::from_secs(15 * 60));
     assert_eq!(gates.wait_interval, Duration::from_secs(45));
-    assert_eq!(gates.disk.path.as_deref(), Some(Path::new("/srv/docker")));
+    assert_eq!(gates.disk.paths, vec![DiskPath::Path("/srv/docker".into())]);
     assert_eq!(gates.disk.threshold_percent, 70);
     assert_eq!(gates.disk.inode_threshold_percent, Some(95));
     assert_eq!(gates.quiet.period, Duration::from_secs(300));
@@ -146,7 +146,10 @@ fn every_file_key_is_parsed() {
 #[test]
 fn disk_path_auto_means_the_data_root() {
     let config = Config::new("[gates.disk]\npath = \"auto\"\n");
-    assert_eq!(config.resolve().unwrap().policy.gates.disk.path, None);
+    assert_eq!(
+        config.resolve().unwrap().policy.gates.disk.paths,
+        vec![DiskPath::Auto]
+    );
 }
 
 #[test]
@@ -170,7 +173,7 @@ fn flags_win_over_the_file() {
         dry_run: true,
         min_age: Some(Duration::from_secs(7200)),
         disk_threshold: Some(90),
-        disk_path: Some("/mnt/docker".into()),
+        disk_paths: vec!["/mnt/docker".into()],
         quiet_period: Some(Duration::ZERO),
         workload_stacks: vec!["flag-stack*".into()],
         workload_labels: vec!["flag=1".into()],
@@ -192,7 +195,7 @@ fn flags_win_over_the_file() {
     assert!(settings.dry_run);
     assert_eq!(settings.policy.min_age, Duration::from_secs(7200));
     assert_eq!(gates.disk.threshold_percent, 90);
-    assert_eq!(gates.disk.path.as_deref(), Some(Path::new("/mnt/docker")));
+    assert_eq!(gates.disk.paths, vec![DiskPath::Path("/mnt/docker".into())]);
     // Flags not given: the file's values stay.
     assert_eq!(gates.disk.inode_threshold_percent, Some(95));
     assert_eq!(gates.workload.stale_lock_after, Duration::from_secs(7200));

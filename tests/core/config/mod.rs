@@ -3,6 +3,7 @@
 //! input. Every test resolves in an environment it builds (never the process's own).
 
 mod check;
+mod disk_paths;
 mod effective;
 mod files;
 mod layers;
