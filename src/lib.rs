@@ -34,3 +34,5 @@ pub mod signals;
 pub mod snapshot;
 pub mod state;
 pub mod wait;
+pub mod worker_evidence;
+pub mod worker_gather;

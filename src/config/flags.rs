@@ -112,6 +112,26 @@ pub fn layer(args: &RunArgs) -> Result<SettingsLayer, ConfigError> {
     // The flag only turns the gate off; leaving it out leaves the lower layers' choice.
     gates.swarm.enabled = flag("--no-swarm-gate", args.no_swarm_gate.then_some(false));
     gates.swarm.stuck_after = duration("--swarm-stuck-after", args.swarm_stuck_after);
+    gates.swarm.worker_evidence = list(
+        "--swarm-worker-evidence",
+        "gates.swarm.worker_evidence",
+        &args.swarm_worker_evidence,
+        crate::worker_evidence::WorkerEvidence::parse,
+    )?;
+    gates.swarm.manager_host = match args
+        .swarm_manager_host
+        .as_deref()
+        .filter(|host| !host.trim().is_empty())
+    {
+        None => None,
+        Some(text) => {
+            let source = Source::Flag("--swarm-manager-host");
+            let host = HostUrl::parse(text).map_err(|problem| {
+                ConfigError::at(&source, "gates.swarm.manager_host", &problem)
+            })?;
+            Some(Sourced::new(host, source))
+        }
+    };
 
     layer.state.dir = flag(
         "--state-dir",

@@ -27,6 +27,7 @@ use crate::cli::{OutputFormat, RunArgs, StatusArgs};
 use crate::policy::{
     DEFAULT_DISK_THRESHOLD, DiskGate, GatePolicy, Policy, QuietGate, SwarmGate, WorkloadGate,
 };
+use crate::worker_evidence::WorkerEvidence;
 
 pub use env::Environment;
 pub use host::{DEFAULT_SOCKET, DEFAULT_TCP_PORT, HostUrl};
@@ -53,7 +54,7 @@ pub const DEFAULT_API_TIMEOUT: Duration = Duration::from_secs(30);
 /// The shortest API timeout: a shorter one fails requests to a healthy, busy daemon.
 pub const MIN_API_TIMEOUT: Duration = ranges::API_TIMEOUT.min;
 /// The names of every environment variable the settings read.
-pub const ENV_VARS: [&str; 17] = env::ALL;
+pub const ENV_VARS: [&str; 18] = env::ALL;
 
 /// A configuration problem: exit status 2.
 #[derive(Debug, thiserror::Error)]
@@ -88,6 +89,8 @@ pub struct Settings {
     pub api_timeout: Duration,
     /// The largest list answer (images, containers, services, tasks) read from the engine.
     pub max_list_size: u64,
+    /// `gates.swarm.manager_host`: the manager a worker asks for its own tasks.
+    pub swarm_manager_host: Option<HostUrl>,
 }
 
 /// The config file to read: none with `--no-config`, else `--config`, `PRUNEGUARD_CONFIG`, or
@@ -280,6 +283,15 @@ impl Settings {
                     swarm: SwarmGate {
                         enabled: gates.swarm.enabled.is_none_or(|enabled| enabled.value),
                         stuck_after,
+                        worker_evidence: gates
+                            .swarm
+                            .worker_evidence
+                            .map_or_else(|| WorkerEvidence::ALL.to_vec(), |list| dedup(list.value)),
+                        manager_host: gates
+                            .swarm
+                            .manager_host
+                            .as_ref()
+                            .map(|host| host.value.to_string()),
                     },
                 },
             },
@@ -291,6 +303,7 @@ impl Settings {
             dry_run,
             api_timeout,
             max_list_size,
+            swarm_manager_host: gates.swarm.manager_host.map(|host| host.value),
         })
     }
 
@@ -309,6 +322,17 @@ impl Settings {
             }
         }
     }
+}
+
+/// A list of evidence kinds without repeats, in the order first given.
+fn dedup(kinds: Vec<WorkerEvidence>) -> Vec<WorkerEvidence> {
+    let mut seen = Vec::with_capacity(kinds.len());
+    for kind in kinds {
+        if !seen.contains(&kind) {
+            seen.push(kind);
+        }
+    }
+    seen
 }
 
 /// Whether the rules that look at the host's filesystem apply: not for `config --check`, which

@@ -10,7 +10,8 @@ use bollard::Docker;
 use bollard::errors::Error as BollardError;
 use bollard::query_parameters::{
     EventsOptionsBuilder, ListContainersOptionsBuilder, ListImagesOptionsBuilder,
-    ListServicesOptionsBuilder, ListTasksOptions, RemoveImageOptions, RemoveImageOptionsBuilder,
+    ListServicesOptionsBuilder, ListTasksOptions, ListTasksOptionsBuilder, RemoveImageOptions,
+    RemoveImageOptionsBuilder,
 };
 use chrono::{DateTime, TimeZone as _, Utc};
 use futures_util::StreamExt as _;
@@ -21,6 +22,7 @@ use crate::model::{
     Container, DaemonInfo, Event, EventSampler, Events, Image, Service, SwarmCluster, SwarmNode,
     Task, is_image_id, normalize_image_id,
 };
+use crate::worker_evidence::{WorkerEvent, WorkerEvents};
 
 /// The Docker Engine over bollard.
 pub struct DockerEngine {
@@ -69,6 +71,71 @@ impl DockerEngine {
             endpoint,
             timeout,
             events_bound,
+        })
+    }
+
+    /// Services and tasks (all, or as `tasks` filters them).
+    async fn services_and_tasks(
+        &self,
+        tasks: Option<ListTasksOptions>,
+    ) -> Result<SwarmCluster, EngineError> {
+        let services = self
+            .timed(
+                "GET /services",
+                self.docker.list_services(Some(
+                    ListServicesOptionsBuilder::default().status(true).build(),
+                )),
+            )
+            .await?
+            .map_err(self.fail("GET /services"))?;
+        let tasks = self
+            .timed("GET /tasks", self.docker.list_tasks(tasks))
+            .await?
+            .map_err(self.fail("GET /tasks"))?;
+        Ok(SwarmCluster {
+            services: services
+                .into_iter()
+                .map(|service| {
+                    let spec = service.spec.unwrap_or_default();
+                    let update = service.update_status.unwrap_or_default();
+                    Service {
+                        id: service.id.unwrap_or_default(),
+                        name: spec.name.unwrap_or_default(),
+                        labels: sorted(spec.labels),
+                        update_state: update
+                            .state
+                            .map(|state| state.to_string())
+                            .filter(|state| !state.is_empty()),
+                        update_started_at: update.started_at.and_then(real_date),
+                    }
+                })
+                .collect(),
+            tasks: tasks
+                .into_iter()
+                .map(|task| {
+                    let status = task.status.unwrap_or_default();
+                    Task {
+                        id: task.id.unwrap_or_default(),
+                        service_id: task.service_id.unwrap_or_default(),
+                        slot: task.slot,
+                        node_id: task.node_id.filter(|node| !node.is_empty()),
+                        desired_state: task
+                            .desired_state
+                            .map(|state| state.to_string())
+                            .unwrap_or_default(),
+                        state: status
+                            .state
+                            .map(|state| state.to_string())
+                            .unwrap_or_default(),
+                        created_at: task.created_at.and_then(real_date),
+                        message: status
+                            .err
+                            .filter(|err| !err.is_empty())
+                            .or(status.message)
+                            .unwrap_or_default(),
+                    }
+                })
+                .collect(),
         })
     }
 
@@ -127,6 +194,7 @@ impl Engine for DockerEngine {
                     .unwrap_or_default(),
                 control_available: swarm.control_available.unwrap_or(false),
                 error: swarm.error.filter(|error| !error.is_empty()),
+                node_id: swarm.node_id.unwrap_or_default(),
             },
         })
     }
@@ -230,67 +298,49 @@ impl Engine for DockerEngine {
     }
 
     async fn swarm_cluster(&self) -> Result<SwarmCluster, EngineError> {
-        let services = self
-            .timed(
-                "GET /services",
-                self.docker.list_services(Some(
-                    ListServicesOptionsBuilder::default().status(true).build(),
-                )),
-            )
-            .await?
-            .map_err(self.fail("GET /services"))?;
-        let tasks = self
-            .timed(
-                "GET /tasks",
-                self.docker.list_tasks(None::<ListTasksOptions>),
-            )
-            .await?
-            .map_err(self.fail("GET /tasks"))?;
-        Ok(SwarmCluster {
-            services: services
-                .into_iter()
-                .map(|service| {
-                    let spec = service.spec.unwrap_or_default();
-                    let update = service.update_status.unwrap_or_default();
-                    Service {
-                        id: service.id.unwrap_or_default(),
-                        name: spec.name.unwrap_or_default(),
-                        labels: sorted(spec.labels),
-                        update_state: update
-                            .state
-                            .map(|state| state.to_string())
-                            .filter(|state| !state.is_empty()),
-                        update_started_at: update.started_at.and_then(real_date),
-                    }
-                })
-                .collect(),
-            tasks: tasks
-                .into_iter()
-                .map(|task| {
-                    let status = task.status.unwrap_or_default();
-                    Task {
-                        id: task.id.unwrap_or_default(),
-                        service_id: task.service_id.unwrap_or_default(),
-                        slot: task.slot,
-                        node_id: task.node_id.filter(|node| !node.is_empty()),
-                        desired_state: task
-                            .desired_state
-                            .map(|state| state.to_string())
-                            .unwrap_or_default(),
-                        state: status
-                            .state
-                            .map(|state| state.to_string())
-                            .unwrap_or_default(),
-                        created_at: task.created_at.and_then(real_date),
-                        message: status
-                            .err
-                            .filter(|err| !err.is_empty())
-                            .or(status.message)
-                            .unwrap_or_default(),
-                    }
-                })
-                .collect(),
-        })
+        self.services_and_tasks(None).await
+    }
+
+    async fn swarm_node_tasks(&self, node_id: &str) -> Result<SwarmCluster, EngineError> {
+        let filters = HashMap::from([("node", vec![node_id])]);
+        let options = ListTasksOptionsBuilder::new().filters(&filters).build();
+        self.services_and_tasks(Some(options)).await
+    }
+
+    async fn swarm_worker_events(&self, window: EventWindow) -> Result<WorkerEvents, EngineError> {
+        let filters = HashMap::from([
+            ("type", vec!["container", "network", "image"]),
+            ("event", vec!["die", "destroy", "create", "connect", "pull"]),
+        ]);
+        let options = EventsOptionsBuilder::new()
+            .since(&docker_timestamp(window.since))
+            .until(&docker_timestamp(window.until))
+            .filters(&filters)
+            .build();
+        let mut stream = self.docker.events(Some(options));
+        // Only the relevant events are kept, the newest few: an endless stream grows a counter.
+        let mut events = WorkerEvents::default();
+        let read = async {
+            while let Some(message) = stream.next().await {
+                let message = message.map_err(|error| match self.events_bound.passed() {
+                    Some(limit) => EngineError::Protocol {
+                        operation: "GET /events",
+                        message: bounded::too_large_message(limit, "GET /events"),
+                    },
+                    None => self.fail("GET /events")(error),
+                })?;
+                events.push(worker_event_of(message, window));
+            }
+            Ok::<(), EngineError>(())
+        };
+        tokio::time::timeout(self.timeout, read)
+            .await
+            .map_err(|_| EngineError::Timeout {
+                endpoint: self.endpoint.clone(),
+                operation: "GET /events",
+                timeout_secs: self.timeout.as_secs(),
+            })??;
+        Ok(events)
     }
 
     async fn image_tags(&self, id: &str) -> Result<Option<Vec<String>>, EngineError> {
@@ -349,6 +399,27 @@ impl Engine for DockerEngine {
                 error,
             )),
         }
+    }
+}
+
+/// One event of the stream as a swarm worker's evidence reads it.
+fn worker_event_of(message: bollard::models::EventMessage, window: EventWindow) -> WorkerEvent {
+    let actor = message.actor.unwrap_or_default();
+    let time = message
+        .time_nano
+        .and_then(unix_time_nanos)
+        .or_else(|| message.time.and_then(unix_time))
+        .unwrap_or(window.until);
+    WorkerEvent {
+        time,
+        kind: message.typ.map(|kind| kind.to_string()).unwrap_or_default(),
+        action: message.action.unwrap_or_default(),
+        scope: message
+            .scope
+            .map(|scope| scope.to_string())
+            .unwrap_or_default(),
+        id: actor.id.unwrap_or_default(),
+        attributes: actor.attributes.unwrap_or_default().into_iter().collect(),
     }
 }
 

@@ -152,12 +152,14 @@ pub fn snapshot() -> Snapshot {
                 local_node_state: "inactive".into(),
                 control_available: false,
                 error: None,
+                node_id: String::new(),
             },
         },
         disk: Ok(disk(90, Some(10))),
         containers: Ok(Vec::new()),
         events: Ok(Events::default()),
         swarm_cluster: None,
+        swarm_worker: None,
         lock_files: Vec::new(),
     }
 }
@@ -168,6 +170,7 @@ pub fn manager(snap: &mut Snapshot) {
         local_node_state: "active".into(),
         control_available: true,
         error: None,
+        node_id: String::new(),
     };
 }
 
