@@ -349,7 +349,12 @@ fn recent_events(
                     } else {
                         "container"
                     },
-                    format!("{} {action}", event.kind),
+                    match action.as_str() {
+                        "create" => "created".to_string(),
+                        "connect" => "connected".to_string(),
+                        "destroy" => "destroyed".to_string(),
+                        other => other.to_string(),
+                    },
                     "a task arriving on this node".to_string(),
                 ),
             };

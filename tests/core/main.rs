@@ -12,3 +12,4 @@ mod hostile_plan;
 mod json_schema;
 mod plan;
 mod report_schema;
+mod worker_evidence;
