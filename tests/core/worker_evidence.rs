@@ -123,7 +123,11 @@ fn each_kind_of_event_evidence_closes_the_gate_within_the_quiet_period_only() {
             true,
             "container app_web.1.xyz is destroyed (a task arriving",
         ),
-        (overlay, true, "network app_default is created (a task arriving on this node)"),
+        (
+            overlay,
+            true,
+            "network app_default is created (a task arriving on this node)",
+        ),
         (connect, true, "network app_default is connected"),
         (pull, true, "image reg/app:2 is pulled"),
         (local_net, false, "no task arrived"),

@@ -13,3 +13,4 @@ mod run_docker;
 mod sandbox_smoke;
 mod signals_docker;
 mod support;
+mod swarm3;
