@@ -254,17 +254,47 @@ fn stack_file_runs_a_global_service_on_every_node() {
             .unwrap_or_else(|| panic!("docker load printed {loaded:?}"))
             .to_owned();
     }
-    // The contract file as it is, with an override: the image loaded here, and (until `watch`
-    // exists on this branch) a command that keeps running against the node's own socket: a
-    // run waiting for a workload gate that the binary itself, as a lock file, keeps closed.
-    let stack = repo_root().join("contrib/swarm/pruneguard.yml");
-    let override_file = write_stack(
-        &rig,
-        "override.yml",
-        &format!(
-            "version: \"3.8\"\nservices:\n  pruneguard:\n    image: {tag}\n    command: [\"run\", \"--no-config\", \"--disk-threshold\", \"0\", \"--workload-lock-file\", \"/pruneguard\", \"--wait-for-gates\", \"1h\", \"--wait-interval\", \"5s\"]\n"
+    // The contract file as it is, with an override: the image loaded here; the node's socket
+    // (the rig's nodes share one file system, so each node's socket directory is reached by
+    // its node ID, a swarm mount template); and, until `watch` exists on this branch, a command
+    // that keeps running against that socket: a run waiting for a workload gate that the
+    // binary itself, as a lock file, keeps closed.
+    let by_node = rig.scratch().join("by-node");
+    fs::create_dir_all(&by_node).expect("create the by-node dir");
+    for node in &rig.nodes {
+        let socket_dir = PathBuf::from(node.host.trim_start_matches("unix://"))
+            .parent()
+            .expect("a socket path has a parent")
+            .to_path_buf();
+        std::os::unix::fs::symlink(&socket_dir, by_node.join(node.node_id()))
+            .expect("link a node's socket dir");
+    }
+    let contract = fs::read_to_string(repo_root().join("contrib/swarm/pruneguard.yml"))
+        .expect("read contrib/swarm/pruneguard.yml");
+    // Docker 20.10's CLI appends an override file's command to the base one, so the copy is
+    // edited in place: each replaced text must be there, or the contract file changed.
+    let command = "      - watch\n      - --interval\n      - 1h\n";
+    let run = "      - run\n      - --no-config\n      - --disk-threshold\n      - \"0\"\n      - --workload-lock-file\n      - /pruneguard\n      - --wait-for-gates\n      - 1h\n      - --wait-interval\n      - 5s\n";
+    let mut text = contract.clone();
+    for (from, to) in [
+        ("image: pruneguard:0.1.0", format!("image: {tag}")),
+        (command, run.to_string()),
+        (
+            "DOCKER_HOST: unix:///var/run/docker.sock",
+            "DOCKER_HOST: unix:///var/run/docker.sock/docker.sock".to_string(),
         ),
-    );
+        (
+            "source: /var/run/docker.sock",
+            format!("source: {}/{{{{.Node.ID}}}}", by_node.display()),
+        ),
+    ] {
+        assert!(
+            text.contains(from),
+            "contrib/swarm/pruneguard.yml has no {from:?}"
+        );
+        text = text.replacen(from, &to, 1);
+    }
+    let stack = write_stack(&rig, "pruneguard.yml", &text);
     rig.manager().docker_ok([
         "stack".as_ref(),
         "deploy".as_ref(),
@@ -272,8 +302,6 @@ fn stack_file_runs_a_global_service_on_every_node() {
         "never".as_ref(),
         "-c".as_ref(),
         stack.as_os_str(),
-        "-c".as_ref(),
-        override_file.as_os_str(),
         "pruneguard".as_ref(),
     ]);
     let service = "pruneguard_pruneguard";
@@ -317,15 +345,22 @@ fn stack_file_runs_a_global_service_on_every_node() {
             .lines()
             .next()
             .unwrap_or_else(|| panic!("no task container on node {}", node.n));
-        std::thread::sleep(Duration::from_millis(500));
-        let logs = node.docker(["logs", id]);
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&logs.stdout),
-            String::from_utf8_lossy(&logs.stderr)
+        let mut text = String::new();
+        wait_until(
+            "the task's first gate check",
+            Duration::from_secs(20),
+            || {
+                let logs = node.docker(["logs", id]);
+                text = format!(
+                    "{}{}",
+                    String::from_utf8_lossy(&logs.stdout),
+                    String::from_utf8_lossy(&logs.stderr)
+                );
+                text.contains("waiting for gates") || text.contains("error")
+            },
         );
         assert!(
-            !text.contains("cannot reach the Docker daemon") && !text.contains("permission denied"),
+            text.contains("waiting for gates") && !text.contains("cannot reach the Docker daemon"),
             "node {}: {text}",
             node.n
         );
