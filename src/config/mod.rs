@@ -280,19 +280,7 @@ impl Settings {
                             .unwrap_or_default(),
                         stale_lock_after,
                     },
-                    swarm: SwarmGate {
-                        enabled: gates.swarm.enabled.is_none_or(|enabled| enabled.value),
-                        stuck_after,
-                        worker_evidence: gates
-                            .swarm
-                            .worker_evidence
-                            .map_or_else(|| WorkerEvidence::ALL.to_vec(), |list| dedup(list.value)),
-                        manager_host: gates
-                            .swarm
-                            .manager_host
-                            .as_ref()
-                            .map(|host| host.value.to_string()),
-                    },
+                    swarm: swarm_gate(&gates.swarm, stuck_after),
                 },
             },
             state_dir: state
@@ -321,6 +309,22 @@ impl Settings {
                 "no config file was read; the defaults, environment and flags are valid".to_string()
             }
         }
+    }
+}
+
+/// The swarm gate's policy from its layer (`stuck_after` already checked).
+fn swarm_gate(swarm: &layer::SwarmLayer, stuck_after: Duration) -> SwarmGate {
+    SwarmGate {
+        enabled: swarm.enabled.as_ref().is_none_or(|enabled| enabled.value),
+        stuck_after,
+        worker_evidence: swarm.worker_evidence.as_ref().map_or_else(
+            || WorkerEvidence::ALL.to_vec(),
+            |list| dedup(list.value.clone()),
+        ),
+        manager_host: swarm
+            .manager_host
+            .as_ref()
+            .map(|host| host.value.to_string()),
     }
 }
 

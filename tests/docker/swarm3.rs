@@ -241,6 +241,37 @@ fn image_archive(rig: &SwarmRig) -> PathBuf {
     out
 }
 
+/// A copy of `contrib/swarm/pruneguard.yml` for the rig: the loaded image `tag`, each node's
+/// own socket directory through `by_node` (a swarm mount template), and a command that runs.
+fn rig_stack_file(rig: &SwarmRig, tag: &str, by_node: &std::path::Path) -> PathBuf {
+    let contract = fs::read_to_string(repo_root().join("contrib/swarm/pruneguard.yml"))
+        .expect("read contrib/swarm/pruneguard.yml");
+    // Docker 20.10's CLI appends an override file's command to the base one, so the copy is
+    // edited in place: each replaced text must be there, or the contract file changed.
+    let command = "      - watch\n      - --interval\n      - 1h\n";
+    let run = "      - run\n      - --no-config\n      - --disk-threshold\n      - \"0\"\n      - --workload-lock-file\n      - /pruneguard\n      - --wait-for-gates\n      - 1h\n      - --wait-interval\n      - 5s\n";
+    let mut text = contract.clone();
+    for (from, to) in [
+        ("image: pruneguard:0.1.0", format!("image: {tag}")),
+        (command, run.to_string()),
+        (
+            "DOCKER_HOST: unix:///var/run/docker.sock",
+            "DOCKER_HOST: unix:///var/run/docker.sock/docker.sock".to_string(),
+        ),
+        (
+            "source: /var/run/docker.sock",
+            format!("source: {}/{{{{.Node.ID}}}}", by_node.display()),
+        ),
+    ] {
+        assert!(
+            text.contains(from),
+            "contrib/swarm/pruneguard.yml has no {from:?}"
+        );
+        text = text.replacen(from, &to, 1);
+    }
+    write_stack(rig, "pruneguard.yml", &text)
+}
+
 #[test]
 fn stack_file_runs_a_global_service_on_every_node() {
     let rig = SwarmRig::start("off");
@@ -269,32 +300,7 @@ fn stack_file_runs_a_global_service_on_every_node() {
         std::os::unix::fs::symlink(&socket_dir, by_node.join(node.node_id()))
             .expect("link a node's socket dir");
     }
-    let contract = fs::read_to_string(repo_root().join("contrib/swarm/pruneguard.yml"))
-        .expect("read contrib/swarm/pruneguard.yml");
-    // Docker 20.10's CLI appends an override file's command to the base one, so the copy is
-    // edited in place: each replaced text must be there, or the contract file changed.
-    let command = "      - watch\n      - --interval\n      - 1h\n";
-    let run = "      - run\n      - --no-config\n      - --disk-threshold\n      - \"0\"\n      - --workload-lock-file\n      - /pruneguard\n      - --wait-for-gates\n      - 1h\n      - --wait-interval\n      - 5s\n";
-    let mut text = contract.clone();
-    for (from, to) in [
-        ("image: pruneguard:0.1.0", format!("image: {tag}")),
-        (command, run.to_string()),
-        (
-            "DOCKER_HOST: unix:///var/run/docker.sock",
-            "DOCKER_HOST: unix:///var/run/docker.sock/docker.sock".to_string(),
-        ),
-        (
-            "source: /var/run/docker.sock",
-            format!("source: {}/{{{{.Node.ID}}}}", by_node.display()),
-        ),
-    ] {
-        assert!(
-            text.contains(from),
-            "contrib/swarm/pruneguard.yml has no {from:?}"
-        );
-        text = text.replacen(from, &to, 1);
-    }
-    let stack = write_stack(&rig, "pruneguard.yml", &text);
+    let stack = rig_stack_file(&rig, &tag, &by_node);
     rig.manager().docker_ok([
         "stack".as_ref(),
         "deploy".as_ref(),

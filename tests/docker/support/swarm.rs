@@ -54,7 +54,7 @@ impl Node {
         self.docker_ok(["info", "--format", "{{.Swarm.NodeID}}"])
     }
 
-    /// `pruneguard` aimed at this node (its DOCKER_HOST and state dir), no config file.
+    /// `pruneguard` aimed at this node (its `DOCKER_HOST` and state dir), no config file.
     pub fn pruneguard(&self) -> Command {
         let mut cmd = super::bare_pruneguard();
         cmd.env("DOCKER_HOST", &self.host)
@@ -166,7 +166,8 @@ impl SwarmRig {
 
     /// The registry every node pulls from (`10.214.0.254:5000`).
     pub fn registry(&self) -> String {
-        swarm_script(["registry"]).map_or_else(|err| panic!("{err}"), |out| out.trim().to_owned())
+        swarm_script([OsStr::new("registry"), self.prefix.as_os_str()])
+            .map_or_else(|err| panic!("{err}"), |out| out.trim().to_owned())
     }
 
     /// A scratch directory of the test (below the rig's temp dir).
