@@ -30,12 +30,14 @@
 #   scripts/registry.sh addr DIR       print the registry's address
 #
 # Files in DIR/registry: config.yml, storage/, access.log (stdout), registry.log (stderr),
-# pid. Environment: PGREG_START_TIMEOUT (seconds, default 20).
+# pid. Environment: PGREG_START_TIMEOUT (seconds, default 20); PGREG_ADDR (IPV4:PORT to listen
+# on instead of 127.0.0.1:5000, an address of the sandbox's netns, e.g. the swarm rig's hub in
+# scripts/swarm.sh; dockerd then needs it in its insecure-registries).
 set -Eeuo pipefail
 
 export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
 PROG=registry.sh
-ADDR=127.0.0.1:5000
+ADDR=${PGREG_ADDR:-127.0.0.1:5000}
 
 # say, die, alive, kill_wait.
 # shellcheck source-path=SCRIPTDIR source=lib.sh
@@ -69,11 +71,11 @@ registry_pids() {
 http_ok() {
   # shellcheck disable=SC2016 # expanded by the inner shell
   nsenter --net="/var/run/netns/$1" -- bash -c '
-    exec 3<>/dev/tcp/127.0.0.1/5000 || exit 1
-    printf "GET /v2/ HTTP/1.0\r\nHost: 127.0.0.1:5000\r\n\r\n" >&3
+    exec 3<>"/dev/tcp/${1%:*}/${1##*:}" || exit 1
+    printf "GET /v2/ HTTP/1.0\r\nHost: %s\r\n\r\n" "$1" >&3
     IFS= read -r -t 5 status <&3 || exit 1
     case "$status" in "HTTP/1."?" 200"*) exit 0 ;; *) exit 1 ;; esac
-  ' 2>/dev/null
+  ' http_ok "$ADDR" 2>/dev/null
 }
 
 cmd_start() {

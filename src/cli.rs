@@ -274,6 +274,22 @@ pub struct RunArgs {
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub swarm_stuck_after: Option<Duration>,
 
+    /// What a swarm worker is judged by (repeatable; replaces the list): created_tasks,
+    /// exited_tasks, task_events, pulls [default: all four]. The last three look back over the
+    /// quiet period.
+    ///
+    /// [key: gates.swarm.worker_evidence]
+    #[arg(long = "swarm-worker-evidence", value_name = "KIND")]
+    pub swarm_worker_evidence: Vec<String>,
+
+    /// On a swarm worker, ask this manager for the tasks assigned to this node (unix:///path or
+    /// tcp://host:port, as for -H): the gate closes while one that should run does not, and
+    /// when the manager cannot be asked [default: not set, local evidence only].
+    ///
+    /// [env: PRUNEGUARD_SWARM_MANAGER_HOST] [key: gates.swarm.manager_host]
+    #[arg(long, value_name = "URL")]
+    pub swarm_manager_host: Option<String>,
+
     /// While the disk gate is open but another gate is closed, re-check for up to this long instead
     /// of skipping [default: 0s, no wait]. A plan waits only when given this flag.
     ///

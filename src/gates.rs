@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::human::{format_duration, human_seconds, short_id};
 use crate::model::{Container, DiskUsage, Event, LockFileState, Snapshot};
 use crate::policy::{GatePolicy, Pattern};
+use crate::worker_evidence::{self, WorkerPolicy, WorkerReport};
 
 pub const STACK_LABELS: [&str; 2] = ["com.docker.stack.namespace", "com.docker.compose.project"];
 pub const SWARM_TASK_LABEL: &str = "com.docker.swarm.task.id";
@@ -91,6 +92,9 @@ pub enum Evidence {
         role: SwarmRole,
         converging: Vec<Converging>,
         stuck: Vec<Converging>,
+        /// On a worker: which evidence judged it (`worker_evidence`), and the manager asked.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        worker: Option<WorkerReport>,
     },
     Quiet {
         period_seconds: u64,
@@ -588,6 +592,7 @@ pub fn swarm_gate(snapshot: &Snapshot, policy: &GatePolicy, now: DateTime<Utc>) 
             role,
             converging: Vec::new(),
             stuck: Vec::new(),
+            worker: None,
         },
     };
     if !policy.swarm.enabled {
@@ -609,6 +614,7 @@ pub fn swarm_gate(snapshot: &Snapshot, policy: &GatePolicy, now: DateTime<Utc>) 
                     role: SwarmRole::None,
                     converging: Vec::new(),
                     stuck: Vec::new(),
+                    worker: None,
                 },
             };
         }
@@ -623,7 +629,7 @@ pub fn swarm_gate(snapshot: &Snapshot, policy: &GatePolicy, now: DateTime<Utc>) 
             );
         }
     }
-    let (role, found) = match converging_in_swarm(snapshot, now) {
+    let (role, found, worker) = match converging_in_swarm(snapshot, policy, now) {
         Ok(found) => found,
         Err(verdict) => return *verdict,
     };
@@ -636,27 +642,38 @@ pub fn swarm_gate(snapshot: &Snapshot, policy: &GatePolicy, now: DateTime<Utc>) 
     GateVerdict {
         name: GateName::Swarm,
         open: converging.is_empty(),
-        detail: swarm_detail(role, &converging, &stuck, policy.swarm.stuck_after),
+        detail: swarm_detail(
+            role,
+            &converging,
+            &stuck,
+            policy.swarm.stuck_after,
+            worker.as_ref(),
+        ),
         evidence: Evidence::Swarm {
             node_state: swarm.local_node_state.clone(),
             role,
             converging,
             stuck,
+            worker,
         },
     }
 }
 
 /// What is converging on an active swarm node: the cluster's view on a manager, local evidence
 /// on a worker. An observation that failed is a closed verdict.
+type SwarmFindings = (SwarmRole, Vec<Converging>, Option<WorkerReport>);
+
 fn converging_in_swarm(
     snapshot: &Snapshot,
+    policy: &GatePolicy,
     now: DateTime<Utc>,
-) -> Result<(SwarmRole, Vec<Converging>), Box<GateVerdict>> {
+) -> Result<SwarmFindings, Box<GateVerdict>> {
     if snapshot.daemon.swarm.control_available {
         match &snapshot.swarm_cluster {
             Some(Ok(cluster)) => Ok((
                 SwarmRole::Manager,
                 crate::swarm_manager::converging(cluster, &snapshot.crash_loops, now),
+                None,
             )),
             Some(Err(error)) => Err(Box::new(error_verdict(
                 GateName::Swarm,
@@ -672,17 +689,49 @@ fn converging_in_swarm(
                     role: SwarmRole::Manager,
                     converging: Vec::new(),
                     stuck: Vec::new(),
+                    worker: None,
                 },
             })),
         }
     } else {
-        match &snapshot.containers {
-            Ok(containers) => Ok((SwarmRole::Worker, converging_on_worker(containers, now))),
-            Err(error) => Err(Box::new(error_verdict(
-                GateName::Swarm,
-                "the container list (worker node, local evidence)",
-                error,
-            ))),
+        let containers = match &snapshot.containers {
+            Ok(containers) => containers,
+            Err(error) => {
+                return Err(Box::new(error_verdict(
+                    GateName::Swarm,
+                    "the container list (worker node, local evidence)",
+                    error,
+                )));
+            }
+        };
+        let worker_policy = WorkerPolicy {
+            evidence: &policy.swarm.worker_evidence,
+            window: policy.quiet.period,
+        };
+        let (found, report, judged) = worker_evidence::judge(
+            containers,
+            snapshot.swarm_worker.as_ref(),
+            &worker_policy,
+            now,
+        );
+        match judged {
+            Ok(()) => Ok((SwarmRole::Worker, found, Some(report))),
+            // Unknown means no: what could not be read closes the gate, with what was found.
+            Err(problem) => Err(Box::new(GateVerdict {
+                name: GateName::Swarm,
+                open: false,
+                detail: format!(
+                    "{}: closed because {problem}; an unknown state counts as closed.",
+                    worker_evidence::detail_head(&report)
+                ),
+                evidence: Evidence::Swarm {
+                    node_state: snapshot.daemon.swarm.local_node_state.clone(),
+                    role: SwarmRole::Worker,
+                    converging: found,
+                    stuck: Vec::new(),
+                    worker: Some(report),
+                },
+            })),
         }
     }
 }
@@ -692,6 +741,7 @@ fn swarm_detail(
     converging: &[Converging],
     stuck: &[Converging],
     stuck_after: std::time::Duration,
+    worker: Option<&WorkerReport>,
 ) -> String {
     let describe = |items: &[Converging]| {
         items
@@ -701,18 +751,28 @@ fn swarm_detail(
             .join("; ")
     };
     let stuck_after = format_duration(stuck_after);
+    let worker_head = worker.map_or_else(
+        || "worker node, judged from local evidence".to_string(),
+        worker_evidence::detail_head,
+    );
     match (role, converging.is_empty(), stuck.is_empty()) {
-        (SwarmRole::Worker, true, true) => "worker node, judged from local evidence: no swarm task container is still being created.".to_string(),
+        (SwarmRole::Worker, true, true) => match worker {
+            Some(report) => format!("{worker_head}: {}.", worker_evidence::nothing_found(report)),
+            None => format!("{worker_head}: no swarm task container is still being created."),
+        },
         (SwarmRole::Worker, true, false) => format!(
-            "worker node, judged from local evidence: nothing is converging but what is stuck longer than stuck_after ({stuck_after}), which no longer blocks: {}.",
+            "{worker_head}: nothing is converging but what is stuck longer than stuck_after ({stuck_after}), which no longer blocks: {}.",
             describe(stuck)
         ),
         (SwarmRole::Worker, false, _) => format!(
-            "worker node, judged from local evidence: {}.{}",
+            "{worker_head}: {}.{}",
             describe(converging),
             stuck_sentence(&stuck_after, stuck)
         ),
-        (_, true, true) => "manager node: no service is updating, paused, crash-looping or starting a task.".to_string(),
+        (_, true, true) => {
+            "manager node: no service is updating, paused, crash-looping or starting a task."
+                .to_string()
+        }
         (_, true, false) => format!(
             "manager node: no service is converging but what is stuck longer than stuck_after ({stuck_after}), which no longer blocks: {}.",
             describe(stuck)
@@ -738,30 +798,6 @@ fn stuck_sentence(stuck_after: &str, stuck: &[Converging]) -> String {
             .collect::<Vec<_>>()
             .join("; ")
     )
-}
-
-fn seconds_since(now: DateTime<Utc>, since: Option<DateTime<Utc>>) -> Option<i64> {
-    since.map(|since| (now - since).num_seconds().max(0))
-}
-
-/// On a worker the cluster is invisible (the API answers 503), so the evidence is local:
-/// swarm task containers that exist but have not started yet.
-fn converging_on_worker(containers: &[Container], now: DateTime<Utc>) -> Vec<Converging> {
-    containers
-        .iter()
-        .filter(|container| {
-            container.state == "created" && container.labels.contains_key(SWARM_TASK_LABEL)
-        })
-        .map(|container| Converging {
-            kind: "container",
-            id: container.short_id().to_string(),
-            name: container.name.clone(),
-            state: container.state.clone(),
-            since: container.created,
-            for_seconds: seconds_since(now, container.created),
-            message: String::new(),
-        })
-        .collect()
 }
 
 /// Image IDs are long; people recognise the first 12 hex digits.

@@ -42,3 +42,5 @@ pub mod state;
 pub mod swarm_manager;
 pub mod wait;
 pub mod watch;
+pub mod worker_evidence;
+pub mod worker_gather;

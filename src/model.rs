@@ -33,6 +33,9 @@ pub struct Snapshot {
     pub events: Observed<Events>,
     /// Services and tasks; only gathered on a swarm manager.
     pub swarm_cluster: Option<Observed<SwarmCluster>>,
+    /// A swarm worker's own evidence (recent events, the manager's view of its tasks); only
+    /// gathered on an active worker with the swarm gate on.
+    pub swarm_worker: Option<crate::worker_evidence::WorkerObservations>,
     pub lock_files: Vec<LockFile>,
     /// pruneguard's own record of when each crash loop was first seen (empty when none, lost
     /// or unreadable: a crash loop without a record has just started).
@@ -145,6 +148,9 @@ pub struct SwarmNode {
     pub local_node_state: String,
     pub control_available: bool,
     pub error: Option<String>,
+    /// `Swarm.NodeID`: this node's ID in the swarm (empty when not in one).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub node_id: String,
 }
 
 impl SwarmNode {

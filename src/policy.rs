@@ -12,6 +12,8 @@ use std::time::Duration;
 
 use globset::{Glob, GlobMatcher};
 
+use crate::worker_evidence::WorkerEvidence;
+
 pub const DEFAULT_MIN_AGE: Duration = Duration::from_secs(24 * 3600);
 pub const DEFAULT_DISK_THRESHOLD: u8 = 80;
 pub const DEFAULT_QUIET_PERIOD: Duration = Duration::from_secs(10 * 60);
@@ -134,6 +136,10 @@ impl WorkloadGate {
 pub struct SwarmGate {
     pub enabled: bool,
     pub stuck_after: Duration,
+    /// What a worker node is judged by (`gates.swarm.worker_evidence`).
+    pub worker_evidence: Vec<WorkerEvidence>,
+    /// `gates.swarm.manager_host` as written: a worker asks this manager for its own tasks.
+    pub manager_host: Option<String>,
 }
 
 impl Default for Policy {
@@ -159,6 +165,8 @@ impl Default for Policy {
                 swarm: SwarmGate {
                     enabled: true,
                     stuck_after: DEFAULT_STUCK_AFTER,
+                    worker_evidence: WorkerEvidence::ALL.to_vec(),
+                    manager_host: None,
                 },
             },
         }

@@ -74,6 +74,11 @@ pub async fn gather<E: Engine>(
         ),
         _ => CrashLoopRecord::default(),
     };
+    let swarm_worker = if gates.swarm.enabled && daemon.swarm.is_worker() {
+        Some(crate::worker_gather::gather(engine, settings, &daemon, now).await?)
+    } else {
+        None
+    };
     let lock_files = gates
         .workload
         .lock_files
@@ -87,6 +92,7 @@ pub async fn gather<E: Engine>(
         containers,
         events,
         swarm_cluster,
+        swarm_worker,
         lock_files,
         crash_loops,
     })

@@ -142,6 +142,19 @@ pub fn render(settings: &Settings) -> String {
         &[
             ("enabled", set(gates.swarm.enabled.to_string()), ""),
             ("stuck_after", set(duration(gates.swarm.stuck_after)), ""),
+            (
+                "worker_evidence",
+                set(list(&gates.swarm.worker_evidence)),
+                "",
+            ),
+            (
+                "manager_host",
+                settings
+                    .swarm_manager_host
+                    .as_ref()
+                    .map(|host| string(&host.to_string())),
+                "a worker judges itself from local evidence only",
+            ),
         ],
     );
     table("state", &[("dir", set(path(&settings.state_dir)), "")]);

@@ -32,9 +32,10 @@ pub const OUTPUT: &str = "PRUNEGUARD_OUTPUT";
 pub const METRICS_FILE: &str = "PRUNEGUARD_METRICS_FILE";
 pub const MAX_LIST_SIZE: &str = "PRUNEGUARD_MAX_LIST_SIZE";
 pub const WATCH_INTERVAL: &str = "PRUNEGUARD_WATCH_INTERVAL";
+pub const SWARM_MANAGER_HOST: &str = "PRUNEGUARD_SWARM_MANAGER_HOST";
 
 /// Every variable pruneguard's settings read.
-pub const ALL: [&str; 20] = [
+pub const ALL: [&str; 21] = [
     CONFIG,
     HOST,
     API_TIMEOUT,
@@ -55,6 +56,7 @@ pub const ALL: [&str; 20] = [
     METRICS_FILE,
     MAX_LIST_SIZE,
     WATCH_INTERVAL,
+    SWARM_MANAGER_HOST,
 ];
 
 /// Environment variables, as the settings see them.
@@ -195,6 +197,11 @@ impl Environment {
             values::boolean(text).map(|disabled| !disabled)
         })?;
         gates.swarm.stuck_after = self.duration(SWARM_STUCK_AFTER, "gates.swarm.stuck_after")?;
+        gates.swarm.manager_host = self.value(
+            SWARM_MANAGER_HOST,
+            "gates.swarm.manager_host",
+            HostUrl::parse,
+        )?;
         layer.state.dir = self.sourced_path(STATE_DIR);
         layer.output.format = self.value(OUTPUT, "output.format", values::output_format)?;
         layer.output.metrics_file = self.sourced_path(METRICS_FILE);

@@ -87,6 +87,8 @@ struct FileWorkload {
 struct FileSwarm {
     enabled: Option<Spanned<bool>>,
     stuck_after: Text,
+    worker_evidence: List,
+    manager_host: Text,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -338,6 +340,16 @@ impl Lines<'_> {
                 swarm: SwarmLayer {
                     enabled: self.value("gates.swarm.enabled", gates.swarm.enabled, Ok)?,
                     stuck_after: duration("gates.swarm.stuck_after", gates.swarm.stuck_after)?,
+                    worker_evidence: self.list(
+                        "gates.swarm.worker_evidence",
+                        gates.swarm.worker_evidence,
+                        crate::worker_evidence::WorkerEvidence::parse,
+                    )?,
+                    manager_host: self.value(
+                        "gates.swarm.manager_host",
+                        gates.swarm.manager_host,
+                        |text| super::HostUrl::parse(&text),
+                    )?,
                 },
             },
             state: StateLayer {

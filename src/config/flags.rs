@@ -37,20 +37,24 @@ fn list<T>(
     Ok(Some(Sourced::new(parsed, source)))
 }
 
+/// A host URL flag. Empty means the default, as an empty `DOCKER_HOST` does.
+fn host_flag(
+    flag: &'static str,
+    key: &str,
+    value: Option<&str>,
+) -> Result<Option<Sourced<HostUrl>>, ConfigError> {
+    let Some(text) = value.filter(|host| !host.trim().is_empty()) else {
+        return Ok(None);
+    };
+    let source = Source::Flag(flag);
+    let host = HostUrl::parse(text).map_err(|problem| ConfigError::at(&source, key, &problem))?;
+    Ok(Some(Sourced::new(host, source)))
+}
+
 /// The flags' layer.
 pub fn layer(args: &RunArgs) -> Result<SettingsLayer, ConfigError> {
     let mut layer = SettingsLayer::default();
-    // An empty -H means the default, as an empty DOCKER_HOST does.
-    let host = args.host.as_deref().filter(|host| !host.trim().is_empty());
-    layer.engine.host = match host {
-        None => None,
-        Some(text) => {
-            let source = Source::Flag("-H/--host");
-            let host = HostUrl::parse(text)
-                .map_err(|problem| ConfigError::at(&source, "engine.host", &problem))?;
-            Some(Sourced::new(host, source))
-        }
-    };
+    layer.engine.host = host_flag("-H/--host", "engine.host", args.host.as_deref())?;
     layer.engine.api_timeout = duration("--api-timeout", args.api_timeout);
     layer.engine.max_list_size = args
         .max_list_size
@@ -119,6 +123,17 @@ pub fn layer(args: &RunArgs) -> Result<SettingsLayer, ConfigError> {
     // The flag only turns the gate off; leaving it out leaves the lower layers' choice.
     gates.swarm.enabled = flag("--no-swarm-gate", args.no_swarm_gate.then_some(false));
     gates.swarm.stuck_after = duration("--swarm-stuck-after", args.swarm_stuck_after);
+    gates.swarm.worker_evidence = list(
+        "--swarm-worker-evidence",
+        "gates.swarm.worker_evidence",
+        &args.swarm_worker_evidence,
+        crate::worker_evidence::WorkerEvidence::parse,
+    )?;
+    gates.swarm.manager_host = host_flag(
+        "--swarm-manager-host",
+        "gates.swarm.manager_host",
+        args.swarm_manager_host.as_deref(),
+    )?;
 
     layer.state.dir = flag(
         "--state-dir",

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::cli::OutputFormat;
 use crate::policy::{AgeBasis, LabelSelector, Pattern};
+use crate::worker_evidence::WorkerEvidence;
 
 use super::host::HostUrl;
 
@@ -111,6 +112,8 @@ pub struct WorkloadLayer {
 pub struct SwarmLayer {
     pub enabled: Option<Sourced<bool>>,
     pub stuck_after: Option<Sourced<Duration>>,
+    pub worker_evidence: Option<Sourced<Vec<WorkerEvidence>>>,
+    pub manager_host: Option<Sourced<HostUrl>>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -172,6 +175,8 @@ impl SettingsLayer {
                 swarm: SwarmLayer {
                     enabled: gates.swarm.enabled.or(low.swarm.enabled),
                     stuck_after: gates.swarm.stuck_after.or(low.swarm.stuck_after),
+                    worker_evidence: gates.swarm.worker_evidence.or(low.swarm.worker_evidence),
+                    manager_host: gates.swarm.manager_host.or(low.swarm.manager_host),
                 },
             },
             state: StateLayer {

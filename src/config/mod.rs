@@ -27,6 +27,7 @@ use crate::cli::{OutputFormat, RunArgs, StatusArgs, WatchArgs};
 use crate::policy::{
     DEFAULT_DISK_THRESHOLD, DiskGate, GatePolicy, Policy, QuietGate, SwarmGate, WorkloadGate,
 };
+use crate::worker_evidence::WorkerEvidence;
 
 pub use env::Environment;
 pub use host::{DEFAULT_SOCKET, DEFAULT_TCP_PORT, HostUrl};
@@ -90,6 +91,8 @@ pub struct Settings {
     pub max_list_size: u64,
     /// `pruneguard watch`: the time between the starts of two ticks (before jitter).
     pub watch_interval: Duration,
+    /// `gates.swarm.manager_host`: the manager a worker asks for its own tasks.
+    pub swarm_manager_host: Option<HostUrl>,
 }
 
 /// The config file to read: none with `--no-config`, else `--config`, `PRUNEGUARD_CONFIG`, or
@@ -308,10 +311,7 @@ impl Settings {
                             .unwrap_or_default(),
                         stale_lock_after,
                     },
-                    swarm: SwarmGate {
-                        enabled: gates.swarm.enabled.is_none_or(|enabled| enabled.value),
-                        stuck_after,
-                    },
+                    swarm: swarm_gate(&gates.swarm, stuck_after),
                 },
             },
             state_dir: state
@@ -323,6 +323,7 @@ impl Settings {
             api_timeout,
             max_list_size,
             watch_interval,
+            swarm_manager_host: gates.swarm.manager_host.map(|host| host.value),
         })
     }
 
@@ -341,6 +342,33 @@ impl Settings {
             }
         }
     }
+}
+
+/// The swarm gate's policy from its layer (`stuck_after` already checked).
+fn swarm_gate(swarm: &layer::SwarmLayer, stuck_after: Duration) -> SwarmGate {
+    SwarmGate {
+        enabled: swarm.enabled.as_ref().is_none_or(|enabled| enabled.value),
+        stuck_after,
+        worker_evidence: swarm.worker_evidence.as_ref().map_or_else(
+            || WorkerEvidence::ALL.to_vec(),
+            |list| dedup(list.value.clone()),
+        ),
+        manager_host: swarm
+            .manager_host
+            .as_ref()
+            .map(|host| host.value.to_string()),
+    }
+}
+
+/// A list of evidence kinds without repeats, in the order first given.
+fn dedup(kinds: Vec<WorkerEvidence>) -> Vec<WorkerEvidence> {
+    let mut seen = Vec::with_capacity(kinds.len());
+    for kind in kinds {
+        if !seen.contains(&kind) {
+            seen.push(kind);
+        }
+    }
+    seen
 }
 
 /// Whether the rules that look at the host's filesystem apply: not for `config --check`, which

@@ -16,7 +16,8 @@ use bollard::Docker;
 use bollard::errors::Error as BollardError;
 use bollard::query_parameters::{
     EventsOptionsBuilder, ListContainersOptionsBuilder, ListImagesOptionsBuilder,
-    ListServicesOptionsBuilder, ListTasksOptions, RemoveImageOptions, RemoveImageOptionsBuilder,
+    ListServicesOptionsBuilder, ListTasksOptions, ListTasksOptionsBuilder, RemoveImageOptions,
+    RemoveImageOptionsBuilder,
 };
 use chrono::{DateTime, TimeZone as _, Utc};
 use futures_util::StreamExt as _;
@@ -28,6 +29,7 @@ use crate::model::{
     Container, ContainerDestroy, DaemonInfo, EngineKind, Event, EventSampler, Events, Image,
     ImageStore, Service, SwarmCluster, SwarmNode, Task, is_image_id, normalize_image_id,
 };
+use crate::worker_evidence::{WorkerEvent, WorkerEvents};
 
 /// The Docker Engine over bollard.
 pub struct DockerEngine {
@@ -189,6 +191,83 @@ impl DockerEngine {
             .collect())
     }
 
+    /// Services (with each one's previous spec image) and tasks (all, or as `tasks` filters
+    /// them).
+    async fn services_and_tasks(
+        &self,
+        tasks: Option<ListTasksOptions>,
+    ) -> Result<SwarmCluster, EngineError> {
+        let services = self
+            .timed(
+                "GET /services",
+                self.docker.list_services(Some(
+                    ListServicesOptionsBuilder::default().status(true).build(),
+                )),
+            )
+            .await?
+            .map_err(self.fail("GET /services"))?;
+        let tasks = self
+            .timed("GET /tasks", self.docker.list_tasks(tasks))
+            .await?
+            .map_err(self.fail("GET /tasks"))?;
+        let mut previous = self.previous_images().await?;
+        Ok(SwarmCluster {
+            services: services
+                .into_iter()
+                .map(|service| {
+                    let spec = service.spec.unwrap_or_default();
+                    let update = service.update_status.unwrap_or_default();
+                    let id = service.id.unwrap_or_default();
+                    Service {
+                        image: spec
+                            .task_template
+                            .as_ref()
+                            .and_then(|template| template.container_spec.as_ref())
+                            .and_then(|container| container.image.clone())
+                            .filter(|image| !image.is_empty()),
+                        previous_image: previous.remove(&id),
+                        id,
+                        name: spec.name.unwrap_or_default(),
+                        labels: sorted(spec.labels),
+                        update_state: update
+                            .state
+                            .map(|state| state.to_string())
+                            .filter(|state| !state.is_empty()),
+                        update_started_at: update.started_at.and_then(real_date),
+                        update_message: update.message.unwrap_or_default(),
+                    }
+                })
+                .collect(),
+            tasks: tasks
+                .into_iter()
+                .map(|task| {
+                    let status = task.status.unwrap_or_default();
+                    Task {
+                        id: task.id.unwrap_or_default(),
+                        service_id: task.service_id.unwrap_or_default(),
+                        slot: task.slot,
+                        node_id: task.node_id.filter(|node| !node.is_empty()),
+                        desired_state: task
+                            .desired_state
+                            .map(|state| state.to_string())
+                            .unwrap_or_default(),
+                        state: status
+                            .state
+                            .map(|state| state.to_string())
+                            .unwrap_or_default(),
+                        created_at: task.created_at.and_then(real_date),
+                        state_changed_at: status.timestamp.and_then(real_date),
+                        message: status
+                            .err
+                            .filter(|err| !err.is_empty())
+                            .or(status.message)
+                            .unwrap_or_default(),
+                    }
+                })
+                .collect(),
+        })
+    }
+
     fn fail(&self, operation: &'static str) -> impl FnOnce(BollardError) -> EngineError + '_ {
         move |error| {
             map_error(
@@ -268,6 +347,7 @@ impl Engine for DockerEngine {
                     .unwrap_or_default(),
                 control_available: swarm.control_available.unwrap_or(false),
                 error: swarm.error.filter(|error| !error.is_empty()),
+                node_id: swarm.node_id.unwrap_or_default(),
             },
         })
     }
@@ -384,78 +464,47 @@ impl Engine for DockerEngine {
     }
 
     async fn swarm_cluster(&self) -> Result<SwarmCluster, EngineError> {
-        let services = self
-            .timed(
-                "GET /services",
-                self.docker.list_services(Some(
-                    ListServicesOptionsBuilder::default().status(true).build(),
-                )),
-            )
-            .await?
-            .map_err(self.fail("GET /services"))?;
-        let tasks = self
-            .timed(
-                "GET /tasks",
-                self.docker.list_tasks(None::<ListTasksOptions>),
-            )
-            .await?
-            .map_err(self.fail("GET /tasks"))?;
-        let mut previous = self.previous_images().await?;
-        Ok(SwarmCluster {
-            services: services
-                .into_iter()
-                .map(|service| {
-                    let spec = service.spec.unwrap_or_default();
-                    let update = service.update_status.unwrap_or_default();
-                    let id = service.id.unwrap_or_default();
-                    Service {
-                        image: spec
-                            .task_template
-                            .as_ref()
-                            .and_then(|template| template.container_spec.as_ref())
-                            .and_then(|container| container.image.clone())
-                            .filter(|image| !image.is_empty()),
-                        previous_image: previous.remove(&id),
-                        id,
-                        name: spec.name.unwrap_or_default(),
-                        labels: sorted(spec.labels),
-                        update_state: update
-                            .state
-                            .map(|state| state.to_string())
-                            .filter(|state| !state.is_empty()),
-                        update_started_at: update.started_at.and_then(real_date),
-                        update_message: update.message.unwrap_or_default(),
-                    }
-                })
-                .collect(),
-            tasks: tasks
-                .into_iter()
-                .map(|task| {
-                    let status = task.status.unwrap_or_default();
-                    Task {
-                        id: task.id.unwrap_or_default(),
-                        service_id: task.service_id.unwrap_or_default(),
-                        slot: task.slot,
-                        node_id: task.node_id.filter(|node| !node.is_empty()),
-                        desired_state: task
-                            .desired_state
-                            .map(|state| state.to_string())
-                            .unwrap_or_default(),
-                        state: status
-                            .state
-                            .map(|state| state.to_string())
-                            .unwrap_or_default(),
-                        created_at: task.created_at.and_then(real_date),
-                        state_changed_at: status.timestamp.and_then(real_date),
-                        message: status
-                            .err
-                            .filter(|err| !err.is_empty())
-                            .or(status.message)
-                            .unwrap_or_default(),
-                    }
-                })
-                .collect(),
-        })
+        self.services_and_tasks(None).await
+    }
+
+    async fn swarm_node_tasks(&self, node_id: &str) -> Result<SwarmCluster, EngineError> {
+        let filters = HashMap::from([("node", vec![node_id])]);
+        let options = ListTasksOptionsBuilder::new().filters(&filters).build();
+        self.services_and_tasks(Some(options)).await
+    }
+
+    async fn swarm_worker_events(&self, window: EventWindow) -> Result<WorkerEvents, EngineError> {
+        let filters = HashMap::from([
+            ("type", vec!["container", "network", "image"]),
+            ("event", vec!["die", "destroy", "create", "connect", "pull"]),
+        ]);
+        let options = self.events_options(window, &filters);
+        let mut stream = self.docker.events(Some(options));
+        // Only the relevant events are kept, the newest few: an endless stream grows a counter.
+        let mut events = WorkerEvents::default();
+        let read = async {
+            while let Some(message) = stream.next().await {
+                let message = message.map_err(|error| match self.events_bound.passed() {
+                    Some(limit) => EngineError::Protocol {
+                        operation: "GET /events",
+                        message: bounded::too_large_message(limit, "GET /events"),
+                        engine: self.speaker(),
+                    },
+                    None => self.fail("GET /events")(error),
+                })?;
+                events.push(worker_event_of(message, window));
+            }
+            Ok::<(), EngineError>(())
+        };
+        tokio::time::timeout(self.timeout, read)
+            .await
+            .map_err(|_| EngineError::Timeout {
+                endpoint: self.endpoint.clone(),
+                operation: "GET /events",
+                timeout_secs: self.timeout.as_secs(),
+                engine: self.speaker(),
+            })??;
+        Ok(events)
     }
 
     async fn container_destroys(
@@ -574,9 +623,29 @@ impl Engine for DockerEngine {
     }
 }
 
-/// One event of the stream as the quiet gate reads it, when it is activity since the window's
-/// start (Docker filters by name and time itself; Podman's names are mapped here, and as its
-/// query has no `until`, see `events`, what it logged after the window counts as recent).
+/// One event of the stream as a swarm worker's evidence reads it.
+fn worker_event_of(message: bollard::models::EventMessage, window: EventWindow) -> WorkerEvent {
+    let actor = message.actor.unwrap_or_default();
+    let time = message
+        .time_nano
+        .and_then(unix_time_nanos)
+        .or_else(|| message.time.and_then(unix_time))
+        .unwrap_or(window.until);
+    WorkerEvent {
+        time,
+        kind: message.typ.map(|kind| kind.to_string()).unwrap_or_default(),
+        action: message.action.unwrap_or_default(),
+        scope: message
+            .scope
+            .map(|scope| scope.to_string())
+            .unwrap_or_default(),
+        id: actor.id.unwrap_or_default(),
+        attributes: actor.attributes.unwrap_or_default().into_iter().collect(),
+    }
+}
+
+/// An event the quiet gate counts as activity, under its engine-neutral name; `None` for
+/// other events and for those before the window.
 fn activity_of(message: bollard::models::EventMessage, window: EventWindow) -> Option<Event> {
     let event = event_of(message, window);
     let action = flavor::activity_action(&event.kind, &event.action)?;
@@ -589,7 +658,7 @@ fn activity_of(message: bollard::models::EventMessage, window: EventWindow) -> O
     })
 }
 
-/// One event of the stream, as it came.
+/// One event of the stream as the quiet gate reads it.
 fn event_of(message: bollard::models::EventMessage, window: EventWindow) -> Event {
     let actor = message.actor.unwrap_or_default();
     let attributes = actor.attributes.unwrap_or_default();

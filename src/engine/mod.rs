@@ -14,6 +14,7 @@ pub use docker::DockerEngine;
 pub use flavor::Speaker;
 
 use crate::model::{Container, ContainerDestroy, DaemonInfo, Events, Image, SwarmCluster};
+use crate::worker_evidence::WorkerEvents;
 
 /// A closed time window for the events endpoint (`since`..`until`, so the stream ends).
 #[derive(Debug, Clone, Copy)]
@@ -144,6 +145,13 @@ pub trait Engine {
     /// Services (with update status and the images of their current and previous specs) and
     /// tasks; only valid on a swarm manager.
     async fn swarm_cluster(&self) -> Result<SwarmCluster, EngineError>;
+    /// Services and the tasks assigned to one node (`GET /tasks?filters={"node":[ID]}`); only
+    /// valid on a swarm manager. A worker asks its manager (`gates.swarm.manager_host`).
+    async fn swarm_node_tasks(&self, node_id: &str) -> Result<SwarmCluster, EngineError>;
+    /// Container `die`/`destroy`, network `create`/`connect` and image `pull` events in the
+    /// window that are a swarm worker's evidence ([`crate::worker_evidence::classify`]):
+    /// counted, and only the newest relevant ones kept.
+    async fn swarm_worker_events(&self, window: EventWindow) -> Result<WorkerEvents, EngineError>;
     /// The image's current tags (`GET /images/{id}/json`); `None` when it no longer exists.
     async fn image_tags(&self, id: &str) -> Result<Option<Vec<String>>, EngineError>;
     /// `Metadata.LastTagTime` of `GET /images/{id}/json`: on the containerd store, when the

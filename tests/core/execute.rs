@@ -133,6 +133,15 @@ impl Engine for FakeEngine<'_> {
     async fn swarm_cluster(&self) -> Result<SwarmCluster, EngineError> {
         panic!("execute must not read the swarm")
     }
+    async fn swarm_node_tasks(&self, _node_id: &str) -> Result<SwarmCluster, EngineError> {
+        panic!("execute must not read the swarm")
+    }
+    async fn swarm_worker_events(
+        &self,
+        _window: EventWindow,
+    ) -> Result<pruneguard::worker_evidence::WorkerEvents, EngineError> {
+        panic!("execute must not read events")
+    }
     async fn image_tags(&self, id: &str) -> Result<Option<Vec<String>>, EngineError> {
         let looked_before = self.lookups().contains(&id.to_string());
         self.log.borrow_mut().push(format!("tags {id}"));

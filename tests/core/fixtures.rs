@@ -159,6 +159,7 @@ pub fn snapshot() -> Snapshot {
                 local_node_state: "inactive".into(),
                 control_available: false,
                 error: None,
+                node_id: String::new(),
             },
             ..DaemonInfo::default()
         },
@@ -167,6 +168,7 @@ pub fn snapshot() -> Snapshot {
         containers: Ok(Vec::new()),
         events: Ok(Events::default()),
         swarm_cluster: None,
+        swarm_worker: None,
         lock_files: Vec::new(),
         crash_loops: pruneguard::model::CrashLoopRecord::default(),
     }
@@ -178,6 +180,7 @@ pub fn manager(snap: &mut Snapshot) {
         local_node_state: "active".into(),
         control_available: true,
         error: None,
+        node_id: String::new(),
     };
 }
 

@@ -733,7 +733,13 @@ fn swarm_worker_judges_from_local_evidence() {
         local_node_state: "active".into(),
         control_available: false,
         error: None,
+        node_id: String::new(),
     };
+    // The event evidence of the quiet period was read and holds nothing.
+    snap.swarm_worker = Some(pruneguard::worker_evidence::WorkerObservations {
+        events: Some(Ok(pruneguard::worker_evidence::WorkerEvents::default())),
+        manager: None,
+    });
     // (state, has task label, closes)
     for (state, labelled, closes) in [
         ("created", true, true),
@@ -1012,6 +1018,7 @@ fn workload_on_a_swarm_worker_says_services_were_not_visible() {
         local_node_state: "active".into(),
         control_available: false,
         error: None,
+        node_id: String::new(),
     };
     snap.containers = Ok(vec![container(
         "run-app-1_web.1",

@@ -15,3 +15,4 @@ mod observe;
 mod plan;
 mod report_schema;
 mod swarm_manager;
+mod worker_evidence;

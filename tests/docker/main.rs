@@ -16,5 +16,6 @@ mod run_docker;
 mod sandbox_smoke;
 mod signals_docker;
 mod support;
+mod swarm3;
 mod swarm_docker;
 mod watch_docker;

@@ -116,6 +116,8 @@ stale_lock_after = "6h"
 [gates.swarm]
 enabled = true
 stuck_after = "30m"
+worker_evidence = ["created_tasks", "exited_tasks", "task_events", "pulls"]
+# manager_host is not set: a worker judges itself from local evidence only
 
 [state]
 dir = "/var/lib/pruneguard"

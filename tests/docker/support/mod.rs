@@ -16,6 +16,7 @@
 pub mod fake_api;
 pub mod proxy;
 mod runs;
+pub mod swarm;
 
 pub use runs::{
     OPEN_GATES, Run, Running, bare_pruneguard, gate, ids, json_command, json_run, pruneguard, run,
@@ -88,7 +89,7 @@ fn on_path(program: &str) -> bool {
 }
 
 /// Fails the test because no sandbox could be had. Never returns.
-fn sandbox_unavailable(detail: &str) -> ! {
+pub(crate) fn sandbox_unavailable(detail: &str) -> ! {
     let mut hints = Vec::new();
     if !is_root() {
         hints.push("the tests are not running as root");
@@ -115,7 +116,7 @@ fn sandbox_unavailable(detail: &str) -> ! {
 }
 
 /// Runs `scripts/sandbox.sh ARGS…` and returns its stdout, or a description of the failure.
-fn sandbox_script<I, S>(args: I) -> Result<String, String>
+pub(crate) fn sandbox_script<I, S>(args: I) -> Result<String, String>
 where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
