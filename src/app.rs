@@ -128,10 +128,61 @@ async fn prune(args: &RunArgs, mode: Mode) -> anyhow::Result<Outcome> {
     };
     let disk_before = decided.disk;
     let observation_warnings = decided.warnings;
-    let disk_after = match (&execution, &disk_before) {
+    let mut disk_after = match (&execution, &disk_before) {
         // Measured again whenever deleting ran, as before the hardening.
         (Some(_), Some(before)) => disk::usage(&before.path).ok(),
         _ => None,
+    };
+    let dangling_reclaimed = match (&disk_before, &disk_after) {
+        (Some(before), Some(after)) => before.used_bytes.saturating_sub(after.used_bytes),
+        _ => 0,
+    };
+    let tier_outcomes = match (&decided.tier_inputs, &disk_before) {
+        (None, _) => Vec::new(),
+        (Some(inputs), disk) => {
+            let disk_path = disk
+                .as_ref()
+                .map(|disk| disk.path.clone())
+                .unwrap_or_default();
+            let context = crate::tiers::execute::Context {
+                tiers: &settings.tiers,
+                policy: &settings.policy,
+                services: &inputs.services,
+                record: inputs.record.as_ref(),
+                disk_path: &disk_path,
+            };
+            let stopped = execution
+                .as_ref()
+                .and_then(|execution| execution.stopped.as_ref());
+            if dry_run {
+                crate::tiers::execute::plan_only(
+                    &context,
+                    &inputs.images,
+                    &inputs.containers,
+                    disk.as_ref(),
+                    inputs.now,
+                )
+            } else if disk.is_none() {
+                crate::tiers::execute::not_run(&settings.tiers, "the disk could not be measured")
+            } else if stopped.is_some() {
+                crate::tiers::execute::not_run(
+                    &settings.tiers,
+                    "the dangling tier stopped early, so no later tier runs",
+                )
+            } else if matches!(decided.action, Action::Execute | Action::NothingToDo) {
+                let outcomes =
+                    crate::tiers::execute::run(&engine, &context, signals.interrupt(), |_| {
+                        snapshot::recheck_gates(&engine, &settings)
+                    })
+                    .await?;
+                if let Some(before) = &disk_before {
+                    disk_after = disk::usage(&before.path).ok();
+                }
+                outcomes
+            } else {
+                crate::tiers::execute::not_run(&settings.tiers, "a gate is closed")
+            }
+        }
     };
 
     let min_age = crate::human::format_duration(settings.policy.min_age);
@@ -149,6 +200,9 @@ async fn prune(args: &RunArgs, mode: Mode) -> anyhow::Result<Outcome> {
         min_age: &min_age,
     });
     report.warnings.extend(observation_warnings);
+    if decided.tier_inputs.is_some() {
+        report.set_tiers(dangling_reclaimed, tier_outcomes);
+    }
     info!(
         decision = report.decision.as_str(),
         removed = report.removed.len(),
@@ -178,6 +232,18 @@ struct Decided {
     disk: Option<DiskUsage>,
     /// Problems with the observation record: the decision stands, the report says them.
     warnings: Vec<String>,
+    /// What the opt-in tiers decide by; `None` when none is enabled.
+    tier_inputs: Option<TierInputs>,
+}
+
+/// The look at the host the opt-in tiers plan from (a run lists images again after the
+/// dangling tier).
+struct TierInputs {
+    images: Vec<crate::model::Image>,
+    containers: Vec<crate::model::Container>,
+    services: Vec<crate::model::Service>,
+    record: Option<crate::observe::Record>,
+    now: chrono::DateTime<Utc>,
 }
 
 impl Decided {
@@ -190,6 +256,7 @@ impl Decided {
             action: Action::Skip,
             disk: None,
             warnings: Vec::new(),
+            tier_inputs: None,
         }
     }
 }
@@ -220,19 +287,22 @@ async fn decide(
         ),
     };
     let now = Utc::now();
-    let (record, warnings) = match settings.policy.age_basis {
-        AgeBasis::UnusedFor => {
-            let (record, warnings) =
-                crate::record::observe(engine, settings, &images, containers, now).await?;
-            (Some(record), warnings)
-        }
-        AgeBasis::Created => (None, Vec::new()),
+    // The unused_tagged tier measures last use from the record too, whatever the age basis.
+    let observing =
+        settings.policy.age_basis == AgeBasis::UnusedFor || settings.tiers.unused_tagged.enabled;
+    let (record, warnings) = if observing {
+        let (record, warnings) =
+            crate::record::observe(engine, settings, &images, containers, now).await?;
+        (Some(record), warnings)
+    } else {
+        (None, Vec::new())
     };
     let rules = plan::Rules {
         min_age: settings.policy.min_age,
-        age: record
-            .as_ref()
-            .map_or(plan::Age::Created, plan::Age::UnusedFor),
+        age: match (&record, settings.policy.age_basis) {
+            (Some(record), AgeBasis::UnusedFor) => plan::Age::UnusedFor(record),
+            _ => plan::Age::Created,
+        },
         services,
     };
     let plan = plan::plan_with(&images, containers, &rules, now);
@@ -240,7 +310,15 @@ async fn decide(
         debug!(image = %short_id(&kept.id), reason = kept.reason.as_str(), "kept");
     }
     let action = Action::decide(dry_run, &evaluated.verdicts, &plan);
+    let tier_inputs = settings.tiers.any_enabled().then(|| TierInputs {
+        images: images.clone(),
+        containers: containers.clone(),
+        services: services.to_vec(),
+        record: record.clone(),
+        now,
+    });
     Ok(Decided {
+        tier_inputs,
         warnings,
         disk: evaluated.snapshot.disk.as_ref().ok().cloned(),
         verdicts: evaluated.verdicts,

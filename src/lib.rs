@@ -36,4 +36,5 @@ pub mod service_ref;
 pub mod signals;
 pub mod snapshot;
 pub mod state;
+pub mod tiers;
 pub mod wait;

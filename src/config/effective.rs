@@ -163,5 +163,12 @@ pub fn render(settings: &Settings) -> String {
             ),
         ],
     );
+    for (name, keys) in super::tiers::render(&settings.tiers) {
+        let keys: Vec<(&str, Option<String>, &str)> = keys
+            .into_iter()
+            .map(|(key, value)| (key, Some(value), ""))
+            .collect();
+        table(name, &keys);
+    }
     out
 }

@@ -24,6 +24,7 @@ struct FileConfig {
     gates: FileGates,
     state: FileState,
     output: FileOutput,
+    tiers: super::tiers::FileTiers,
 }
 
 type Text = Option<Spanned<String>>;
@@ -238,6 +239,7 @@ impl Lines<'_> {
         let path =
             |key: &str, value: Text| self.value(key, value, |text| values::absolute_path(&text));
         let mut gates = raw.gates;
+        let tiers = super::tiers::file_layer(self, raw.tiers)?;
         let workload = std::mem::take(&mut gates.workload);
         Ok(SettingsLayer {
             engine: EngineLayer {
@@ -316,7 +318,28 @@ impl Lines<'_> {
                 })?,
                 metrics_file: path("output.metrics_file", raw.output.metrics_file)?,
             },
+            tiers,
         })
+    }
+}
+
+impl super::tiers::FileValues for Lines<'_> {
+    fn value<R, T>(
+        &self,
+        key: &str,
+        raw: Option<Spanned<R>>,
+        parse: impl FnOnce(R) -> Result<T, String>,
+    ) -> Result<Option<Sourced<T>>, ConfigError> {
+        Lines::value(self, key, raw, parse)
+    }
+
+    fn list<T>(
+        &self,
+        key: &str,
+        raw: List,
+        parse: impl Fn(&str) -> Result<T, String>,
+    ) -> Result<Option<Sourced<Vec<T>>>, ConfigError> {
+        Lines::list(self, key, raw, parse)
     }
 }
 

@@ -62,6 +62,8 @@ pub struct SettingsLayer {
     pub gates: GatesLayer,
     pub state: StateLayer,
     pub output: OutputLayer,
+    /// `[tiers.*]` (issue 13).
+    pub tiers: super::tiers::TiersLayer,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -178,6 +180,7 @@ impl SettingsLayer {
                 format: self.output.format.or(lower.output.format),
                 metrics_file: self.output.metrics_file.or(lower.output.metrics_file),
             },
+            tiers: self.tiers.or(lower.tiers),
         }
     }
 }

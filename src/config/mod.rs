@@ -18,6 +18,7 @@ mod flags;
 mod host;
 mod layer;
 pub mod ranges;
+mod tiers;
 mod values;
 
 use std::path::{Path, PathBuf};
@@ -88,6 +89,8 @@ pub struct Settings {
     pub api_timeout: Duration,
     /// The largest list answer (images, containers, services, tasks) read from the engine.
     pub max_list_size: u64,
+    /// The opt-in reclaim tiers (`[tiers.*]`, `--tier`).
+    pub tiers: crate::tiers::TierSettings,
 }
 
 /// The config file to read: none with `--no-config`, else `--config`, `PRUNEGUARD_CONFIG`, or
@@ -207,7 +210,9 @@ impl Settings {
             gates,
             state,
             output,
+            tiers,
         } = layer;
+        let tiers = tiers::combine(tiers, in_range)?;
         let api_timeout = in_range(engine.api_timeout, &ranges::API_TIMEOUT)?;
         let max_list_size = check(
             engine.max_list_size,
@@ -295,6 +300,7 @@ impl Settings {
             dry_run,
             api_timeout,
             max_list_size,
+            tiers,
         })
     }
 

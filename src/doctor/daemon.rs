@@ -68,6 +68,10 @@ fn problem_and_fix(error: &EngineError) -> (String, &'static str) {
             format!("the daemon listed a malformed image ID {id:?}"),
             "check what answers on the Docker socket (a proxy in front of the daemon?)",
         ),
+        EngineError::MalformedReference { reference } => (
+            format!("the daemon listed a malformed tag {reference:?}"),
+            "check what answers on the Docker socket (a proxy in front of the daemon?)",
+        ),
         EngineError::PermissionDenied { endpoint } => (
             format!("permission denied on the Docker socket {endpoint}"),
             "run pruneguard as root or as a user in the docker group",

@@ -15,11 +15,14 @@ use bollard::query_parameters::{
 use chrono::{DateTime, TimeZone as _, Utc};
 use futures_util::StreamExt as _;
 
-use super::{Engine, EngineError, EventWindow, RemoveOutcome, bounded};
+use super::{
+    BuildCacheOutcome, Engine, EngineError, EventWindow, RemoveOutcome, UntagOutcome, bounded,
+    build_cache,
+};
 use crate::config::HostUrl;
 use crate::model::{
     Container, ContainerDestroy, DaemonInfo, Event, EventSampler, Events, Image, Service,
-    SwarmCluster, SwarmNode, Task, is_image_id, normalize_image_id,
+    SwarmCluster, SwarmNode, Task, is_image_id, is_tag_reference, normalize_image_id,
 };
 
 /// The Docker Engine over bollard.
@@ -182,7 +185,12 @@ impl Engine for DockerEngine {
     }
 
     async fn images(&self) -> Result<Vec<Image>, EngineError> {
-        let options = ListImagesOptionsBuilder::default().all(true).build();
+        // `shared-size` for the unused_tagged tier's expected bytes; engines that do not
+        // compute it send -1 (unknown).
+        let options = ListImagesOptionsBuilder::default()
+            .all(true)
+            .shared_size(true)
+            .build();
         let images = self
             .timed("GET /images/json", self.docker.list_images(Some(options)))
             .await?
@@ -208,6 +216,7 @@ impl Engine for DockerEngine {
                     .collect(),
                 // The classic store's list has no LastTagTime; nothing fills it here.
                 last_tag_time: None,
+                shared_size_bytes: u64::try_from(image.shared_size).ok(),
             })
             .collect())
     }
@@ -456,6 +465,52 @@ impl Engine for DockerEngine {
             )),
         }
     }
+
+    async fn untag(&self, reference: &str) -> Result<UntagOutcome, EngineError> {
+        checked_reference(reference)?;
+        match self
+            .timed(
+                "DELETE /images/{name:tag}",
+                self.docker
+                    .remove_image(reference, Some(remove_options()), None),
+            )
+            .await?
+        {
+            Ok(items) => Ok(UntagOutcome::Untagged {
+                image_deleted: items.iter().any(|item| item.deleted.is_some()),
+            }),
+            Err(BollardError::DockerResponseServerError {
+                status_code: 409,
+                message,
+            }) => Ok(UntagOutcome::Conflict(message)),
+            Err(BollardError::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(UntagOutcome::NotFound),
+            Err(error) => Err(map_error(
+                &self.endpoint,
+                "DELETE /images/{name:tag}",
+                self.timeout,
+                error,
+            )),
+        }
+    }
+
+    async fn reclaim_build_cache(
+        &self,
+        keep_for: Duration,
+        keep_storage: u64,
+    ) -> Result<BuildCacheOutcome, EngineError> {
+        let path = build_cache::path(
+            &self.docker.client_version().to_string(),
+            keep_for,
+            keep_storage,
+        );
+        let (status, body) = self
+            .timed(build_cache::OPERATION, self.raw.post(&path))
+            .await?
+            .map_err(self.fail(build_cache::OPERATION))?;
+        build_cache::outcome(status, &body)
+    }
 }
 
 /// One event of the stream as the quiet gate reads it.
@@ -489,6 +544,17 @@ fn checked_id(id: &str) -> Result<(), EngineError> {
     } else {
         Err(EngineError::MalformedId {
             id: id.escape_debug().to_string(),
+        })
+    }
+}
+
+/// Only a strict `repo:tag` goes into a tag delete's path (see `model::is_tag_reference`).
+fn checked_reference(reference: &str) -> Result<(), EngineError> {
+    if is_tag_reference(reference) {
+        Ok(())
+    } else {
+        Err(EngineError::MalformedReference {
+            reference: reference.escape_debug().to_string(),
         })
     }
 }
