@@ -126,64 +126,24 @@ async fn prune(args: &RunArgs, mode: Mode) -> anyhow::Result<Outcome> {
         };
         (Decided::interrupted_early(), Some(execution))
     };
-    let disk_before = decided.disk;
-    let observation_warnings = decided.warnings;
+    let disk_before = decided.disk.clone();
+    let observation_warnings = decided.warnings.clone();
     let mut disk_after = match (&execution, &disk_before) {
         // Measured again whenever deleting ran, as before the hardening.
         (Some(_), Some(before)) => disk::usage(&before.path).ok(),
         _ => None,
     };
-    let dangling_reclaimed = match (&disk_before, &disk_after) {
-        (Some(before), Some(after)) => before.used_bytes.saturating_sub(after.used_bytes),
-        _ => 0,
-    };
-    let tier_outcomes = match (&decided.tier_inputs, &disk_before) {
-        (None, _) => Vec::new(),
-        (Some(inputs), disk) => {
-            let disk_path = disk
-                .as_ref()
-                .map(|disk| disk.path.clone())
-                .unwrap_or_default();
-            let context = crate::tiers::execute::Context {
-                tiers: &settings.tiers,
-                policy: &settings.policy,
-                services: &inputs.services,
-                record: inputs.record.as_ref(),
-                disk_path: &disk_path,
-            };
-            let stopped = execution
-                .as_ref()
-                .and_then(|execution| execution.stopped.as_ref());
-            if dry_run {
-                crate::tiers::execute::plan_only(
-                    &context,
-                    &inputs.images,
-                    &inputs.containers,
-                    disk.as_ref(),
-                    inputs.now,
-                )
-            } else if disk.is_none() {
-                crate::tiers::execute::not_run(&settings.tiers, "the disk could not be measured")
-            } else if stopped.is_some() {
-                crate::tiers::execute::not_run(
-                    &settings.tiers,
-                    "the dangling tier stopped early, so no later tier runs",
-                )
-            } else if matches!(decided.action, Action::Execute | Action::NothingToDo) {
-                let outcomes =
-                    crate::tiers::execute::run(&engine, &context, signals.interrupt(), |_| {
-                        snapshot::recheck_gates(&engine, &settings)
-                    })
-                    .await?;
-                if let Some(before) = &disk_before {
-                    disk_after = disk::usage(&before.path).ok();
-                }
-                outcomes
-            } else {
-                crate::tiers::execute::not_run(&settings.tiers, "a gate is closed")
-            }
-        }
-    };
+    let dangling_reclaimed = freed(disk_before.as_ref(), disk_after.as_ref());
+    let tier_outcomes = run_tiers(
+        &engine,
+        &settings,
+        &decided,
+        execution.as_ref(),
+        disk_before.as_ref(),
+        &mut disk_after,
+        &signals,
+    )
+    .await?;
 
     let min_age = crate::human::format_duration(settings.policy.min_age);
     let mut report = Report::new(ReportInput {
@@ -221,6 +181,65 @@ async fn prune(args: &RunArgs, mode: Mode) -> anyhow::Result<Outcome> {
     Ok(signals
         .received()
         .map_or_else(|| report.outcome(), Outcome::Signalled))
+}
+
+/// The opt-in tiers after the dangling tier: their plans in a dry run, their removals in a
+/// real run whose gates were open and whose dangling tier finished; `disk_after` is measured
+/// again after they ran.
+async fn run_tiers(
+    engine: &DockerEngine,
+    settings: &Settings,
+    decided: &Decided,
+    execution: Option<&Execution>,
+    disk: Option<&DiskUsage>,
+    disk_after: &mut Option<DiskUsage>,
+    signals: &Signals,
+) -> anyhow::Result<Vec<crate::tiers::TierOutcome>> {
+    use crate::tiers::execute as tiers;
+    let Some(inputs) = &decided.tier_inputs else {
+        return Ok(Vec::new());
+    };
+    let disk_path = disk.map(|disk| disk.path.clone()).unwrap_or_default();
+    let context = tiers::Context {
+        tiers: &settings.tiers,
+        policy: &settings.policy,
+        services: &inputs.services,
+        record: inputs.record.as_ref(),
+        disk_path: &disk_path,
+    };
+    let stopped = execution.and_then(|execution| execution.stopped.as_ref());
+    Ok(if settings.dry_run {
+        tiers::plan_only(
+            &context,
+            &inputs.images,
+            &inputs.containers,
+            disk,
+            inputs.now,
+        )
+    } else if disk.is_none() {
+        tiers::not_run(&settings.tiers, "the disk could not be measured")
+    } else if stopped.is_some() {
+        tiers::not_run(
+            &settings.tiers,
+            "the dangling tier stopped early, so no later tier runs",
+        )
+    } else if matches!(decided.action, Action::Execute | Action::NothingToDo) {
+        let outcomes = tiers::run(engine, &context, signals.interrupt(), |_| {
+            snapshot::recheck_gates(engine, settings)
+        })
+        .await?;
+        *disk_after = disk.and_then(|before| disk::usage(&before.path).ok());
+        outcomes
+    } else {
+        tiers::not_run(&settings.tiers, "a gate is closed")
+    })
+}
+
+/// Used bytes the filesystem lost between two measurements (0 when either is missing).
+fn freed(before: Option<&DiskUsage>, after: Option<&DiskUsage>) -> u64 {
+    before.zip(after).map_or(0, |(before, after)| {
+        before.used_bytes.saturating_sub(after.used_bytes)
+    })
 }
 
 /// Everything decided before acting.

@@ -722,21 +722,7 @@ impl Report {
             &plain(self.candidates.len().to_string()),
         );
         self.disk_metrics(&mut metric);
-        if !self.tiers.is_empty() {
-            let (removed, reclaimed) = crate::tiers::report::metric_samples(&self.tiers);
-            metric(
-                "pruneguard_tier_removed",
-                "What each tier of the last run removed: images (dangling), tags (unused_tagged), cache records (build_cache).",
-                "gauge",
-                &removed,
-            );
-            metric(
-                "pruneguard_tier_reclaimed_bytes",
-                "Bytes each tier of the last run freed (filesystem for the image tiers, the engine's count for build_cache).",
-                "gauge",
-                &reclaimed,
-            );
-        }
+        self.tier_metrics(&mut metric);
         #[expect(clippy::cast_precision_loss)] // milliseconds to seconds for a gauge
         let seconds = self.duration_ms as f64 / 1000.0;
         metric(
@@ -758,6 +744,25 @@ impl Report {
     }
 
     /// The disk's gauges, each absent when the report does not know its value.
+    fn tier_metrics(&self, metric: &mut impl FnMut(&str, &str, &str, &[(String, String)])) {
+        if self.tiers.is_empty() {
+            return;
+        }
+        let (removed, reclaimed) = crate::tiers::report::metric_samples(&self.tiers);
+        metric(
+            "pruneguard_tier_removed",
+            "What each tier of the last run removed: images (dangling), tags (unused_tagged), cache records (build_cache).",
+            "gauge",
+            &removed,
+        );
+        metric(
+            "pruneguard_tier_reclaimed_bytes",
+            "Bytes each tier of the last run freed (filesystem for the image tiers, the engine's count for build_cache).",
+            "gauge",
+            &reclaimed,
+        );
+    }
+
     fn disk_metrics(&self, metric: &mut impl FnMut(&str, &str, &str, &[(String, String)])) {
         if let Some(disk) = self.disk_after.as_ref().or(self.disk.as_ref()) {
             metric(

@@ -156,6 +156,10 @@ fn count(n: usize) -> u64 {
     u64::try_from(n).unwrap_or(u64::MAX)
 }
 
+#[expect(
+    clippy::too_many_lines,
+    reason = "one loop: measure, batch, re-check, remove, measure again"
+)]
 async fn unused_tagged_tier<E, F, Fut>(
     engine: &E,
     context: &Context<'_>,

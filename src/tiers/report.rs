@@ -84,21 +84,23 @@ pub fn line(tier: &TierOutcome) -> String {
 
 /// The sentence the run's summary gains for the opt-in tiers.
 pub fn summary(tiers: &[TierOutcome]) -> String {
-    tiers
-        .iter()
-        .filter(|tier| tier.name != TierName::Dangling)
-        .map(|tier| {
-            format!(
-                " Tier {}.",
-                line(tier).split_whitespace().collect::<Vec<_>>().join(" ")
-            )
-        })
-        .collect()
+    let mut text = String::new();
+    for tier in tiers.iter().filter(|tier| tier.name != TierName::Dangling) {
+        let _ = write!(
+            text,
+            " Tier {}.",
+            line(tier).split_whitespace().collect::<Vec<_>>().join(" ")
+        );
+    }
+    text
 }
+
+/// Metric samples: (labels, value).
+pub type Samples = Vec<(String, String)>;
 
 /// `(labels, removed, reclaimed bytes)` per tier, for `pruneguard_tier_removed` and
 /// `pruneguard_tier_reclaimed_bytes`.
-pub fn metric_samples(tiers: &[TierOutcome]) -> (Vec<(String, String)>, Vec<(String, String)>) {
+pub fn metric_samples(tiers: &[TierOutcome]) -> (Samples, Samples) {
     let labels = |tier: &TierOutcome| format!("{{tier=\"{}\"}}", tier.name.as_str());
     (
         tiers
