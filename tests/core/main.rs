@@ -13,3 +13,4 @@ mod json_schema;
 mod observe;
 mod plan;
 mod report_schema;
+mod tiers;

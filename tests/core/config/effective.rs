@@ -123,6 +123,20 @@ dir = "/var/lib/pruneguard"
 [output]
 format = "text"
 # metrics_file is not set: no metrics are written
+
+[tiers.unused_tagged]
+enabled = false
+high_percent = 85
+low_percent = 80
+unused_for = "7d"
+include = ["*"]
+keep = []
+keep_newest = 1
+
+[tiers.build_cache]
+enabled = false
+keep_for = "7d"
+keep_storage = "0B"
 "#
     );
 }
