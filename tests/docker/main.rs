@@ -3,6 +3,7 @@
 //! installs what is missing. Each module is one area end to end against real daemons; nextest
 //! puts every test of this binary in its `docker` test group (`.config/nextest.toml`).
 
+mod conformance;
 mod cycle_docker;
 mod disk_docker;
 mod doctor;
