@@ -12,9 +12,7 @@ use serde_json::Value;
 use crate::support::{Sandbox, Store, pruneguard, run};
 
 fn doctor_json(sb: &Sandbox) -> Value {
-    let result = run(pruneguard(sb)
-        .args(["doctor", "--no-config", "--output", "json"])
-        .args(sb.disk_path_args()));
+    let result = run(pruneguard(sb).args(["doctor", "--no-config", "--output", "json"]));
     assert!(
         result.report.is_object(),
         "doctor --output json prints a JSON document on {}: {}",

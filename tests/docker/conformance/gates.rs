@@ -1,6 +1,8 @@
 //! The gates on every engine: the disk gate measures the filesystem that fills with image data
 //! (the data root; on `docker-28-containerd-ext` containerd's own root, a filesystem of its
-//! own) and `reclaimed_bytes` counts what a run freed there; the quiet gate closes right after
+//! own, which `gates.disk.paths = ["auto"]` must find by itself: the sandbox's containerd runs
+//! with `--config DIR/containerd.toml`, as a host's may) and `reclaimed_bytes` counts what a
+//! run freed there; the quiet gate closes right after
 //! each kind of activity (pull from a registry, load, import, tag, build, container create);
 //! the swarm gate reads a swarm where the engine has one and is open, not an error, on Podman.
 
@@ -44,7 +46,6 @@ fn plan_with_threshold(sb: &Sandbox, percent: u8) -> Value {
         "--disk-threshold",
         &percent.to_string(),
     ]);
-    command.args(sb.disk_path_args());
     let result = run(&mut command);
     assert_eq!(result.code, 0, "{}", result.show());
     result.json().clone()
@@ -85,10 +86,7 @@ fn disk_gate_measures_where_image_data_lives_and_reclaimed_bytes_count_it() {
     );
 
     let used_before = df_used_bytes(&where_images_go);
-    let mut args = vec!["--min-age".to_owned(), "0s".to_owned()];
-    args.extend(sb.disk_path_args());
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let result = json_run(&sb, "run", &args);
+    let result = json_run(&sb, "run", &["--min-age", "0s"]);
     let removed = ids(&result.report, "removed");
     let untagged: std::collections::BTreeSet<String> = images[..3].iter().cloned().collect();
     assert_eq!(removed, untagged, "{:#}", result.report);

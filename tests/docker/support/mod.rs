@@ -303,23 +303,6 @@ impl Sandbox {
         }
     }
 
-    /// The `--disk-path` flags that name every filesystem of this sandbox's image data, for
-    /// tests of the disk gate and doctor: none (`auto` finds them) except on
-    /// `docker-28-containerd-ext`, whose containerd reads its config from the sandbox
-    /// (DIR/containerd.toml), not from `/etc/containerd/config.toml` where pruneguard looks
-    /// on a real host: there the data root and containerd's root are named explicitly.
-    pub fn disk_path_args(&self) -> Vec<String> {
-        match self.containerd_root() {
-            Some(root) if self.engine.containerd_ext => vec![
-                "--disk-path".to_owned(),
-                self.data_root().to_string_lossy().into_owned(),
-                "--disk-path".to_owned(),
-                root.to_string_lossy().into_owned(),
-            ],
-            _ => Vec::new(),
-        }
-    }
-
     /// The daemon's address, for `DOCKER_HOST` or `docker -H`: `unix:///…/docker.sock`
     /// (`…/podman.sock` for Podman).
     pub fn host(&self) -> &str {
