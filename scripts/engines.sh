@@ -103,7 +103,10 @@ chroot_setup() {
   local name=$1 root=$2 dir=$3 lower d
   shift 3
   lower=$CACHE/rootfs/$name
-  rootfs_fresh "$name" || die "the $name root filesystem is not built (run: scripts/sandbox.sh ensure-engines)"
+  if ! rootfs_fresh "$name"; then
+    say "$PROG: the $name root filesystem is not built (run: scripts/sandbox.sh ensure-engines)"
+    return 1
+  fi
   mkdir -p "$dir/ovl/upper" "$dir/ovl/work" "$root"
   mount -t overlay pgsb-root -o "lowerdir=$lower,upperdir=$dir/ovl/upper,workdir=$dir/ovl/work" "$root"
   mount --make-private "$root"

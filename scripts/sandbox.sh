@@ -306,6 +306,10 @@ prepare() {
   local dir=$1 size=$2 engine=$3 csize=$4 rootfs
   [ -e "$dir/state" ] && die "$dir already holds a sandbox (stop it first)"
   rootfs=$(rootfs_of "$engine")
+  # Before anything is made, so that nothing is left to clean up.
+  if [ -n "$rootfs" ] && ! rootfs_fresh "$rootfs"; then
+    die "the $rootfs root filesystem that $engine runs from is not built (run as root: scripts/sandbox.sh ensure-engines, or scripts/test.sh --engine $engine, which does)"
+  fi
   STEP="creating $dir"
   mkdir -p "$dir"
   S_DIR=$dir
