@@ -46,7 +46,9 @@
 # dockerd.log or podman.log, containerd.log, data/ (data root; Podman's graphroot),
 # ctr/root (containerd-ext: containerd's root), state (key=value, also kept in /run/pgsb/NETNS).
 # Environment: PGSB_DOCKER (docker CLI to use; default /usr/bin/docker, else `docker`),
-# PGSB_STORAGE_DRIVER (default: dockerd's choice), PGSB_START_TIMEOUT (seconds, default 60).
+# PGSB_STORAGE_DRIVER (default: dockerd's choice), PGSB_START_TIMEOUT (seconds, default 60),
+# PRUNEGUARD_ENGINE (the default of --engine), PGSB_CONTAINERD_ROOT_SIZE (MiB, default 4096),
+# PRUNEGUARD_CI_CACHE and PRUNEGUARD_DEBIAN_MIRROR (scripts/engines.sh).
 set -Eeuo pipefail
 
 # dockerd, ip, losetup and mkfs live in sbin, which a non-login PATH may lack.
