@@ -133,13 +133,13 @@ chroot_setup() {
   done
 }
 
-# The command prefix that runs a program in the sandbox's network namespace and chroot, with a
-# clean environment. nsenter --net, not `ip netns exec` (which remounts /sys and hides the
-# cgroup hierarchies).
+# Replaces the calling shell with a program in the sandbox's network namespace and chroot, with
+# a clean environment: call it backgrounded (`in_chroot … &`), so that $! is the program's pid.
+# nsenter --net, not `ip netns exec` (which remounts /sys and hides the cgroup hierarchies).
 in_chroot() {
   local netns=$1 root=$2
   shift 2
-  nsenter --net="/var/run/netns/$netns" -- chroot "$root" /usr/bin/env -i \
+  exec nsenter --net="/var/run/netns/$netns" -- chroot "$root" /usr/bin/env -i \
     PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 "$@"
 }
 

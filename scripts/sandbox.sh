@@ -401,13 +401,15 @@ EOF
   printf '%s\n' "$(host_url)" >"$dir/host"
 }
 
-# Runs the engine's daemons: directly (the host's engine) or in the chroot; both in the
-# sandbox's network namespace.
+# Runs one of the engine's daemons, directly (the host's engine) or in the chroot, both in the
+# sandbox's network namespace. It replaces the calling shell (exec; nsenter and chroot exec
+# too): call it backgrounded, `run_engine … &`, so that $! is the daemon's own pid, which
+# stop-daemon and stop kill.
 run_engine() {
   if [ -n "$S_ROOT" ]; then
     in_chroot "$S_NAME" "$S_ROOT" "$@"
   else
-    nsenter --net="/var/run/netns/$S_NAME" -- "$@"
+    exec nsenter --net="/var/run/netns/$S_NAME" -- "$@"
   fi
 }
 
@@ -464,7 +466,7 @@ wait_socket() {
 wait_daemon() {
   local timeout=${PGSB_START_TIMEOUT:-60} cli pid start daemon
   daemon=$(daemon_name)
-  STEP="waiting for $daemon ($S_ENGINE) to answer"
+  STEP="waiting for $daemon to answer (engine $S_ENGINE)"
   cli=$(docker_cli)
   pid=$(cat "$S_DIR/$daemon.pid")
   start=$SECONDS
