@@ -131,6 +131,9 @@ where
     };
     let mut last_check = Instant::now();
     let mut transport_failures = 0_usize;
+    // Planned parents an engine that ignores `noprune` deleted with their child: removed by
+    // this run, without a request of their own (their wave comes after the child's).
+    let mut taken_along: HashSet<String> = HashSet::new();
     let limit = concurrency.max(1);
     for wave in group_by_wave(&plan.candidates) {
         if execution.stopped.is_some() {
@@ -156,6 +159,18 @@ where
                     }
                 }
                 let Some(candidate) = queue.next() else { break };
+                if taken_along.contains(&candidate.id) {
+                    debug!(image = %candidate.id, "deleted by the engine with its child");
+                    record(
+                        &mut execution,
+                        candidate,
+                        Deletion::Removed {
+                            untagged_tags: Vec::new(),
+                            also_deleted: Vec::new(),
+                        },
+                    );
+                    continue;
+                }
                 in_flight.push(async move {
                     let outcome = delete_one(engine, &candidate.id).await;
                     (candidate, outcome)
@@ -179,6 +194,9 @@ where
                 }
             }
             // Losing the daemon outranks a closed gate or a signal: it makes the run a failure.
+            if let Deletion::Removed { also_deleted, .. } = &outcome.deletion {
+                taken_along.extend(also_deleted.iter().cloned());
+            }
             if let Some(error) = record(&mut execution, candidate, outcome.deletion)
                 && !matches!(execution.stopped, Some(Stop::DaemonLost { .. }))
             {
@@ -227,6 +245,8 @@ impl From<Deletion> for Attempt {
 enum Deletion {
     Removed {
         untagged_tags: Vec<String>,
+        /// Other images the engine deleted with it (Podman: untagged parents).
+        also_deleted: Vec<String>,
     },
     Skipped(String),
     Failed(String),
@@ -273,8 +293,15 @@ async fn delete_one<E: Engine>(engine: &E, id: &str) -> Attempt {
         }
     }
     let error = match engine.remove_image(id).await {
-        Ok(RemoveOutcome::Removed { untagged_tags }) => {
-            return Deletion::Removed { untagged_tags }.into();
+        Ok(RemoveOutcome::Removed {
+            untagged_tags,
+            also_deleted,
+        }) => {
+            return Deletion::Removed {
+                untagged_tags,
+                also_deleted,
+            }
+            .into();
         }
         Ok(RemoveOutcome::Conflict(message)) => {
             return Deletion::Skipped(format!(
@@ -302,6 +329,7 @@ async fn delete_one<E: Engine>(engine: &E, id: &str) -> Attempt {
     let deletion = match engine.image_tags(id).await {
         Ok(None) => Deletion::Removed {
             untagged_tags: Vec::new(),
+            also_deleted: Vec::new(),
         },
         Ok(Some(_)) => Deletion::Failed(format!("{error} The image is still there.")),
         Err(lookup) => Deletion::Unknown(format!(
@@ -327,7 +355,7 @@ async fn classify_transport<E: Engine>(engine: &E, error: EngineError) -> Result
 fn record(execution: &mut Execution, candidate: &Candidate, outcome: Deletion) -> Option<String> {
     let id = candidate.id.clone();
     match outcome {
-        Deletion::Removed { untagged_tags } => {
+        Deletion::Removed { untagged_tags, .. } => {
             debug!(image = %id, bytes = candidate.size_bytes, "removed");
             if !untagged_tags.is_empty() {
                 warn!(image = %id, tags = ?untagged_tags, "removed, but Docker untagged it on the way: it was tagged after the last look; pull or rebuild these tags");

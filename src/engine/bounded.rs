@@ -137,8 +137,8 @@ fn connect(
     Ok((docker, events_bound, raw, flavor))
 }
 
-/// Plain `GET`s through the same bounded transport, for the few fields bollard's types leave
-/// out (a service's `PreviousSpec`).
+/// Plain requests through the same bounded transport, for what bollard's types leave out (a
+/// service's `PreviousSpec`, the build-cache budget).
 #[derive(Debug, Clone)]
 pub struct Raw {
     target: Arc<Target>,
@@ -150,36 +150,22 @@ impl Raw {
     /// `GET path_and_query` (`/v1.41/services`): the status and the whole body, bounded as
     /// every answer is ([`answer_limit`]).
     pub async fn get(&self, path_and_query: &str) -> Result<(u16, Vec<u8>), BollardError> {
-        use hyper::body::Body as _;
-        let request = hyper::Request::builder()
-            .method(hyper::Method::GET)
-            .uri(format!("http://docker{path_and_query}"))
-            .body(bollard::body_full(hyper::body::Bytes::new()))?;
-        let response = send(
-            Arc::clone(&self.target),
-            Arc::new(AtomicBool::new(false)),
-            self.flavor.clone(),
-            self.list_limit,
-            request,
-        )
-        .await?;
-        let status = response.status().as_u16();
-        let mut body = response.into_body();
-        let mut bytes = Vec::new();
-        while let Some(frame) = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await
-        {
-            if let Ok(data) = frame?.into_data() {
-                bytes.extend_from_slice(&data);
-            }
-        }
-        Ok((status, bytes))
+        self.request(hyper::Method::GET, path_and_query).await
     }
 
     /// `POST path_and_query` with an empty body: the status and the whole (small) body.
     pub async fn post(&self, path_and_query: &str) -> Result<(u16, Vec<u8>), BollardError> {
+        self.request(hyper::Method::POST, path_and_query).await
+    }
+
+    async fn request(
+        &self,
+        method: hyper::Method,
+        path_and_query: &str,
+    ) -> Result<(u16, Vec<u8>), BollardError> {
         use hyper::body::Body as _;
         let request = hyper::Request::builder()
-            .method(hyper::Method::POST)
+            .method(method)
             .uri(format!("http://docker{path_and_query}"))
             .body(bollard::body_full(hyper::body::Bytes::new()))?;
         let response = send(

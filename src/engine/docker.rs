@@ -153,6 +153,42 @@ impl DockerEngine {
         }
     }
 
+    /// Reads the events of `window` that `filters` select, handing each to `each`: bounded by
+    /// the events answer's size bound, and by the timeout for a daemon that does not close the
+    /// stream (`until` makes dockerd close it; Podman's non-streaming mode ends it).
+    async fn read_events(
+        &self,
+        window: EventWindow,
+        filters: &HashMap<&str, Vec<&str>>,
+        mut each: impl FnMut(bollard::models::EventMessage),
+    ) -> Result<(), EngineError> {
+        let mut stream = self
+            .docker
+            .events(Some(self.events_options(window, filters)));
+        let read = async {
+            while let Some(message) = stream.next().await {
+                let message = message.map_err(|error| match self.events_bound.passed() {
+                    Some(limit) => EngineError::Protocol {
+                        operation: "GET /events",
+                        message: bounded::too_large_message(limit, "GET /events"),
+                        engine: self.speaker(),
+                    },
+                    None => self.fail("GET /events")(error),
+                })?;
+                each(message);
+            }
+            Ok::<(), EngineError>(())
+        };
+        tokio::time::timeout(self.timeout, read)
+            .await
+            .map_err(|_| EngineError::Timeout {
+                endpoint: self.endpoint.clone(),
+                operation: "GET /events",
+                timeout_secs: self.timeout.as_secs(),
+                engine: self.speaker(),
+            })?
+    }
+
     /// Each service's `PreviousSpec` image by service ID (bollard's `Service` has no
     /// `PreviousSpec`, so `/services` is read once more, as plain JSON).
     async fn previous_images(&self) -> Result<HashMap<String, String>, EngineError> {
@@ -440,36 +476,15 @@ impl Engine for DockerEngine {
             ("type", vec!["image", "container"]),
             ("event", names.to_vec()),
         ]);
-        let options = self.events_options(window, &filters);
-        let mut stream = self.docker.events(Some(options));
         // Each event is counted and sampled as it arrives, so an endless stream grows only a
-        // counter. `until` makes the daemon close the stream; the timeout guards one that
-        // doesn't.
+        // counter.
         let mut sampler = EventSampler::default();
-        let read = async {
-            while let Some(message) = stream.next().await {
-                let message = message.map_err(|error| match self.events_bound.passed() {
-                    Some(limit) => EngineError::Protocol {
-                        operation: "GET /events",
-                        message: bounded::too_large_message(limit, "GET /events"),
-                        engine: self.speaker(),
-                    },
-                    None => self.fail("GET /events")(error),
-                })?;
-                if let Some(event) = activity_of(message, window) {
-                    sampler.push(event);
-                }
+        self.read_events(window, &filters, |message| {
+            if let Some(event) = activity_of(message, window) {
+                sampler.push(event);
             }
-            Ok::<(), EngineError>(())
-        };
-        tokio::time::timeout(self.timeout, read)
-            .await
-            .map_err(|_| EngineError::Timeout {
-                endpoint: self.endpoint.clone(),
-                operation: "GET /events",
-                timeout_secs: self.timeout.as_secs(),
-                engine: self.speaker(),
-            })??;
+        })
+        .await?;
         Ok(sampler.finish())
     }
 
@@ -488,32 +503,12 @@ impl Engine for DockerEngine {
             ("type", vec!["container", "network", "image"]),
             ("event", vec!["die", "destroy", "create", "connect", "pull"]),
         ]);
-        let options = self.events_options(window, &filters);
-        let mut stream = self.docker.events(Some(options));
         // Only the relevant events are kept, the newest few: an endless stream grows a counter.
         let mut events = WorkerEvents::default();
-        let read = async {
-            while let Some(message) = stream.next().await {
-                let message = message.map_err(|error| match self.events_bound.passed() {
-                    Some(limit) => EngineError::Protocol {
-                        operation: "GET /events",
-                        message: bounded::too_large_message(limit, "GET /events"),
-                        engine: self.speaker(),
-                    },
-                    None => self.fail("GET /events")(error),
-                })?;
-                events.push(worker_event_of(message, window));
-            }
-            Ok::<(), EngineError>(())
-        };
-        tokio::time::timeout(self.timeout, read)
-            .await
-            .map_err(|_| EngineError::Timeout {
-                endpoint: self.endpoint.clone(),
-                operation: "GET /events",
-                timeout_secs: self.timeout.as_secs(),
-                engine: self.speaker(),
-            })??;
+        self.read_events(window, &filters, |message| {
+            events.push(worker_event_of(message, window));
+        })
+        .await?;
         Ok(events)
     }
 
@@ -522,43 +517,23 @@ impl Engine for DockerEngine {
         window: EventWindow,
     ) -> Result<Vec<ContainerDestroy>, EngineError> {
         let filters = HashMap::from([("type", vec!["container"]), ("event", vec!["destroy"])]);
-        let options = self.events_options(window, &filters);
-        let mut stream = self.docker.events(Some(options));
         // Bounded by the events answer's size bound (some 30,000 events at most).
         let mut destroyed = Vec::new();
-        let read = async {
-            while let Some(message) = stream.next().await {
-                let message = message.map_err(|error| match self.events_bound.passed() {
-                    Some(limit) => EngineError::Protocol {
-                        operation: "GET /events",
-                        message: bounded::too_large_message(limit, "GET /events"),
-                        engine: self.speaker(),
-                    },
-                    None => self.fail("GET /events")(error),
-                })?;
-                let image = message
-                    .actor
-                    .as_ref()
-                    .and_then(|actor| actor.attributes.as_ref())
-                    .and_then(|attributes| attributes.get("image"))
-                    .cloned()
-                    .unwrap_or_default();
-                let event = event_of(message, window);
-                destroyed.push(ContainerDestroy {
-                    time: event.time,
-                    image,
-                });
-            }
-            Ok::<(), EngineError>(())
-        };
-        tokio::time::timeout(self.timeout, read)
-            .await
-            .map_err(|_| EngineError::Timeout {
-                endpoint: self.endpoint.clone(),
-                operation: "GET /events",
-                timeout_secs: self.timeout.as_secs(),
-                engine: self.speaker(),
-            })??;
+        self.read_events(window, &filters, |message| {
+            let image = message
+                .actor
+                .as_ref()
+                .and_then(|actor| actor.attributes.as_ref())
+                .and_then(|attributes| attributes.get("image"))
+                .cloned()
+                .unwrap_or_default();
+            let event = event_of(message, window);
+            destroyed.push(ContainerDestroy {
+                time: event.time,
+                image,
+            });
+        })
+        .await?;
         Ok(destroyed)
     }
 
@@ -614,6 +589,12 @@ impl Engine for DockerEngine {
             .await?
         {
             Ok(items) => Ok(RemoveOutcome::Removed {
+                also_deleted: items
+                    .iter()
+                    .filter_map(|item| item.deleted.as_deref())
+                    .map(normalize_image_id)
+                    .filter(|deleted| deleted != id)
+                    .collect(),
                 untagged_tags: items
                     .into_iter()
                     .filter_map(|item| item.untagged)

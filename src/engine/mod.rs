@@ -30,7 +30,14 @@ pub enum RemoveOutcome {
     /// Deleted. `untagged_tags` lists the `name:tag` references Docker reported untagging on
     /// the way (digest references, `name@sha256:…`, are not tags and are left out): non-empty
     /// only when the image was tagged between the last look and the delete.
-    Removed { untagged_tags: Vec<String> },
+    ///
+    /// `also_deleted` lists the other image IDs the engine reports deleting with it: never any
+    /// on Docker (`noprune`), but Podman deletes untagged parents along with their child
+    /// whatever `noprune` says, and the plan only lets that happen to parents it planned too.
+    Removed {
+        untagged_tags: Vec<String>,
+        also_deleted: Vec<String>,
+    },
     /// 409: the image is in use or referenced in a way that forbids a plain delete.
     Conflict(String),
     /// 404 (or Podman's 500 "image not known"): somebody else removed it first.

@@ -41,6 +41,8 @@ enum Answer {
     /// Docker deleted the image but reports untagging a tag on the way (it was tagged after
     /// the lookup), and a digest reference that is not a tag.
     RemovedUntagging,
+    /// An engine that ignores `noprune` (Podman): it reports deleting these parents too.
+    RemovedWithParents(Vec<String>),
 }
 
 impl Answer {
@@ -161,6 +163,11 @@ impl Engine for FakeEngine<'_> {
         match self.answer(id) {
             Answer::Removed => Ok(RemoveOutcome::Removed {
                 untagged_tags: Vec::new(),
+                also_deleted: Vec::new(),
+            }),
+            Answer::RemovedWithParents(parents) => Ok(RemoveOutcome::Removed {
+                untagged_tags: Vec::new(),
+                also_deleted: parents.clone(),
             }),
             Answer::Conflict => Ok(RemoveOutcome::Conflict(
                 "image is being used by stopped container 1234".into(),
@@ -180,6 +187,7 @@ impl Engine for FakeEngine<'_> {
                 engine: Speaker::Known(EngineKind::Docker),
             }),
             Answer::RemovedUntagging => Ok(RemoveOutcome::Removed {
+                also_deleted: Vec::new(),
                 untagged_tags: vec!["app:rebuilt".into()],
             }),
             other => panic!("remove_image sent for {id} although its lookup answered {other:?}"),
@@ -374,6 +382,41 @@ async fn children_are_removed_before_their_parents() {
         let waves: Vec<u32> = order.iter().map(|id| wave(id)).collect();
         assert!(waves.windows(2).all(|w| w[0] <= w[1]), "{waves:?}");
     }
+}
+
+#[tokio::test]
+async fn parents_the_engine_deleted_with_their_child_are_removed_without_a_request() {
+    // 1 <- 2 <- 3 planned; Podman deletes 2 and 1 with 3 (it ignores `noprune`).
+    let images = vec![
+        image(1, &[], None, Some(9 * DAY)),
+        image(2, &[], Some(1), Some(8 * DAY)),
+        image(3, &[], Some(2), Some(7 * DAY)),
+    ];
+    let plan = plan::plan(&images, &[], Duration::from_secs(86_400), now());
+    assert_eq!(plan.candidates.len(), 3);
+    let log = RefCell::new(Vec::new());
+    let mut engine = FakeEngine::new(&log);
+    engine
+        .answers
+        .insert(id(3), Answer::RemovedWithParents(vec![id(2), id(1)]));
+    let execution = execute::execute(
+        &engine,
+        &plan,
+        4,
+        &Interrupt::never(),
+        scripted(&log, vec![Ok(all_open())]),
+    )
+    .await;
+    let mut removed: Vec<String> = execution.removed.iter().map(|r| r.id.clone()).collect();
+    removed.sort();
+    assert_eq!(removed, vec![id(1), id(2), id(3)], "{execution:?}");
+    assert!(execution.skipped.is_empty(), "{execution:?}");
+    assert_eq!(
+        engine.removes(),
+        vec![id(3)],
+        "one delete only: {:?}",
+        log.borrow()
+    );
 }
 
 #[tokio::test]
