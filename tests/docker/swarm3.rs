@@ -382,7 +382,7 @@ fn rolling_update(app: &App) {
     let (manager, w2, w3) = (rig.manager(), rig.worker(2), rig.worker(3));
     let service = SERVICE;
     // --- Mid rolling update to release 2: the manager sees the update; each worker is
-    // checked while its new task pulls (its old task container has exited).
+    // checked while its new task pulls (stop-first: its old task is being stopped or has exited).
     manager.docker_ok([
         "service", "update", "--detach", "--image", &app.web2, service,
     ]);
