@@ -1,14 +1,31 @@
 #!/usr/bin/env bash
-# Private Docker daemons for pruneguard's tests: one dockerd (and its own containerd) per
-# sandbox, each in its own network namespace, with its own data root, exec root and socket.
-# The host's default daemon and /var/run/docker.sock are never used.
+# Private container engines for pruneguard's tests: one engine (dockerd with its own
+# containerd, or a Podman service) per sandbox, each in its own network namespace, with its own
+# data root, exec root and socket. The host's default daemon and /var/run/docker.sock are never
+# used.
+#
+# Engines (--engine NAME; default docker-20.10; `scripts/engines.sh list`):
+#   docker-20.10              the host's dockerd (Debian 12's docker.io), classic overlay2 store
+#   docker-28                 dockerd 28 from a Debian sid root filesystem, classic overlay2 store
+#   docker-28-containerd      the same with the containerd image store (containerd started by
+#                             dockerd, root under the data root)
+#   docker-28-containerd-ext  the same, with containerd as a separate daemon whose root is on its
+#                             own filesystem (a loop-mounted ext4 image, DIR/ctr; dockerd
+#                             --containerd=SOCK)
+#   podman-5                  sid's `podman system service`, rootful, on DIR/podman.sock
+#   podman-4.3                Debian 12's Podman 4.3.1, from a bookworm root filesystem
+# The non-host engines run chrooted into a private overlayfs (DIR/root) over a root filesystem
+# that scripts/engines.sh builds once per machine (`ensure-engines`); DIR is bound into it at
+# its own path, so every path (socket, data root) is the same inside and outside.
 #
 # Usage (as root):
-#   scripts/sandbox.sh start DIR [--data-root-size MB]
-#       Start a sandbox in DIR (created). Prints one line: its DOCKER_HOST (unix:///…/docker.sock).
-#       --data-root-size puts the data root on a loop-mounted ext4 image of MB MiB (no reserved
-#       blocks, so `df` on DIR/data shows what images use).
-#   scripts/sandbox.sh pair DIR1 DIR2 [--data-root-size MB]
+#   scripts/sandbox.sh start DIR [--engine NAME] [--data-root-size MB] [--containerd-root-size MB]
+#       Start a sandbox in DIR (created). Prints one line: its DOCKER_HOST (unix:///…/docker.sock,
+#       or …/podman.sock). --data-root-size puts the data root on a loop-mounted ext4 image of MB
+#       MiB (no reserved blocks, so `df` on DIR/data shows what images use).
+#       --containerd-root-size (docker-28-containerd-ext; default 4096) sizes containerd's own
+#       filesystem (DIR/ctr, a sparse image).
+#   scripts/sandbox.sh pair DIR1 DIR2 [--engine NAME] [--data-root-size MB]   (docker engines)
 #       Two sandboxes whose namespaces are joined by a veth pair (pgsb0 in each) with
 #       10.213.0.1/24 (DIR1) and 10.213.0.2/24 (DIR2). Prints the two DOCKER_HOSTs, one a line.
 #       DIRn/addr holds each one's address.
@@ -22,11 +39,16 @@
 #       dockerd/containerd/shim whose command line names a path under PREFIX
 #   scripts/sandbox.sh list                 registered sandboxes: NETNS DIR
 #   scripts/sandbox.sh ensure-installed     apt-get install what the tests need, if missing
+#   scripts/sandbox.sh ensure-engines       that, and build the engines' root filesystems (cached)
+#   scripts/sandbox.sh engine DIR           print the engine of a started sandbox
 #
-# Files in DIR: netns (namespace name), host (DOCKER_HOST), addr (pair only), dockerd.log,
-# containerd.log, data/ (data root), state (key=value, also kept in /run/pgsb/NETNS).
+# Files in DIR: netns (namespace name), host (DOCKER_HOST), engine, addr (pair only),
+# dockerd.log or podman.log, containerd.log, data/ (data root; Podman's graphroot),
+# ctr/root (containerd-ext: containerd's root), state (key=value, also kept in /run/pgsb/NETNS).
 # Environment: PGSB_DOCKER (docker CLI to use; default /usr/bin/docker, else `docker`),
-# PGSB_STORAGE_DRIVER (default: dockerd's choice), PGSB_START_TIMEOUT (seconds, default 60).
+# PGSB_STORAGE_DRIVER (default: dockerd's choice), PGSB_START_TIMEOUT (seconds, default 60),
+# PRUNEGUARD_ENGINE (the default of --engine), PGSB_CONTAINERD_ROOT_SIZE (MiB, default 4096),
+# PRUNEGUARD_CI_CACHE and PRUNEGUARD_DEBIAN_MIRROR (scripts/engines.sh).
 set -Eeuo pipefail
 
 # dockerd, ip, losetup and mkfs live in sbin, which a non-login PATH may lack.
@@ -42,6 +64,9 @@ MAX_DIR_LEN=50
 # say, die, alive, kill_wait.
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+# rootfs_of, chroot_setup, in_chroot, podman_config, ensure_one.
+# shellcheck source-path=SCRIPTDIR source=engines.sh
+. "$(dirname "${BASH_SOURCE[0]}")/engines.sh"
 
 docker_cli() {
   if [ -n "${PGSB_DOCKER:-}" ]; then
@@ -104,12 +129,18 @@ cmd_ensure_installed() {
   rm -f "$log"
 }
 
+cmd_ensure_engines() {
+  cmd_ensure_installed
+  ensure_one sid
+  ensure_one bookworm
+}
+
 # ---------------------------------------------------------------------------------------------
 # state
 
 # Sandbox state lives in DIR/state and, so that stray sandboxes can be found even after DIR is
 # gone, in $REGISTRY/NETNS. Lines: key=value.
-S_NAME='' S_DIR='' S_RUNDIR='' S_SOCK='' S_CSOCK='' S_DISK=''
+S_NAME='' S_DIR='' S_RUNDIR='' S_SOCK='' S_CSOCK='' S_DISK='' S_ENGINE='' S_ROOT='' S_CDISK=''
 # What a start is doing, for the one message that says which step failed.
 STEP=''
 
@@ -117,15 +148,15 @@ state_write() {
   local f
   mkdir -p "$REGISTRY"
   for f in "$S_DIR/state" "$REGISTRY/$S_NAME"; do
-    printf 'name=%s\ndir=%s\nrundir=%s\nsock=%s\ncsock=%s\ndisk=%s\n' \
-      "$S_NAME" "$S_DIR" "$S_RUNDIR" "$S_SOCK" "$S_CSOCK" "$S_DISK" >"$f"
+    printf 'name=%s\ndir=%s\nrundir=%s\nsock=%s\ncsock=%s\ndisk=%s\nengine=%s\nroot=%s\ncdisk=%s\n' \
+      "$S_NAME" "$S_DIR" "$S_RUNDIR" "$S_SOCK" "$S_CSOCK" "$S_DISK" "$S_ENGINE" "$S_ROOT" "$S_CDISK" >"$f"
   done
   printf '%s\n' "$S_NAME" >"$S_DIR/netns"
 }
 
 state_read_file() {
   local k v
-  S_NAME='' S_DIR='' S_RUNDIR='' S_SOCK='' S_CSOCK='' S_DISK=''
+  S_NAME='' S_DIR='' S_RUNDIR='' S_SOCK='' S_CSOCK='' S_DISK='' S_ENGINE=docker-20.10 S_ROOT='' S_CDISK=''
   while IFS='=' read -r k v; do
     case "$k" in
       name) S_NAME=$v ;;
@@ -134,6 +165,9 @@ state_read_file() {
       sock) S_SOCK=$v ;;
       csock) S_CSOCK=$v ;;
       disk) S_DISK=$v ;;
+      engine) S_ENGINE=$v ;;
+      root) S_ROOT=$v ;;
+      cdisk) S_CDISK=$v ;;
     esac
   done <"$1"
   [ -n "$S_NAME" ] && [ -n "$S_DIR" ]
@@ -153,7 +187,7 @@ state_load() {
       fi
     done
   fi
-  S_NAME='' S_DIR='' S_RUNDIR='' S_SOCK='' S_CSOCK='' S_DISK=''
+  S_NAME='' S_DIR='' S_RUNDIR='' S_SOCK='' S_CSOCK='' S_DISK='' S_ENGINE='' S_ROOT='' S_CDISK=''
   return 1
 }
 
@@ -177,6 +211,7 @@ pids_matching() {
     p=${p%/cmdline}
     case "$(cat "/proc/$p/comm" 2>/dev/null || true)" in
       dockerd | containerd | containerd-shim* | docker-proxy | runc | docker-init | docker-registry) ;;
+      podman | conmon | netavark | aardvark-dns | catatonit) ;;
       *) continue ;;
     esac
     printf '%s\n' "$p"
@@ -208,6 +243,25 @@ kill_tree() {
   kill -KILL "$pid" 2>/dev/null || true
   # shellcheck disable=SC2086 # a list of pids
   [ -z "$kids" ] || kill -KILL $kids 2>/dev/null || true
+}
+
+# PIDs of processes whose root directory is at or below one of the given paths (what runs in a
+# sandbox's chroot, containers included). Never this script: its root is /.
+pids_rooted_under() {
+  local f r p d
+  for f in /proc/[0-9]*/root; do
+    r=$(readlink "$f" 2>/dev/null) || continue
+    for d in "$@"; do
+      [ -n "$d" ] || continue
+      case "$r" in
+        "$d" | "$d"/*)
+          p=${f#/proc/}
+          printf '%s\n' "${p%/root}"
+          break
+          ;;
+      esac
+    done
+  done
 }
 
 # Mount points at or below any of the given paths, deepest first.
@@ -248,13 +302,20 @@ new_netns() {
   die "cannot create a network namespace (ip netns add)"
 }
 
-# Prepare DIR: netns, dirs, optional loop-mounted data root, config files. Sets S_*.
+# Prepare DIR for ENGINE: netns, dirs, optional loop-mounted data root, containerd's own
+# filesystem (containerd-ext), the chroot (engines from a root filesystem), config files. Sets S_*.
 prepare() {
-  local dir=$1 size=$2
+  local dir=$1 size=$2 engine=$3 csize=$4 rootfs
   [ -e "$dir/state" ] && die "$dir already holds a sandbox (stop it first)"
+  rootfs=$(rootfs_of "$engine")
+  # Before anything is made, so that nothing is left to clean up.
+  if [ -n "$rootfs" ] && ! rootfs_fresh "$rootfs"; then
+    die "the $rootfs root filesystem that $engine runs from is not built (run as root: scripts/sandbox.sh ensure-engines, or scripts/test.sh --engine $engine, which does)"
+  fi
   STEP="creating $dir"
   mkdir -p "$dir"
   S_DIR=$dir
+  S_ENGINE=$engine
   STEP="creating a network namespace"
   S_NAME=$(new_netns)
   STEP="writing the sandbox's state"
@@ -264,11 +325,24 @@ prepare() {
     S_RUNDIR=$(mktemp -d /tmp/pgsb.XXXXXXXX)
   fi
   S_SOCK=$S_RUNDIR/docker.sock
-  S_CSOCK=$S_RUNDIR/c/containerd.sock
+  S_ROOT=''
+  [ -n "$rootfs" ] && S_ROOT=$dir/root
+  case "$engine" in
+    docker-20.10 | docker-28-containerd-ext) S_CSOCK=$S_RUNDIR/c/containerd.sock ;;
+    # dockerd starts its own containerd, with its socket in the exec root.
+    docker-28 | docker-28-containerd) S_CSOCK=$S_RUNDIR/exec/containerd/containerd.sock ;;
+    podman-*)
+      S_CSOCK=''
+      S_SOCK=$S_RUNDIR/podman.sock
+      ;;
+  esac
   S_DISK=''
+  S_CDISK=''
   [ -n "$size" ] && S_DISK=$dir/disk.img
+  [ "$engine" = docker-28-containerd-ext ] && S_CDISK=$dir/ctr.img
   state_write
-  mkdir -p "$dir/data" "$S_RUNDIR/exec" "$S_RUNDIR/c"
+  printf '%s\n' "$engine" >"$dir/engine"
+  mkdir -p "$dir/data" "$S_RUNDIR/exec" "$S_RUNDIR/c" "$S_RUNDIR/run"
   if [ -n "$size" ]; then
     STEP="creating the ${size} MiB data root image"
     truncate -s "${size}M" "$S_DISK"
@@ -277,13 +351,32 @@ prepare() {
     STEP="loop-mounting the data root image"
     mount -o loop "$S_DISK" "$dir/data"
   fi
-  STEP="writing the daemons' configuration"
-  mkdir -p "$dir/data/containerd"
-  # Our own containerd (dockerd 20.10 would otherwise use the host's containerd whenever
-  # /run/containerd/containerd.sock exists, mixing sandboxes in one containerd namespace).
-  cat >"$dir/containerd.toml" <<EOF
+  local croot=$dir/data/containerd
+  if [ -n "$S_CDISK" ]; then
+    STEP="creating containerd's own ${csize} MiB filesystem"
+    mkdir -p "$dir/ctr"
+    truncate -s "${csize}M" "$S_CDISK"
+    mkfs.ext4 -q -F -m 0 -L pgsb-ctr "$S_CDISK" >/dev/null
+    mount -o loop "$S_CDISK" "$dir/ctr"
+    croot=$dir/ctr/root
+  fi
+  if [ -n "$S_ROOT" ]; then
+    STEP="mounting the $rootfs root filesystem for $engine at $S_ROOT"
+    if [ "$S_RUNDIR" = "$dir" ]; then
+      chroot_setup "$rootfs" "$S_ROOT" "$dir"
+    else
+      chroot_setup "$rootfs" "$S_ROOT" "$dir" "$S_RUNDIR"
+    fi
+  fi
+  STEP="writing the engine's configuration"
+  case "$engine" in
+    docker-20.10 | docker-28-containerd-ext)
+      mkdir -p "$croot"
+      # Our own containerd (dockerd 20.10 would otherwise use the host's containerd whenever
+      # /run/containerd/containerd.sock exists, mixing sandboxes in one containerd namespace).
+      cat >"$dir/containerd.toml" <<EOF
 version = 2
-root = "$dir/data/containerd"
+root = "$croot"
 state = "$S_RUNDIR/c/state"
 disabled_plugins = ["io.containerd.grpc.v1.cri"]
 oom_score = 0
@@ -296,19 +389,40 @@ oom_score = 0
 [metrics]
   address = ""
 EOF
-  # deprecated-key-path keeps dockerd 20.10 from writing /etc/docker/key.json (no such flag).
-  cat >"$dir/daemon.json" <<EOF
-{
-  "deprecated-key-path": "$dir/key.json"
-}
-EOF
+      ;;
+  esac
+  case "$engine" in
+    # deprecated-key-path keeps dockerd 20.10 from writing /etc/docker/key.json (no such flag).
+    docker-20.10) printf '{\n  "deprecated-key-path": "%s/key.json"\n}\n' "$dir" >"$dir/daemon.json" ;;
+    docker-28) printf '{\n  "features": {"containerd-snapshotter": false}\n}\n' >"$dir/daemon.json" ;;
+    docker-28-containerd*) printf '{\n  "features": {"containerd-snapshotter": true}\n}\n' >"$dir/daemon.json" ;;
+    podman-*) podman_config "$S_ROOT" "$dir/data" "$S_RUNDIR/run" "$engine" ;;
+  esac
   printf '%s\n' "$(host_url)" >"$dir/host"
+}
+
+# Runs one of the engine's daemons, directly (the host's engine) or in the chroot, both in the
+# sandbox's network namespace. It replaces the calling shell (exec; nsenter and chroot exec
+# too): call it backgrounded, `run_engine … &`, so that $! is the daemon's own pid, which
+# stop-daemon and stop kill.
+run_engine() {
+  if [ -n "$S_ROOT" ]; then
+    in_chroot "$S_NAME" "$S_ROOT" "$@"
+  else
+    exec nsenter --net="/var/run/netns/$S_NAME" -- "$@"
+  fi
+}
+
+daemon_name() {
+  case "$S_ENGINE" in
+    podman-*) echo podman ;;
+    *) echo dockerd ;;
+  esac
 }
 
 launch_containerd() {
   : >>"$S_DIR/containerd.log"
-  nsenter --net="/var/run/netns/$S_NAME" -- \
-    containerd --config "$S_DIR/containerd.toml" \
+  run_engine containerd --config "$S_DIR/containerd.toml" \
     </dev/null >>"$S_DIR/containerd.log" 2>&1 &
   printf '%s\n' "$!" >"$S_DIR/containerd.pid"
 }
@@ -320,14 +434,22 @@ launch_dockerd() {
     --exec-root "$S_RUNDIR/exec"
     --pidfile "$S_DIR/docker.pid"
     -H "unix://$S_SOCK"
-    --containerd "$S_CSOCK"
     --shutdown-timeout 5
   )
+  case "$S_ENGINE" in
+    docker-20.10 | docker-28-containerd-ext) args+=(--containerd "$S_CSOCK") ;;
+  esac
   [ -n "${PGSB_STORAGE_DRIVER:-}" ] && args+=(--storage-driver "$PGSB_STORAGE_DRIVER")
   : >>"$S_DIR/dockerd.log"
-  nsenter --net="/var/run/netns/$S_NAME" -- dockerd "${args[@]}" \
-    </dev/null >>"$S_DIR/dockerd.log" 2>&1 &
+  run_engine dockerd "${args[@]}" </dev/null >>"$S_DIR/dockerd.log" 2>&1 &
   printf '%s\n' "$!" >"$S_DIR/dockerd.pid"
+}
+
+launch_podman() {
+  : >>"$S_DIR/podman.log"
+  run_engine podman --log-level=info system service --time=0 "unix://$S_SOCK" \
+    </dev/null >>"$S_DIR/podman.log" 2>&1 &
+  printf '%s\n' "$!" >"$S_DIR/podman.pid"
 }
 
 wait_socket() {
@@ -342,22 +464,23 @@ wait_socket() {
 }
 
 wait_daemon() {
-  local timeout=${PGSB_START_TIMEOUT:-60} cli pid start
-  STEP="waiting for dockerd to answer"
+  local timeout=${PGSB_START_TIMEOUT:-60} cli pid start daemon
+  daemon=$(daemon_name)
+  STEP="waiting for $daemon to answer (engine $S_ENGINE)"
   cli=$(docker_cli)
-  pid=$(cat "$S_DIR/dockerd.pid")
+  pid=$(cat "$S_DIR/$daemon.pid")
   start=$SECONDS
   while ((SECONDS - start < timeout)); do
     if "$cli" -H "unix://$S_SOCK" version --format '{{.Server.Version}}' >/dev/null 2>&1; then
       return 0
     fi
     if ! alive "$pid"; then
-      say "$PROG: dockerd exited during start"
+      say "$PROG: $daemon ($S_ENGINE) exited during start"
       return 1
     fi
     sleep 0.1
   done
-  say "$PROG: dockerd did not answer within ${timeout} s"
+  say "$PROG: $daemon ($S_ENGINE) did not answer within ${timeout} s"
   return 1
 }
 
@@ -371,7 +494,7 @@ start_failed() {
   # A function's `return 1` names no command worth showing; the step says it.
   case $failed in return*) failed='' ;; esac
   say "$PROG: sandbox in $dir failed to start while ${STEP:-preparing it}${failed:+ (the failing command: $failed)}."
-  for log in containerd.log:5 dockerd.log:30; do
+  for log in containerd.log:5 dockerd.log:30 podman.log:30; do
     lines=${log#*:}
     log=${log%%:*}
     if [ -s "$dir/$log" ]; then
@@ -406,17 +529,50 @@ forget_partial() {
 }
 
 launch_all() {
-  STEP="starting containerd"
-  launch_containerd
-  wait_socket "$S_CSOCK" "$(cat "$S_DIR/containerd.pid")" containerd || return 1
-  STEP="starting dockerd"
-  launch_dockerd
+  case "$S_ENGINE" in
+    docker-20.10 | docker-28-containerd-ext)
+      STEP="starting containerd ($S_ENGINE)"
+      launch_containerd
+      wait_socket "$S_CSOCK" "$(cat "$S_DIR/containerd.pid")" containerd || return 1
+      ;;
+  esac
+  case "$S_ENGINE" in
+    podman-*)
+      STEP="starting podman system service ($S_ENGINE)"
+      launch_podman
+      ;;
+    *)
+      STEP="starting dockerd ($S_ENGINE)"
+      launch_dockerd
+      ;;
+  esac
 }
 
-parse_size() {
+# Options of start and pair: SIZE, CSIZE, ENGINE.
+parse_opts() {
   SIZE=''
+  CSIZE=${PGSB_CONTAINERD_ROOT_SIZE:-4096}
+  ENGINE=${PRUNEGUARD_ENGINE:-docker-20.10}
   while [ $# -gt 0 ]; do
     case "$1" in
+      --engine)
+        [ $# -ge 2 ] || die "--engine needs a NAME ($(main_list_engines))"
+        ENGINE=$2
+        shift 2
+        ;;
+      --engine=*)
+        ENGINE=${1#*=}
+        shift
+        ;;
+      --containerd-root-size)
+        [ $# -ge 2 ] || die "--containerd-root-size needs MB"
+        CSIZE=$2
+        shift 2
+        ;;
+      --containerd-root-size=*)
+        CSIZE=${1#*=}
+        shift
+        ;;
       --data-root-size)
         [ $# -ge 2 ] || die "--data-root-size needs MB"
         SIZE=$2
@@ -435,17 +591,24 @@ parse_size() {
     esac
     [ "$SIZE" -ge 16 ] || die "--data-root-size must be at least 16 MiB"
   fi
+  case "$CSIZE" in
+    '' | *[!0-9]*) die "--containerd-root-size wants a whole number of MiB, got: $CSIZE" ;;
+  esac
+  [ "$CSIZE" -ge 16 ] || die "--containerd-root-size must be at least 16 MiB"
+  rootfs_of "$ENGINE" >/dev/null
 }
+
+main_list_engines() { printf '%s ' "${ENGINES[@]}"; }
 
 cmd_start() {
   need_root
-  [ $# -ge 1 ] || die "usage: $0 start DIR [--data-root-size MB]"
+  [ $# -ge 1 ] || die "usage: $0 start DIR [--engine NAME] [--data-root-size MB]"
   local dir
   dir=$(abspath "$1")
   shift
-  parse_size "$@"
+  parse_opts "$@"
   trap 'start_failed "$dir" "$BASH_COMMAND"' ERR
-  prepare "$dir" "$SIZE"
+  prepare "$dir" "$SIZE" "$ENGINE" "$CSIZE"
   launch_all
   wait_daemon
   trap - ERR
@@ -454,17 +617,18 @@ cmd_start() {
 
 cmd_pair() {
   need_root
-  [ $# -ge 2 ] || die "usage: $0 pair DIR1 DIR2 [--data-root-size MB]"
+  [ $# -ge 2 ] || die "usage: $0 pair DIR1 DIR2 [--engine NAME] [--data-root-size MB]"
   local d1 d2 n1 n2 h1 h2
   d1=$(abspath "$1")
   d2=$(abspath "$2")
   shift 2
   [ "$d1" != "$d2" ] || die "pair needs two different directories"
-  parse_size "$@"
+  parse_opts "$@"
+  case "$ENGINE" in podman-*) die "pair is for Docker engines (swarm); $ENGINE has no swarm" ;; esac
   trap 'failed_command=$BASH_COMMAND; stop_sandbox "$d1" || true; start_failed "$d2" "$failed_command"' ERR
-  prepare "$d1" "$SIZE"
+  prepare "$d1" "$SIZE" "$ENGINE" "$CSIZE"
   n1=$S_NAME
-  prepare "$d2" "$SIZE"
+  prepare "$d2" "$SIZE" "$ENGINE" "$CSIZE"
   n2=$S_NAME
   # The veth pair is created directly inside the two namespaces: it never exists on the host.
   STEP="linking the two namespaces (veth $VETH)"
@@ -498,14 +662,17 @@ cmd_host() {
 # ---------------------------------------------------------------------------------------------
 # stop
 
+# Stops the engine's API daemon (dockerd or podman system service).
 stop_dockerd() {
-  local cli pid ids
+  local cli pid ids daemon
+  daemon=$(daemon_name)
   pid=''
-  [ -f "$S_DIR/dockerd.pid" ] && pid=$(cat "$S_DIR/dockerd.pid" 2>/dev/null || true)
+  [ -f "$S_DIR/$daemon.pid" ] && pid=$(cat "$S_DIR/$daemon.pid" 2>/dev/null || true)
   alive "$pid" || return 0
   cli=$(docker_cli)
   # Kill running containers first: dockerd would give each its stop timeout on shutdown, and
-  # `sleep` as PID 1 ignores SIGTERM.
+  # `sleep` as PID 1 ignores SIGTERM. (Podman's containers outlive its service: conmon runs
+  # on its own; stop_sandbox kills what is left.)
   if [ -S "$S_SOCK" ]; then
     ids=$(timeout 10 "$cli" -H "unix://$S_SOCK" ps -q 2>/dev/null || true)
     if [ -n "$ids" ]; then
@@ -528,9 +695,17 @@ stop_sandbox() {
   # Anything still running that belongs to this sandbox: shims (their -address is our
   # containerd socket) with the container processes below them, a dockerd that lost its
   # pidfile, docker-proxy and the like.
-  for p in $(pids_matching "$S_CSOCK" "$S_RUNDIR/exec" "$S_DIR/containerd.toml" "$S_DIR/registry/config.yml"); do
+  for p in $(pids_matching "$S_CSOCK" "$S_RUNDIR/exec" "$S_DIR/containerd.toml" "$S_DIR/registry/config.yml" \
+    ${S_ROOT:+"$S_DIR/" "$S_RUNDIR/"}); do
     kill_tree "$p"
   done
+  # Engines in a chroot: every process whose root is in the sandbox (the daemons, conmon, and
+  # the containers, whose roots are below the data root).
+  if [ -n "$S_ROOT" ]; then
+    for p in $(pids_rooted_under "$S_DIR" "$S_RUNDIR"); do
+      kill_tree "$p"
+    done
+  fi
   # Empty cgroups of this sandbox's containers (cgroup v1 and v2 layouts).
   if [ -d "$S_DIR/data/containers" ]; then
     for id in "$S_DIR"/data/containers/*; do
@@ -542,12 +717,23 @@ stop_sandbox() {
       done
     done
   fi
-  unmount_under "$S_DIR" "$S_RUNDIR"
-  if [ -n "$S_DISK" ]; then
-    losetup -j "$S_DISK" 2>/dev/null | cut -d: -f1 | while read -r p; do
-      if [ -n "$p" ]; then losetup -d "$p" 2>/dev/null || true; fi
+  if [ -d "$S_DIR/data/overlay-containers" ]; then
+    for id in "$S_DIR"/data/overlay-containers/*; do
+      id=${id##*/}
+      [ ${#id} -eq 64 ] || continue
+      for p in /sys/fs/cgroup/*/libpod_parent/libpod-"$id"/* /sys/fs/cgroup/*/libpod_parent/libpod-"$id" \
+        /sys/fs/cgroup/*/libpod_parent/conmon-"$id" /sys/fs/cgroup/libpod_parent/libpod-"$id"; do
+        if [ -d "$p" ]; then rmdir "$p" 2>/dev/null || true; fi
+      done
     done
   fi
+  unmount_under "$S_DIR" "$S_RUNDIR"
+  for p in "$S_DISK" "$S_CDISK"; do
+    [ -n "$p" ] || continue
+    losetup -j "$p" 2>/dev/null | cut -d: -f1 | while read -r p; do
+      if [ -n "$p" ]; then losetup -d "$p" 2>/dev/null || true; fi
+    done
+  done
   if [ -e "/var/run/netns/$S_NAME" ]; then
     ip -n "$S_NAME" link del "$VETH" 2>/dev/null || true
     ip netns del "$S_NAME" 2>/dev/null || say "$PROG: cannot delete netns $S_NAME"
@@ -578,16 +764,23 @@ cmd_start_daemon() {
   local dir pid
   dir=$(abspath "$1")
   state_load "$dir" || die "no sandbox in $1"
-  pid=$(cat "$S_DIR/dockerd.pid" 2>/dev/null || true)
-  alive "$pid" && die "dockerd of $dir is running"
-  pid=$(cat "$S_DIR/containerd.pid" 2>/dev/null || true)
-  if ! alive "$pid"; then
-    launch_containerd
-    wait_socket "$S_CSOCK" "$(cat "$S_DIR/containerd.pid")" containerd || exit 1
-  fi
-  launch_dockerd
+  pid=$(cat "$S_DIR/$(daemon_name).pid" 2>/dev/null || true)
+  alive "$pid" && die "$(daemon_name) of $dir is running"
+  case "$S_ENGINE" in
+    docker-20.10 | docker-28-containerd-ext)
+      pid=$(cat "$S_DIR/containerd.pid" 2>/dev/null || true)
+      if ! alive "$pid"; then
+        launch_containerd
+        wait_socket "$S_CSOCK" "$(cat "$S_DIR/containerd.pid")" containerd || exit 1
+      fi
+      ;;
+  esac
+  case "$S_ENGINE" in
+    podman-*) launch_podman ;;
+    *) launch_dockerd ;;
+  esac
   if ! wait_daemon; then
-    tail -n 30 "$S_DIR/dockerd.log" >&2
+    tail -n 30 "$S_DIR/$(daemon_name).log" >&2
     exit 1
   fi
   host_url
@@ -629,7 +822,7 @@ cmd_cleanup_under() {
   done
   # Daemons started from a sandbox whose state is gone: only processes whose command line
   # names a path under PREFIX, i.e. that this run started.
-  for p in $(pids_matching "$prefix/"); do
+  for p in $(pids_matching "$prefix/") $(pids_rooted_under "$prefix"); do
     say "$PROG: killing stray $(cat "/proc/$p/comm" 2>/dev/null || true) $p"
     kill_tree "$p"
   done
@@ -637,7 +830,7 @@ cmd_cleanup_under() {
 }
 
 main() {
-  [ $# -ge 1 ] || die "usage: $0 start|pair|stop|stop-daemon|start-daemon|host|list|cleanup-under|ensure-installed ..."
+  [ $# -ge 1 ] || die "usage: $0 start|pair|stop|stop-daemon|start-daemon|host|list|cleanup-under|ensure-installed|ensure-engines|engine ..."
   local cmd=$1
   shift
   case "$cmd" in
@@ -650,6 +843,12 @@ main() {
     list) cmd_list "$@" ;;
     cleanup-under) cmd_cleanup_under "$@" ;;
     ensure-installed) cmd_ensure_installed "$@" ;;
+    ensure-engines) cmd_ensure_engines "$@" ;;
+    engine)
+      [ $# -eq 1 ] || die "usage: $0 engine DIR"
+      state_load "$(abspath "$1")" || die "no sandbox in $1"
+      printf '%s\n' "$S_ENGINE"
+      ;;
     -h | --help | help) sed -n '2,/^set -Eeuo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//' ;;
     *) die "unknown command: $cmd" ;;
   esac

@@ -2,7 +2,18 @@
 # pruneguard's test command. Run it as root from anywhere in the repository:
 #
 #     scripts/test.sh [extra cargo-nextest arguments...]     (as root)
+#     scripts/test.sh --engine NAME [extra nextest arguments...]
 #     sudo -E env "PATH=$PATH" scripts/test.sh                (from a normal account)
+#
+# Engines (issue 10; `scripts/engines.sh list`): docker-20.10 (the host's dockerd), docker-28,
+# docker-28-containerd, docker-28-containerd-ext, podman-5, podman-4.3. With no arguments at
+# all, the whole suite runs on docker-20.10 and then the conformance suite
+# (tests/docker/conformance) on each of the other five, one nextest run each with
+# PRUNEGUARD_ENGINE set; any failure fails the whole. `--engine NAME` runs one target: on
+# docker-20.10 the whole suite, on the others the conformance suite. Extra arguments without
+# --engine narrow the docker-20.10 run only (and no other engine runs). The engines' root
+# filesystems are built first (debootstrap, cached in /var/cache/pruneguard-ci; ~1 min each
+# the first time on a machine, seconds after).
 #
 # It installs what the tests need when it is missing (Debian: docker.io, docker-registry,
 # prometheus, busybox-static, iproute2, time; quietly, only once), builds everything, runs the
@@ -37,7 +48,39 @@ if ! command -v cargo >/dev/null 2>&1 && [ -x "${HOME:-/root}/.cargo/bin/cargo" 
   export PATH="${HOME:-/root}/.cargo/bin:$PATH"
 fi
 
-bash "$here/sandbox.sh" ensure-installed
+engine=''
+case "${1:-}" in
+  --engine)
+    [ $# -ge 2 ] || { echo "scripts/test.sh: --engine needs a NAME: $(bash "$here/engines.sh" list | tr '\n' ' ')" >&2; exit 2; }
+    engine=$2
+    shift 2
+    ;;
+  --engine=*)
+    engine=${1#*=}
+    shift
+    ;;
+esac
+if [ -n "$engine" ] && ! bash "$here/engines.sh" list | grep -qx -- "$engine"; then
+  echo "scripts/test.sh: unknown engine $engine; the engines are: $(bash "$here/engines.sh" list | tr '\n' ' ')" >&2
+  exit 2
+fi
+# Which targets run: one (--engine), docker-20.10 alone (narrowed by arguments), or all.
+if [ -n "$engine" ]; then
+  targets=("$engine")
+elif [ $# -gt 0 ]; then
+  targets=(docker-20.10)
+else
+  mapfile -t targets < <(bash "$here/engines.sh" list)
+fi
+
+if [ "${targets[*]}" = docker-20.10 ]; then
+  bash "$here/sandbox.sh" ensure-installed
+else
+  echo "==> scripts/sandbox.sh ensure-engines (root filesystems of the engines, cached)"
+  started=$SECONDS
+  bash "$here/sandbox.sh" ensure-engines
+  echo "    engines ready in $((SECONDS - started)) s"
+fi
 
 if [ "${CI:-}" = true ] || [ "${CI:-}" = 1 ]; then
   export PRUNEGUARD_REQUIRE_DOCKER=1
@@ -74,12 +117,40 @@ if [ -f src/lib.rs ] && grep -rqE '^[[:space:]]*//[/!].*```' src; then
   cargo test --workspace --doc || failed=1
 fi
 
-if cargo nextest --version >/dev/null 2>&1; then
-  echo "==> cargo nextest run --profile $profile"
-  cargo nextest run --workspace --all-targets --no-fail-fast --profile "$profile" "$@" || failed=1
-else
-  echo "==> cargo-nextest is not installed; running cargo test instead" >&2
-  cargo test --workspace --all-targets --no-fail-fast "$@" || failed=1
-fi
+# One run per target: docker-20.10 runs everything (or what the arguments select), the others
+# the conformance suite. Each says how long it took; the summary repeats it.
+summary=()
+for target in "${targets[@]}"; do
+  export PRUNEGUARD_ENGINE=$target
+  started=$SECONDS
+  rc=0
+  if [ "$target" = docker-20.10 ]; then
+    selection=()
+  else
+    selection=(--test docker -E 'test(conformance::)')
+  fi
+  if cargo nextest --version >/dev/null 2>&1; then
+    if [ "$target" = docker-20.10 ]; then
+      echo "==> [$target] cargo nextest run --profile $profile (the whole suite)"
+      cargo nextest run --workspace --all-targets --no-fail-fast --profile "$profile" "$@" || rc=$?
+    else
+      echo "==> [$target] cargo nextest run --profile $profile ${selection[*]}"
+      cargo nextest run --no-fail-fast --profile "$profile" "${selection[@]}" "$@" || rc=$?
+    fi
+  else
+    echo "==> [$target] cargo-nextest is not installed; running cargo test instead" >&2
+    if [ "$target" = docker-20.10 ]; then
+      cargo test --workspace --all-targets --no-fail-fast "$@" || rc=$?
+    else
+      cargo test --no-fail-fast --test docker "$@" -- conformance:: || rc=$?
+    fi
+  fi
+  [ "$rc" -eq 0 ] || failed=1
+  summary+=("$(printf '%-26s %-6s %4d s' "$target" "$([ "$rc" -eq 0 ] && echo ok || echo FAILED)" $((SECONDS - started)))")
+done
 
+if [ ${#targets[@]} -gt 1 ]; then
+  echo "==> engines"
+  printf '    %s\n' "${summary[@]}"
+fi
 exit "$failed"

@@ -151,13 +151,25 @@ pub async fn pass(settings: &Settings, mode: Mode, signals: &Signals) -> anyhow:
         };
         (Decided::interrupted_early(), Some(execution))
     };
-    let disk_before = decided.disk;
-    let observation_warnings = decided.warnings;
-    let disk_after = match (&execution, &disk_before) {
+    let disk_before = decided.disk.clone();
+    let observation_warnings = decided.warnings.clone();
+    let mut disk_after = match (&execution, &disk_before) {
         // Measured again whenever deleting ran, as before the hardening.
         (Some(_), Some(before)) => disk::usage(&before.path).ok(),
         _ => None,
     };
+    let dangling_reclaimed = freed(disk_before.as_ref(), disk_after.as_ref());
+    let tier_outcomes = run_tiers(
+        &engine,
+        settings,
+        &decided,
+        execution.as_ref(),
+        disk_before.as_ref(),
+        &mut disk_after,
+        signals,
+    )
+    .await?;
+
     let more_disks: Vec<(DiskUsage, Option<DiskUsage>)> = decided
         .more_disks
         .into_iter()
@@ -186,10 +198,72 @@ pub async fn pass(settings: &Settings, mode: Mode, signals: &Signals) -> anyhow:
         min_age: &min_age,
     });
     report.warnings.extend(observation_warnings);
+    if decided.tier_inputs.is_some() {
+        report.set_tiers(dangling_reclaimed, tier_outcomes);
+    }
     if !dry_run {
         state::persist(settings, &mut report);
     }
     Ok(report)
+}
+
+/// The opt-in tiers after the dangling tier: their plans in a dry run, their removals in a
+/// real run whose gates were open and whose dangling tier finished; `disk_after` is measured
+/// again after they ran.
+async fn run_tiers(
+    engine: &DockerEngine,
+    settings: &Settings,
+    decided: &Decided,
+    execution: Option<&Execution>,
+    disk: Option<&DiskUsage>,
+    disk_after: &mut Option<DiskUsage>,
+    signals: &Signals,
+) -> anyhow::Result<Vec<crate::tiers::TierOutcome>> {
+    use crate::tiers::execute as tiers;
+    let Some(inputs) = &decided.tier_inputs else {
+        return Ok(Vec::new());
+    };
+    let disk_path = disk.map(|disk| disk.path.clone()).unwrap_or_default();
+    let context = tiers::Context {
+        tiers: &settings.tiers,
+        policy: &settings.policy,
+        services: &inputs.services,
+        record: inputs.record.as_ref(),
+        disk_path: &disk_path,
+    };
+    let stopped = execution.and_then(|execution| execution.stopped.as_ref());
+    Ok(if settings.dry_run {
+        tiers::plan_only(
+            &context,
+            &inputs.images,
+            &inputs.containers,
+            disk,
+            inputs.now,
+        )
+    } else if disk.is_none() {
+        tiers::not_run(&settings.tiers, "the disk could not be measured")
+    } else if stopped.is_some() {
+        tiers::not_run(
+            &settings.tiers,
+            "the dangling tier stopped early, so no later tier runs",
+        )
+    } else if matches!(decided.action, Action::Execute | Action::NothingToDo) {
+        let outcomes = tiers::run(engine, &context, signals.interrupt(), |_| {
+            snapshot::recheck_gates(engine, settings)
+        })
+        .await?;
+        *disk_after = disk.and_then(|before| disk::usage(&before.path).ok());
+        outcomes
+    } else {
+        tiers::not_run(&settings.tiers, "a gate is closed")
+    })
+}
+
+/// Used bytes the filesystem lost between two measurements (0 when either is missing).
+fn freed(before: Option<&DiskUsage>, after: Option<&DiskUsage>) -> u64 {
+    before.zip(after).map_or(0, |(before, after)| {
+        before.used_bytes.saturating_sub(after.used_bytes)
+    })
 }
 
 /// Everything decided before acting.
@@ -204,6 +278,18 @@ struct Decided {
     /// The disk gate's other filesystems that could be measured.
     more_disks: Vec<DiskUsage>,
     image_store: Option<ImageStore>,
+    /// What the opt-in tiers decide by; `None` when none is enabled.
+    tier_inputs: Option<TierInputs>,
+}
+
+/// The look at the host the opt-in tiers plan from (a run lists images again after the
+/// dangling tier).
+struct TierInputs {
+    images: Vec<crate::model::Image>,
+    containers: Vec<crate::model::Container>,
+    services: Vec<crate::model::Service>,
+    record: Option<crate::observe::Record>,
+    now: chrono::DateTime<Utc>,
 }
 
 impl Decided {
@@ -218,6 +304,7 @@ impl Decided {
             warnings: Vec::new(),
             more_disks: Vec::new(),
             image_store: None,
+            tier_inputs: None,
         }
     }
 }
@@ -248,19 +335,22 @@ async fn decide(
         ),
     };
     let now = Utc::now();
-    let (record, warnings) = match settings.policy.age_basis {
-        AgeBasis::UnusedFor => {
-            let (record, warnings) =
-                crate::record::observe(engine, settings, &images, containers, now).await?;
-            (Some(record), warnings)
-        }
-        AgeBasis::Created => (None, Vec::new()),
+    // The unused_tagged tier measures last use from the record too, whatever the age basis.
+    let observing =
+        settings.policy.age_basis == AgeBasis::UnusedFor || settings.tiers.unused_tagged.enabled;
+    let (record, warnings) = if observing {
+        let (record, warnings) =
+            crate::record::observe(engine, settings, &images, containers, now).await?;
+        (Some(record), warnings)
+    } else {
+        (None, Vec::new())
     };
     let rules = plan::Rules {
         min_age: settings.policy.min_age,
-        age: record
-            .as_ref()
-            .map_or(plan::Age::Created, plan::Age::UnusedFor),
+        age: match (&record, settings.policy.age_basis) {
+            (Some(record), AgeBasis::UnusedFor) => plan::Age::UnusedFor(record),
+            _ => plan::Age::Created,
+        },
         services,
         // Podman deletes untagged parents with their child whatever `noprune` says (D10).
         honours_noprune: evaluated.snapshot.daemon.engine.honours_noprune(),
@@ -279,7 +369,15 @@ async fn decide(
         debug!(image = %short_id(&kept.id), reason = kept.reason.as_str(), "kept");
     }
     let action = Action::decide(dry_run, &evaluated.verdicts, &plan);
+    let tier_inputs = settings.tiers.any_enabled().then(|| TierInputs {
+        images: images.clone(),
+        containers: containers.clone(),
+        services: services.to_vec(),
+        record: record.clone(),
+        now,
+    });
     Ok(Decided {
+        tier_inputs,
         warnings,
         disk: evaluated.snapshot.disk.as_ref().ok().cloned(),
         more_disks: evaluated

@@ -267,6 +267,13 @@ pub struct RunArgs {
     #[arg(long)]
     pub no_swarm_gate: bool,
 
+    /// Enable an opt-in reclaim tier for this run: unused_tagged or build_cache (repeatable).
+    /// The dangling tier always runs first and is not a value here.
+    ///
+    /// [key: tiers.unused_tagged.enabled, tiers.build_cache.enabled]
+    #[arg(long = "tier", value_name = "NAME")]
+    pub tiers: Vec<String>,
+
     /// A swarm service or task converging longer than this counts as stuck and no longer blocks
     /// pruning [default: 30m].
     ///

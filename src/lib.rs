@@ -40,6 +40,7 @@ pub mod signals;
 pub mod snapshot;
 pub mod state;
 pub mod swarm_manager;
+pub mod tiers;
 pub mod wait;
 pub mod watch;
 pub mod worker_evidence;

@@ -182,6 +182,10 @@ pub struct Image {
     /// enough. `None` when not read or not recorded. Only ever makes an image later: its age
     /// reference, and its unused-since time.
     pub last_tag_time: Option<DateTime<Utc>>,
+    /// Bytes of its layers that other images share (`SharedSize`, asked for with
+    /// `shared-size=1`); `None` where the engine does not compute it (it sends -1, as
+    /// dockerd before API 1.42 does). Unique bytes are `size_bytes` minus this.
+    pub shared_size_bytes: Option<u64>,
 }
 
 impl Image {
@@ -438,6 +442,84 @@ pub fn is_image_id(id: &str) -> bool {
                 .bytes()
                 .all(|byte| matches!(byte, b'0'..=b'9' | b'a'..=b'f'))
     })
+}
+
+/// A tag reference (`repo:tag`, `registry:5000/team/app:3f9c`) in a strict subset of the
+/// distribution grammar: the only kind of name pruneguard puts into a request path (the
+/// `unused_tagged` tier's `DELETE /images/{name:tag}`). Lowercase path components of
+/// letters, digits and single `.`/`_`/`-` separators (`__` allowed), an optional registry host
+/// with a port first, and a tag of `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`. No `@`, `%`, `?`,
+/// `#`, spaces, `..` or empty components, so no value can change the path or the query.
+pub fn is_tag_reference(reference: &str) -> bool {
+    if reference.len() > 255 {
+        return false;
+    }
+    let Some((name, tag)) = reference.rsplit_once(':') else {
+        return false;
+    };
+    if tag.contains('/') || !is_tag(tag) {
+        return false;
+    }
+    let mut components = name.split('/').peekable();
+    let Some(first) = components.next() else {
+        return false;
+    };
+    let has_more = components.peek().is_some();
+    let first_ok =
+        if has_more && (first.contains('.') || first.contains(':') || first == "localhost") {
+            is_registry_host(first)
+        } else {
+            is_path_component(first)
+        };
+    first_ok && components.all(is_path_component)
+}
+
+fn is_tag(tag: &str) -> bool {
+    let bytes = tag.as_bytes();
+    !bytes.is_empty()
+        && bytes.len() <= 128
+        && (bytes[0].is_ascii_alphanumeric() || bytes[0] == b'_')
+        && bytes
+            .iter()
+            .all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'_' | b'.' | b'-'))
+}
+
+fn is_path_component(component: &str) -> bool {
+    let bytes = component.as_bytes();
+    let alnum = |byte: &u8| byte.is_ascii_lowercase() || byte.is_ascii_digit();
+    !bytes.is_empty()
+        && bytes.first().is_some_and(alnum)
+        && bytes.last().is_some_and(alnum)
+        && bytes
+            .iter()
+            .all(|byte| alnum(byte) || matches!(byte, b'.' | b'_' | b'-'))
+        && !component.contains("..")
+        && !component.contains("___")
+        && !component.contains(".-")
+        && !component.contains("-.")
+        && !component.contains("._")
+        && !component.contains("_.")
+}
+
+fn is_registry_host(host: &str) -> bool {
+    let (name, port) = match host.rsplit_once(':') {
+        Some((name, port)) => (name, Some(port)),
+        None => (host, None),
+    };
+    let port_ok = port.is_none_or(|port| {
+        !port.is_empty() && port.len() <= 5 && port.bytes().all(|byte| byte.is_ascii_digit())
+    });
+    port_ok
+        && !name.is_empty()
+        && name.split('.').all(|label| {
+            let bytes = label.as_bytes();
+            !bytes.is_empty()
+                && bytes.first().is_some_and(u8::is_ascii_alphanumeric)
+                && bytes.last().is_some_and(u8::is_ascii_alphanumeric)
+                && bytes
+                    .iter()
+                    .all(|byte| byte.is_ascii_alphanumeric() || *byte == b'-')
+        })
 }
 
 /// Some engines (Podman) send IDs as bare hex: give a bare 64-hex ID its `sha256:` prefix.

@@ -15,6 +15,10 @@
 //! - an observation older than the record's last update (a slower concurrent run) may drop
 //!   or delay entries but adds none.
 //!
+//! For tagged images (the `unused_tagged` tier) the record keeps `last_used`: the last time
+//! an image was seen used by a container, or first seen tagged here; the same refinements
+//! (destroy events, `LastTagTime`, unknown destroys meaning now) only move it later.
+//!
 //! No record (a first run, a lost or corrupt file) means "nothing proven yet": no image is
 //! old enough until it has been observed for `min_age`.
 
@@ -43,6 +47,21 @@ pub struct Record {
     pub updated_at: Option<DateTime<Utc>>,
     /// By image ID (`sha256:…`).
     pub images: BTreeMap<String, Entry>,
+    /// Tagged images by ID: when each was last seen in use (issue 13's `unused_tagged` tier).
+    /// Added to version 1 without a version change: an older pruneguard ignores it and writes
+    /// the record back without it, so the tagged images' clocks start over (they look younger,
+    /// never older).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tagged: BTreeMap<String, TaggedEntry>,
+}
+
+/// What the record knows about one tagged image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaggedEntry {
+    /// The last time it was seen used by a container (in any state), or first seen tagged
+    /// here (pulled, built, tagged), whichever is later; container `destroy` events and the
+    /// store's `LastTagTime` only move it later.
+    pub last_used: DateTime<Utc>,
 }
 
 /// What the record knows about one image.
@@ -59,6 +78,7 @@ impl Default for Record {
             version: RECORD_VERSION,
             updated_at: None,
             images: BTreeMap::new(),
+            tagged: BTreeMap::new(),
         }
     }
 }
@@ -83,6 +103,7 @@ impl Record {
             .map_err(|error| format!("it is not an observation record ({error})"))?;
         // Keys that are no image ID could never match one; they are dropped, not trusted.
         record.images.retain(|id, _| is_image_id(id));
+        record.tagged.retain(|id, _| is_image_id(id));
         Ok(record)
     }
 
@@ -97,6 +118,12 @@ impl Record {
     /// Since when `id` has been seen untagged and unused; `None` when not recorded.
     pub fn unused_since(&self, id: &str) -> Option<DateTime<Utc>> {
         self.images.get(id).map(|entry| entry.unused_since)
+    }
+
+    /// When the tagged image `id` was last seen used (or first seen tagged); `None` when not
+    /// recorded (never eligible for the `unused_tagged` tier until it is).
+    pub fn last_used(&self, id: &str) -> Option<DateTime<Utc>> {
+        self.tagged.get(id).map(|entry| entry.last_used)
     }
 
     /// When `id` has been untagged and unused for `min_age`; `None` when not recorded (never
@@ -136,6 +163,7 @@ pub fn update(previous: &Record, observation: &Observation<'_>, now: DateTime<Ut
             version: RECORD_VERSION,
             updated_at,
             images: BTreeMap::new(),
+            tagged: BTreeMap::new(),
         };
     }
     let tagged: HashSet<&str> = images
@@ -156,6 +184,29 @@ pub fn update(previous: &Record, observation: &Observation<'_>, now: DateTime<Ut
         }
         Err(_) => true,
     };
+    let mut tagged_entries: BTreeMap<String, TaggedEntry> = BTreeMap::new();
+    for image in images {
+        let id = image.id.as_str();
+        if !is_image_id(id) || !tagged.contains(id) {
+            continue;
+        }
+        let last = match previous.last_used(id) {
+            // Stale: may delay, adds none.
+            None if stale => continue,
+            // First seen tagged: as if pulled or built now.
+            None => now,
+            Some(last) if destroys_unknown || used.contains(id) => last.max(now),
+            Some(last) => last,
+        };
+        let last = [image.last_tag_time, last_destroy.get(id).copied()]
+            .into_iter()
+            .flatten()
+            .fold(last, DateTime::max);
+        let entry = tagged_entries
+            .entry(id.to_string())
+            .or_insert(TaggedEntry { last_used: last });
+        entry.last_used = entry.last_used.max(last);
+    }
     let mut result = BTreeMap::new();
     for image in images {
         let id = image.id.as_str();
@@ -182,5 +233,6 @@ pub fn update(previous: &Record, observation: &Observation<'_>, now: DateTime<Ut
         version: RECORD_VERSION,
         updated_at,
         images: result,
+        tagged: tagged_entries,
     }
 }

@@ -111,6 +111,11 @@ pub struct Report {
     pub disk_still_full: Option<bool>,
     pub wait: Option<WaitSummary>,
     pub stopped: Option<Stop>,
+    /// One entry per tier (issue 13): `dangling` (what the fields above describe), then each
+    /// enabled opt-in tier, with its own candidates, removed count and bytes. Absent from a
+    /// report made before anything was gathered.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tiers: Vec<crate::tiers::TierOutcome>,
     /// Problems writing the state or metrics file; the decision stands.
     pub warnings: Vec<String>,
     pub duration_ms: u64,
@@ -251,6 +256,7 @@ impl Report {
             disk_still_full: None,
             wait,
             stopped: execution.stopped,
+            tiers: Vec::new(),
             warnings: Vec::new(),
             duration_ms,
             kept_images_listed: dry_run.then(|| plan.kept_images.clone()),
@@ -259,6 +265,33 @@ impl Report {
         report.disk_still_full = report.still_full();
         report.summary = report.summarise(min_age);
         report
+    }
+
+    /// Adds the `tiers` section: the dangling tier from this report's own fields (with the
+    /// bytes the filesystem gained over it, `dangling_reclaimed_bytes`), then `opt_in`; the
+    /// summary gains a sentence per opt-in tier.
+    pub fn set_tiers(
+        &mut self,
+        dangling_reclaimed_bytes: u64,
+        opt_in: Vec<crate::tiers::TierOutcome>,
+    ) {
+        use crate::tiers::{TierName, TierOutcome, TierStatus};
+        let status = match self.decision {
+            _ if self.dry_run => TierStatus::Planned,
+            Decision::Skipped => TierStatus::Skipped,
+            _ => TierStatus::Ran,
+        };
+        let mut dangling = TierOutcome::new(TierName::Dangling, status);
+        dangling.candidates = u64::try_from(self.candidates.len()).unwrap_or(u64::MAX);
+        dangling.removed = u64::try_from(self.removed.len()).unwrap_or(u64::MAX);
+        dangling.reclaimed_bytes = dangling_reclaimed_bytes;
+        if status == TierStatus::Skipped {
+            dangling.reason = Some("a gate is closed".into());
+        }
+        dangling.disk_percent_before = self.disk.as_ref().map(|disk| disk.used_percent);
+        self.summary
+            .push_str(&crate::tiers::report::summary(&opt_in));
+        self.tiers = std::iter::once(dangling).chain(opt_in).collect();
     }
 
     /// Only a real run that attempted every candidate (or had none) can show that dangling
@@ -475,6 +508,7 @@ impl Report {
         self.text_kept(&mut out, verbose);
         self.text_execution(&mut out);
         self.text_disk(&mut out);
+        crate::tiers::report::text(&self.tiers, &mut out);
         for warning in &self.warnings {
             let _ = writeln!(out, "\nWarning: {warning}");
         }
@@ -779,6 +813,7 @@ impl Report {
             &plain(self.candidates.len().to_string()),
         );
         self.disk_metrics(&mut metric);
+        self.tier_metrics(&mut metric);
         #[expect(clippy::cast_precision_loss)] // milliseconds to seconds for a gauge
         let seconds = self.duration_ms as f64 / 1000.0;
         metric(
@@ -800,6 +835,25 @@ impl Report {
     }
 
     /// The disk's gauges, each absent when the report does not know its value.
+    fn tier_metrics(&self, metric: &mut impl FnMut(&str, &str, &str, &[(String, String)])) {
+        if self.tiers.is_empty() {
+            return;
+        }
+        let (removed, reclaimed) = crate::tiers::report::metric_samples(&self.tiers);
+        metric(
+            "pruneguard_tier_removed",
+            "What each tier of the last run removed: images (dangling), tags (unused_tagged), cache records (build_cache).",
+            "gauge",
+            &removed,
+        );
+        metric(
+            "pruneguard_tier_reclaimed_bytes",
+            "Bytes each tier of the last run freed (filesystem for the image tiers, the engine's count for build_cache).",
+            "gauge",
+            &reclaimed,
+        );
+    }
+
     fn disk_metrics(&self, metric: &mut impl FnMut(&str, &str, &str, &[(String, String)])) {
         if let Some(disk) = self.disk_after.as_ref().or(self.disk.as_ref()) {
             metric(

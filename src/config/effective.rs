@@ -177,5 +177,12 @@ pub fn render(settings: &Settings) -> String {
         "watch",
         &[("interval", set(duration(settings.watch_interval)), "")],
     );
+    for (name, keys) in super::tiers::render(&settings.tiers) {
+        let keys: Vec<(&str, Option<String>, &str)> = keys
+            .into_iter()
+            .map(|(key, value)| (key, Some(value), ""))
+            .collect();
+        table(name, &keys);
+    }
     out
 }

@@ -25,6 +25,7 @@ struct FileConfig {
     state: FileState,
     output: FileOutput,
     watch: FileWatch,
+    tiers: super::tiers::FileTiers,
 }
 
 type Text = Option<Spanned<String>>;
@@ -279,6 +280,7 @@ impl Lines<'_> {
         let path =
             |key: &str, value: Text| self.value(key, value, |text| values::absolute_path(&text));
         let mut gates = raw.gates;
+        let tiers = super::tiers::file_layer(self, raw.tiers)?;
         let workload = std::mem::take(&mut gates.workload);
         Ok(SettingsLayer {
             engine: EngineLayer {
@@ -364,7 +366,28 @@ impl Lines<'_> {
             watch: WatchLayer {
                 interval: duration("watch.interval", raw.watch.interval)?,
             },
+            tiers,
         })
+    }
+}
+
+impl super::tiers::FileValues for Lines<'_> {
+    fn value<R, T>(
+        &self,
+        key: &str,
+        raw: Option<Spanned<R>>,
+        parse: impl FnOnce(R) -> Result<T, String>,
+    ) -> Result<Option<Sourced<T>>, ConfigError> {
+        Lines::value(self, key, raw, parse)
+    }
+
+    fn list<T>(
+        &self,
+        key: &str,
+        raw: List,
+        parse: impl Fn(&str) -> Result<T, String>,
+    ) -> Result<Option<Sourced<Vec<T>>>, ConfigError> {
+        Lines::list(self, key, raw, parse)
     }
 }
 

@@ -144,5 +144,6 @@ pub fn layer(args: &RunArgs) -> Result<SettingsLayer, ConfigError> {
         "--metrics-file",
         args.metrics_file.as_deref().map(values::from_cwd),
     );
+    layer.tiers = super::tiers::flag_layer(&args.tiers)?;
     Ok(layer)
 }

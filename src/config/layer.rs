@@ -60,6 +60,8 @@ pub struct SettingsLayer {
     pub state: StateLayer,
     pub output: OutputLayer,
     pub watch: WatchLayer,
+    /// `[tiers.*]` (issue 13).
+    pub tiers: super::tiers::TiersLayer,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -189,6 +191,7 @@ impl SettingsLayer {
             watch: WatchLayer {
                 interval: self.watch.interval.or(lower.watch.interval),
             },
+            tiers: self.tiers.or(lower.tiers),
         }
     }
 }

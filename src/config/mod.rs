@@ -18,6 +18,7 @@ mod flags;
 mod host;
 mod layer;
 pub mod ranges;
+mod tiers;
 mod values;
 
 use std::path::{Path, PathBuf};
@@ -93,6 +94,8 @@ pub struct Settings {
     pub watch_interval: Duration,
     /// `gates.swarm.manager_host`: the manager a worker asks for its own tasks.
     pub swarm_manager_host: Option<HostUrl>,
+    /// The opt-in reclaim tiers (`[tiers.*]`, `--tier`).
+    pub tiers: crate::tiers::TierSettings,
 }
 
 /// The config file to read: none with `--no-config`, else `--config`, `PRUNEGUARD_CONFIG`, or
@@ -236,8 +239,10 @@ impl Settings {
             state,
             output,
             watch,
+            tiers,
         } = layer;
         let watch_interval = in_range(watch.interval, &ranges::WATCH_INTERVAL)?;
+        let tiers = tiers::combine(tiers, in_range)?;
         let api_timeout = in_range(engine.api_timeout, &ranges::API_TIMEOUT)?;
         let max_list_size = check(
             engine.max_list_size,
@@ -324,6 +329,7 @@ impl Settings {
             max_list_size,
             watch_interval,
             swarm_manager_host: gates.swarm.manager_host.map(|host| host.value),
+            tiers,
         })
     }
 

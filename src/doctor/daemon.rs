@@ -97,6 +97,10 @@ fn problem_and_fix(error: &EngineError) -> (String, String) {
             format!("the engine listed a malformed image ID {id:?}"),
             "check what answers on the engine's socket (a proxy in front of it?)".into(),
         ),
+        EngineError::MalformedReference { reference } => (
+            format!("the engine listed a malformed tag {reference:?}"),
+            "check what answers on the engine's socket (a proxy in front of it?)".into(),
+        ),
         EngineError::PermissionDenied { endpoint, engine } => (
             format!("permission denied on the {} {endpoint}", engine.socket()),
             lowercase_first(engine.permission_hint()),

@@ -174,6 +174,33 @@ impl Raw {
         }
         Ok((status, bytes))
     }
+
+    /// `POST path_and_query` with an empty body: the status and the whole (small) body.
+    pub async fn post(&self, path_and_query: &str) -> Result<(u16, Vec<u8>), BollardError> {
+        use hyper::body::Body as _;
+        let request = hyper::Request::builder()
+            .method(hyper::Method::POST)
+            .uri(format!("http://docker{path_and_query}"))
+            .body(bollard::body_full(hyper::body::Bytes::new()))?;
+        let response = send(
+            Arc::clone(&self.target),
+            Arc::new(AtomicBool::new(false)),
+            self.flavor.clone(),
+            self.list_limit,
+            request,
+        )
+        .await?;
+        let status = response.status().as_u16();
+        let mut body = response.into_body();
+        let mut bytes = Vec::new();
+        while let Some(frame) = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await
+        {
+            if let Ok(data) = frame?.into_data() {
+                bytes.extend_from_slice(&data);
+            }
+        }
+        Ok((status, bytes))
+    }
 }
 
 /// What the transport notes about, and does for, the engine it talks to (see the module

@@ -23,11 +23,15 @@ use chrono::{DateTime, TimeZone as _, Utc};
 use futures_util::StreamExt as _;
 
 use super::flavor::{self, Speaker, VersionFacts};
-use super::{Engine, EngineError, EventWindow, LastTagTime, RemoveOutcome, bounded};
+use super::{
+    BuildCacheOutcome, Engine, EngineError, EventWindow, LastTagTime, RemoveOutcome, UntagOutcome,
+    bounded, build_cache,
+};
 use crate::config::HostUrl;
 use crate::model::{
     Container, ContainerDestroy, DaemonInfo, EngineKind, Event, EventSampler, Events, Image,
-    ImageStore, Service, SwarmCluster, SwarmNode, Task, is_image_id, normalize_image_id,
+    ImageStore, Service, SwarmCluster, SwarmNode, Task, is_image_id, is_tag_reference,
+    normalize_image_id,
 };
 use crate::worker_evidence::{WorkerEvent, WorkerEvents};
 
@@ -360,7 +364,12 @@ impl Engine for DockerEngine {
     }
 
     async fn images(&self) -> Result<Vec<Image>, EngineError> {
-        let options = ListImagesOptionsBuilder::default().all(true).build();
+        // `shared-size` for the unused_tagged tier's expected bytes; engines that do not
+        // compute it send -1 (unknown).
+        let options = ListImagesOptionsBuilder::default()
+            .all(true)
+            .shared_size(true)
+            .build();
         let images = self
             .timed("GET /images/json", self.docker.list_images(Some(options)))
             .await?
@@ -386,6 +395,7 @@ impl Engine for DockerEngine {
                     .collect(),
                 // The list has no LastTagTime; on the containerd store it is read per candidate.
                 last_tag_time: None,
+                shared_size_bytes: u64::try_from(image.shared_size).ok(),
             })
             .collect())
     }
@@ -621,6 +631,54 @@ impl Engine for DockerEngine {
             Err(error) => Err(self.fail("DELETE /images/{id}")(error)),
         }
     }
+
+    async fn untag(&self, reference: &str) -> Result<UntagOutcome, EngineError> {
+        checked_reference(reference)?;
+        match self
+            .timed(
+                "DELETE /images/{name:tag}",
+                self.docker
+                    .remove_image(reference, Some(remove_options()), None),
+            )
+            .await?
+        {
+            Ok(items) => Ok(UntagOutcome::Untagged {
+                image_deleted: items.iter().any(|item| item.deleted.is_some()),
+            }),
+            Err(BollardError::DockerResponseServerError {
+                status_code: 409,
+                message,
+            }) => Ok(UntagOutcome::Conflict(message)),
+            Err(BollardError::DockerResponseServerError {
+                status_code,
+                message,
+            }) if flavor::is_gone(status_code, &message) => Ok(UntagOutcome::NotFound),
+            Err(error) => Err(self.fail("DELETE /images/{name:tag}")(error)),
+        }
+    }
+
+    async fn reclaim_build_cache(
+        &self,
+        keep_for: Duration,
+        keep_storage: u64,
+    ) -> Result<BuildCacheOutcome, EngineError> {
+        if self.kind == EngineKind::Podman {
+            // Podman's compat service is not Docker's BuildKit cache; nothing is tried instead.
+            return Ok(BuildCacheOutcome::Unsupported(
+                "Podman has no Docker build-cache API through its compatible service, so pruneguard does not reclaim its build cache".into(),
+            ));
+        }
+        let path = build_cache::path(
+            &self.docker.client_version().to_string(),
+            keep_for,
+            keep_storage,
+        );
+        let (status, body) = self
+            .timed(build_cache::OPERATION, self.raw.post(&path))
+            .await?
+            .map_err(self.fail(build_cache::OPERATION))?;
+        build_cache::outcome(status, &body, self.speaker())
+    }
 }
 
 /// One event of the stream as a swarm worker's evidence reads it.
@@ -689,6 +747,17 @@ fn checked_id(id: &str) -> Result<(), EngineError> {
     } else {
         Err(EngineError::MalformedId {
             id: id.escape_debug().to_string(),
+        })
+    }
+}
+
+/// Only a strict `repo:tag` goes into a tag delete's path (see `model::is_tag_reference`).
+fn checked_reference(reference: &str) -> Result<(), EngineError> {
+    if is_tag_reference(reference) {
+        Ok(())
+    } else {
+        Err(EngineError::MalformedReference {
+            reference: reference.escape_debug().to_string(),
         })
     }
 }

@@ -4,6 +4,7 @@
 //! no code path above this module can reach them.
 
 mod bounded;
+mod build_cache;
 mod docker;
 pub mod flavor;
 
@@ -43,6 +44,27 @@ pub enum LastTagTime {
     Known(Option<DateTime<Utc>>),
     /// 404: the image no longer exists.
     Gone,
+}
+
+/// What happened to one `DELETE /images/{name:tag}` (the `unused_tagged` tier).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UntagOutcome {
+    /// The tag is gone; `image_deleted` when the image went with it (it was its last tag).
+    Untagged { image_deleted: bool },
+    /// 409: a container uses the image (or another conflict): nothing changed, a skip.
+    Conflict(String),
+    /// 404: the tag no longer exists.
+    NotFound,
+}
+
+/// What the engine's build-cache API did (the `build_cache` tier).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BuildCacheOutcome {
+    /// Cache records removed and the bytes the engine says it reclaimed.
+    Reclaimed { records: u64, reclaimed_bytes: u64 },
+    /// The engine has no build-cache API (it answered 404 or 501, or is not Docker): nothing
+    /// was removed, and nothing else is tried instead.
+    Unsupported(String),
 }
 
 /// Errors at the engine boundary. Messages are sentences that name the engine (once it is
@@ -94,6 +116,11 @@ pub enum EngineError {
         "refusing to send a request for the image ID {id:?}: it is not sha256 and 64 hex digits, so it could change the request's path. Nothing was sent; the engine (or a proxy in front of it) listed a malformed ID."
     )]
     MalformedId { id: String },
+
+    #[error(
+        "refusing to send a request for the tag {reference:?}: it is not a plain repo:tag reference, so it could change the request's path. Nothing was sent; the daemon (or a proxy in front of it) listed a malformed tag."
+    )]
+    MalformedReference { reference: String },
 
     #[error(
         "unsupported engine host {host:?}: {reason}. Use unix:///path/to/docker.sock (or Podman's podman.sock) or tcp://host:port."
@@ -165,6 +192,30 @@ pub trait Engine {
     /// engine that honours `noprune`) never its parents: the plan removes eligible parents
     /// itself, and on one that does not, it plans no image whose untagged parent stays.
     async fn remove_image(&self, id: &str) -> Result<RemoveOutcome, EngineError>;
+    /// `DELETE /images/{name:tag}?force=false&noprune=true`: one tag (`model::is_tag_reference`
+    /// only), never forced; the image goes only with its last tag. An engine that cannot do
+    /// this says so (the default), and the tier records a failure, never a fallback.
+    async fn untag(&self, reference: &str) -> Result<UntagOutcome, EngineError> {
+        let _ = reference;
+        Err(EngineError::Protocol {
+            engine: Speaker::Unknown,
+            operation: "DELETE /images/{name:tag}",
+            message: "this engine does not remove tags".into(),
+        })
+    }
+    /// The engine's build-cache API, its only interface to build cache: records unused for
+    /// longer than `keep_for`, keeping `keep_storage` bytes (0: no budget). Engines without it
+    /// report [`BuildCacheOutcome::Unsupported`] (the default).
+    async fn reclaim_build_cache(
+        &self,
+        keep_for: std::time::Duration,
+        keep_storage: u64,
+    ) -> Result<BuildCacheOutcome, EngineError> {
+        let _ = (keep_for, keep_storage);
+        Ok(BuildCacheOutcome::Unsupported(
+            "this engine has no build-cache API".into(),
+        ))
+    }
 }
 
 #[cfg(test)]
@@ -197,5 +248,16 @@ mod tests {
                 assert!(!source.contains(needle), "engine source mentions {needle}");
             }
         }
+        // The build-cache API is the one exception, in its own file: exactly that endpoint,
+        // and no other prune endpoint, volume, network or container removal.
+        let build_cache = include_str!("build_cache.rs");
+        let allowed = build_cache.replace(concat!("/build/pru", "ne"), "");
+        for needle in forbidden {
+            assert!(
+                !allowed.contains(needle),
+                "build_cache.rs mentions {needle} beyond the build-cache endpoint"
+            );
+        }
+        assert!(build_cache.contains(concat!("/build/pru", "ne")));
     }
 }

@@ -317,7 +317,8 @@ fn readme_lists_every_setting_with_its_flag_and_variable() {
     );
     let mut variables = Vec::new();
     for row in &rows {
-        for flag in row[1].split(", ") {
+        // `—`: the key has no flag (the tiers' keys other than `enabled`).
+        for flag in row[1].split(", ").filter(|flag| *flag != "—") {
             let flag = flag.trim_matches('`');
             // `watch.*` keys have their flag on `watch` only.
             let (command, text) = if row[0].starts_with("`watch.") {

@@ -54,6 +54,7 @@ pub fn image(n: u32, tags: &[&str], parent: Option<u32>, age_seconds: Option<i64
         size_bytes: u64::from(n) * 1000,
         repo_digests: Vec::new(),
         last_tag_time: None,
+        shared_size_bytes: None,
     }
 }
 

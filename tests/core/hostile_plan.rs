@@ -132,6 +132,7 @@ fn image_strategy() -> impl Strategy<Value = Image> {
             size_bytes: 1000,
             repo_digests: Vec::new(),
             last_tag_time: None,
+            shared_size_bytes: None,
         })
 }
 
@@ -214,6 +215,7 @@ fn each_kind_of_odd_data_is_kept_for_its_own_reason() {
         size_bytes: 1,
         repo_digests: Vec::new(),
         last_tag_time: None,
+        shared_size_bytes: None,
     };
     let images = vec![
         odd(IdForm::Traversal.text(), &[], None),

@@ -15,4 +15,5 @@ mod observe;
 mod plan;
 mod report_schema;
 mod swarm_manager;
+mod tiers;
 mod worker_evidence;

@@ -4,6 +4,7 @@
 //! puts every test of this binary in its `docker` test group (`.config/nextest.toml`).
 
 mod age_docker;
+mod conformance;
 mod cycle_docker;
 mod disk_docker;
 mod disk_paths_docker;

@@ -127,7 +127,7 @@ fn watch_ticks_serves_metrics_survives_a_failed_tick_and_exits_0_on_sigterm() {
     let seen = lines_until(&lines, "tick failed, nothing was deleted", 2);
     assert!(
         seen.iter()
-            .any(|line| line.contains("cannot reach the Docker daemon")),
+            .any(|line| line.contains("cannot reach the container engine")),
         "{}",
         seen.join("\n")
     );

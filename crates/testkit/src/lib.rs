@@ -19,7 +19,8 @@
 //! ```
 //!
 //! The archive layout is the one `docker save` wrote before OCI layouts, which every
-//! `docker load` since dockerd 20.10 accepts (see `archive.rs`).
+//! `docker load` since dockerd 20.10 accepts (see `archive.rs`). Multi-platform images with
+//! attestations, for the containerd image store, are OCI image-layout archives ([`oci`]).
 //!
 //! For the benches' shell scripts (so that they need no Python) it also reads fields of JSON
 //! reports ([`report`]), summarises bench/cycle.sh's records ([`cycle_summary`]) and creates
@@ -30,6 +31,7 @@ pub mod containers;
 pub mod cycle_summary;
 mod image_config;
 mod layer;
+pub mod oci;
 pub mod report;
 
 use std::collections::BTreeMap;

@@ -128,6 +128,20 @@ format = "text"
 
 [watch]
 interval = "1h"
+
+[tiers.unused_tagged]
+enabled = false
+high_percent = 85
+low_percent = 80
+unused_for = "7d"
+include = ["*"]
+keep = []
+keep_newest = 1
+
+[tiers.build_cache]
+enabled = false
+keep_for = "7d"
+keep_storage = "0B"
 "#
     );
 }

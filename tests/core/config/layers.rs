@@ -130,6 +130,38 @@ fn cases() -> Vec<Case> {
              [Some("\"/tmp/flag.prom\""), Some("\"/tmp/env.prom\""),
               Some("\"/tmp/file.prom\""), None]),
     ]
+    .into_iter()
+    .chain(tier_cases())
+    .collect()
+}
+
+#[rustfmt::skip]
+fn tier_cases() -> Vec<Case> {
+    vec![
+        // The tiers' keys have no variable; only `enabled` has a flag (`--tier NAME`).
+        case("tiers.unused_tagged.enabled", "false", None,
+             |a| a.tiers = vec!["unused_tagged".into()],
+             [Some("true"), None, Some("false"), Some("false")]),
+        case("tiers.unused_tagged.high_percent", "90", None, |_| {},
+             [Some("90"), None, Some("90"), Some("85")]),
+        case("tiers.unused_tagged.low_percent", "70", None, |_| {},
+             [Some("70"), None, Some("70"), Some("80")]),
+        case("tiers.unused_tagged.unused_for", "\"48h\"", None, |_| {},
+             [Some("\"48h\""), None, Some("\"48h\""), Some("\"7d\"")]),
+        case("tiers.unused_tagged.include", "[\"app:*\"]", None, |_| {},
+             [Some("[\"app:*\"]"), None, Some("[\"app:*\"]"), Some("[\"*\"]")]),
+        case("tiers.unused_tagged.keep", "[\"*/base:*\"]", None, |_| {},
+             [Some("[\"*/base:*\"]"), None, Some("[\"*/base:*\"]"), Some("[]")]),
+        case("tiers.unused_tagged.keep_newest", "3", None, |_| {},
+             [Some("3"), None, Some("3"), Some("1")]),
+        case("tiers.build_cache.enabled", "false", None,
+             |a| a.tiers = vec!["build_cache".into()],
+             [Some("true"), None, Some("false"), Some("false")]),
+        case("tiers.build_cache.keep_for", "\"24h\"", None, |_| {},
+             [Some("\"24h\""), None, Some("\"24h\""), Some("\"7d\"")]),
+        case("tiers.build_cache.keep_storage", "\"1GiB\"", None, |_| {},
+             [Some("\"1GiB\""), None, Some("\"1GiB\""), Some("\"0B\"")]),
+    ]
 }
 
 /// `effective()` as a map from dotted key to the value printed (`None`: printed as not set).

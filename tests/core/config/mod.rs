@@ -14,13 +14,13 @@ use std::path::PathBuf;
 use pruneguard::cli::RunArgs;
 use pruneguard::config::{ConfigError, Environment, Mode, Settings};
 
-struct Config {
+pub(crate) struct Config {
     dir: tempfile::TempDir,
     path: PathBuf,
 }
 
 impl Config {
-    fn new(text: &str) -> Self {
+    pub(crate) fn new(text: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("config.toml");
         std::fs::write(&path, text).unwrap();
@@ -34,7 +34,7 @@ impl Config {
         }
     }
 
-    fn resolve(&self) -> Result<Settings, ConfigError> {
+    pub(crate) fn resolve(&self) -> Result<Settings, ConfigError> {
         resolve(&self.args())
     }
 

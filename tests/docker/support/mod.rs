@@ -1,8 +1,10 @@
 //! Test support for pruneguard's integration tests: private Docker daemons and generated images.
 //!
-//! A module of the `docker` test binary (tests/docker/). Every [`Sandbox`] is its own dockerd
-//! (with its own containerd, data root, exec root, socket and network namespace) started by
-//! `scripts/sandbox.sh`; dropping it stops the daemon and removes everything. Images come from
+//! A module of the `docker` test binary (tests/docker/). Every [`Sandbox`] is its own engine
+//! (dockerd with its own containerd, or a Podman service; its own data root, exec root, socket
+//! and network namespace) started by `scripts/sandbox.sh`; dropping it stops the engine and
+//! removes everything. Which engine is [`Engine::from_env`] (`PRUNEGUARD_ENGINE`, default
+//! `docker-20.10`; see `engine`). Images come from
 //! the `testkit` crate (`docker save` archives made in-process) through `docker load`: no
 //! registry is ever contacted and the developer's own daemon is never touched.
 //!
@@ -13,10 +15,13 @@
 //! Running pruneguard itself and reading its report is `runs` (re-exported here); injecting
 //! faults between pruneguard and a sandbox is `proxy`.
 
+mod engine;
 pub mod fake_api;
 pub mod proxy;
 mod runs;
 pub mod swarm;
+
+pub use engine::{Engine, Store};
 
 pub use runs::{
     OPEN_GATES, Run, Running, bare_pruneguard, gate, ids, json_command, json_run, pruneguard, run,
@@ -94,8 +99,15 @@ pub(crate) fn sandbox_unavailable(detail: &str) -> ! {
     if !is_root() {
         hints.push("the tests are not running as root");
     }
-    if !on_path("dockerd") {
+    let engine = Engine::from_env();
+    if !engine.needs_rootfs() && !on_path("dockerd") {
         hints.push("dockerd is not installed (Debian package docker.io)");
+    }
+    if engine.needs_rootfs() && detail.contains("root filesystem is not built") {
+        hints.push(
+            "the engines' root filesystems are not built yet (run `scripts/sandbox.sh \
+             ensure-engines` as root, or `scripts/test.sh --engine NAME`, which does)",
+        );
     }
     let hints = if hints.is_empty() {
         String::new()
@@ -105,10 +117,10 @@ pub(crate) fn sandbox_unavailable(detail: &str) -> ! {
     assert!(
         !docker_required(),
         "pruneguard test sandbox could not start, and Docker is required here \
-         (CI=true or PRUNEGUARD_REQUIRE_DOCKER=1): {detail}{hints}"
+         (CI=true or PRUNEGUARD_REQUIRE_DOCKER=1); engine {engine}: {detail}{hints}"
     );
     panic!(
-        "pruneguard test sandbox could not start: {detail}{hints}\n\
+        "pruneguard test sandbox (engine {engine}) could not start: {detail}{hints}\n\
          The integration tests need root and a private dockerd. Run the suite with \
          `scripts/test.sh` as root (or `sudo scripts/test.sh`): it installs Docker (docker.io), \
          iproute2, busybox-static and the rest, then runs the tests."
@@ -150,8 +162,9 @@ pub fn expect_success(what: &str, out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).trim_end().to_owned()
 }
 
-/// A private Docker daemon for one test. Dropping it stops the daemon and removes its files.
+/// A private engine for one test. Dropping it stops the engine and removes its files.
 pub struct Sandbox {
+    engine: Engine,
     /// The sandbox's temporary directory (None once it has been stopped or kept).
     tmp: Option<tempfile::TempDir>,
     /// The DIR given to `scripts/sandbox.sh` (inside `tmp`).
@@ -165,22 +178,42 @@ pub struct Sandbox {
 static ARCHIVES: AtomicUsize = AtomicUsize::new(0);
 
 impl Sandbox {
-    /// Starts a private daemon. Panics (failing the test) if it cannot.
+    /// Starts a private engine, the one `PRUNEGUARD_ENGINE` names (default `docker-20.10`).
+    /// Panics (failing the test) if it cannot.
     pub fn start() -> Sandbox {
         Self::start_args(&[])
+    }
+
+    /// The engine of this test run ([`Engine::from_env`]), without starting anything: for
+    /// tests that decide what to expect before they start a sandbox.
+    pub fn target() -> Engine {
+        Engine::from_env()
     }
 
     /// Starts a private daemon whose data root is a loop-mounted ext4 file system of `mb` MiB,
     /// for tests that fill a disk. Note that `docker load` needs free space for the archive
     /// and the layers at once: load big images one by one (as [`Sandbox::load_images`] does).
+    ///
+    /// On `docker-28-containerd-ext`, containerd's own filesystem (where its image data
+    /// goes) gets the same size.
     pub fn start_with_disk_mb(mb: u64) -> Sandbox {
-        Self::start_args(&["--data-root-size".to_owned(), mb.to_string()])
+        let mut args = vec!["--data-root-size".to_owned(), mb.to_string()];
+        if Engine::from_env().containerd_ext {
+            args.extend(["--containerd-root-size".to_owned(), mb.to_string()]);
+        }
+        Self::start_args(&args)
     }
 
     fn start_args(extra: &[String]) -> Sandbox {
+        let engine = Engine::from_env();
         let tmp = new_tempdir();
         let dir = tmp.path().join("sb");
-        let mut args: Vec<OsString> = vec!["start".into(), dir.clone().into()];
+        let mut args: Vec<OsString> = vec![
+            "start".into(),
+            dir.clone().into(),
+            "--engine".into(),
+            engine.name.into(),
+        ];
         args.extend(extra.iter().map(OsString::from));
         let stdout = sandbox_script(&args).unwrap_or_else(|err| sandbox_unavailable(&err));
         let host = stdout
@@ -189,18 +222,29 @@ impl Sandbox {
             .filter(|line| line.starts_with("unix://"))
             .unwrap_or_else(|| sandbox_unavailable(&format!("unexpected output: {stdout:?}")))
             .to_owned();
-        Self::from_parts(tmp, dir, host, None)
+        Self::from_parts(engine, tmp, dir, host, None)
     }
 
     /// Two daemons in two network namespaces joined by a veth pair: the first has 10.213.0.1,
     /// the second 10.213.0.2 (see [`Sandbox::addr`]). For swarm manager + worker tests:
     /// `swarm init --advertise-addr 10.213.0.1` on the first, then `swarm join` from the second.
     pub fn pair() -> (Sandbox, Sandbox) {
+        let engine = Engine::from_env();
+        assert!(
+            engine.has_swarm,
+            "Sandbox::pair is for swarm tests, and {engine} has no swarm"
+        );
         let tmp1 = new_tempdir();
         let tmp2 = new_tempdir();
         let dir1 = tmp1.path().join("sb");
         let dir2 = tmp2.path().join("sb");
-        let args: [&OsStr; 3] = ["pair".as_ref(), dir1.as_os_str(), dir2.as_os_str()];
+        let args: [&OsStr; 5] = [
+            "pair".as_ref(),
+            dir1.as_os_str(),
+            dir2.as_os_str(),
+            "--engine".as_ref(),
+            engine.name.as_ref(),
+        ];
         let stdout = sandbox_script(args).unwrap_or_else(|err| sandbox_unavailable(&err));
         let hosts: Vec<&str> = stdout
             .lines()
@@ -218,12 +262,13 @@ impl Sandbox {
         };
         let a1 = addr(&dir1);
         let a2 = addr(&dir2);
-        let first = Self::from_parts(tmp1, dir1, hosts[0].to_owned(), a1);
-        let second = Self::from_parts(tmp2, dir2, hosts[1].to_owned(), a2);
+        let first = Self::from_parts(engine, tmp1, dir1, hosts[0].to_owned(), a1);
+        let second = Self::from_parts(engine, tmp2, dir2, hosts[1].to_owned(), a2);
         (first, second)
     }
 
     fn from_parts(
+        engine: Engine,
         tmp: tempfile::TempDir,
         dir: PathBuf,
         host: String,
@@ -234,6 +279,7 @@ impl Sandbox {
             fs::create_dir_all(scratch.join(sub)).expect("create the sandbox's scratch dirs");
         }
         Sandbox {
+            engine,
             tmp: Some(tmp),
             dir,
             scratch,
@@ -242,7 +288,24 @@ impl Sandbox {
         }
     }
 
-    /// The daemon's address, for `DOCKER_HOST` or `docker -H`: `unix:///…/docker.sock`.
+    /// The engine this sandbox runs.
+    pub fn engine(&self) -> Engine {
+        self.engine
+    }
+
+    /// Where containerd keeps image data on the containerd store: its own filesystem's root
+    /// (`docker-28-containerd-ext`: DIR/ctr/root, a loop-mounted ext4 of its own) or the one
+    /// dockerd's own containerd uses under the data root. None on the classic store.
+    pub fn containerd_root(&self) -> Option<PathBuf> {
+        match (self.engine.store, self.engine.containerd_ext) {
+            (Store::Classic, _) => None,
+            (Store::Containerd, true) => Some(self.dir.join("ctr").join("root")),
+            (Store::Containerd, false) => Some(self.data_root().join("containerd").join("daemon")),
+        }
+    }
+
+    /// The daemon's address, for `DOCKER_HOST` or `docker -H`: `unix:///…/docker.sock`
+    /// (`…/podman.sock` for Podman).
     pub fn host(&self) -> &str {
         &self.host
     }
@@ -262,7 +325,8 @@ impl Sandbox {
         &self.dir
     }
 
-    /// The daemon's data root (`--data-root`): what pruneguard measures for disk pressure.
+    /// The daemon's data root (`--data-root`; Podman's graphroot): what pruneguard measures
+    /// for disk pressure.
     pub fn data_root(&self) -> PathBuf {
         self.dir.join("data")
     }
@@ -319,9 +383,16 @@ impl Sandbox {
     /// (`sha256:…`) in load order: with a tag, the last one is tagged and the others dangling.
     /// Images with their own big layers are loaded one archive per image (so a small data
     /// root needs room for one image at a time, not all of them twice).
+    ///
+    /// On the containerd store and on Podman, which load one image per tag from an archive
+    /// (and the containerd store names images by their manifest, not their config), every
+    /// image is loaded from an archive of its own and its ID is the one image that load added.
     pub fn load_images(&self, spec: &ImageSpec) -> Vec<String> {
         assert!(spec.count > 0, "ImageSpec::count must be at least 1");
         let set = spec.image_set();
+        if self.engine.store == Store::Containerd || self.engine.is_podman {
+            return self.load_one_by_one(spec, &set);
+        }
         let n = ARCHIVES.fetch_add(1, Ordering::Relaxed);
         let archive = |suffix: &str| {
             self.scratch
@@ -351,6 +422,34 @@ impl Sandbox {
                 present.contains(id),
                 "image {id} was generated but is not in the daemon after docker load"
             );
+        }
+        ids
+    }
+
+    /// [`Sandbox::load_images`] for engines whose IDs are not testkit's, in load order.
+    fn load_one_by_one(&self, spec: &ImageSpec, set: &testkit::ImageSet) -> Vec<String> {
+        let n = ARCHIVES.fetch_add(1, Ordering::Relaxed);
+        let written = set
+            .write_per_image(|i| {
+                self.scratch
+                    .join("images")
+                    .join(format!("images-{n}-{i}.tar"))
+            })
+            .unwrap_or_else(|err| panic!("cannot generate the images of {spec:?}: {err:#}"));
+        let mut ids = Vec::new();
+        for one in &written {
+            let before = self.image_ids();
+            self.load_archive(&one.path);
+            let added: Vec<String> = self.image_ids().difference(&before).cloned().collect();
+            assert_eq!(
+                added.len(),
+                1,
+                "loading one image ({}, testkit ID {}) on {} added {added:?}",
+                one.path.display(),
+                one.id,
+                self.engine
+            );
+            ids.extend(added);
         }
         ids
     }
@@ -441,7 +540,7 @@ impl Sandbox {
 
     /// The last `lines` lines of the daemon's log.
     pub fn log_tail(&self, lines: usize) -> String {
-        let log = fs::read_to_string(self.dir.join("dockerd.log")).unwrap_or_default();
+        let log = fs::read_to_string(self.dir.join(self.engine.log_file())).unwrap_or_default();
         let all: Vec<&str> = log.lines().collect();
         let mut out = String::new();
         for line in &all[all.len().saturating_sub(lines)..] {
@@ -485,8 +584,10 @@ impl Drop for Sandbox {
         }
         if std::thread::panicking() {
             eprintln!(
-                "--- last lines of the sandbox's dockerd.log ({}):\n{}",
+                "--- last lines of the sandbox's {} ({}, engine {}):\n{}",
+                self.engine.log_file(),
                 self.dir.display(),
+                self.engine,
                 self.log_tail(40)
             );
         }
