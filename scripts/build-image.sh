@@ -4,10 +4,12 @@
 # network (the classic `docker save` layout: manifest.json, the config, one layer.tar).
 #
 # Usage:
-#   scripts/build-image.sh [--tag NAME:TAG] [--out PATH] [--binary PATH]
+#   scripts/build-image.sh [--tag NAME:TAG] [--out PATH] [--binary PATH] [--profile NAME]
 #       --tag     the image's tag (default pruneguard:VERSION, VERSION from Cargo.toml)
 #       --out     the archive to write (default target/image/pruneguard-VERSION.tar)
 #       --binary  use this static binary instead of building one
+#       --profile the Cargo profile of the build (default release, the shipped image;
+#                 image-test is the tests' cheaper build, see Cargo.toml)
 #   Prints the archive's path; `docker load -i PATH` loads it (on every swarm node, or push it
 #   to your registry from one of them).
 #
@@ -34,11 +36,13 @@ version=$(sed -n 's/^version = "\(.*\)"$/\1/p' "$ROOT/Cargo.toml" | head -n 1)
 tag="pruneguard:$version"
 out="$ROOT/target/image/pruneguard-$version.tar"
 binary=''
+profile=release
 while [ $# -gt 0 ]; do
   case "$1" in
     --tag) tag=${2:?--tag needs NAME:TAG}; shift 2 ;;
     --out) out=${2:?--out needs a path}; shift 2 ;;
     --binary) binary=${2:?--binary needs a path}; shift 2 ;;
+    --profile) profile=${2:?--profile needs a Cargo profile name}; shift 2 ;;
     -h | --help) sed -n '2,/^set -Eeuo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown option: $1 (see --help)" ;;
   esac
@@ -47,10 +51,12 @@ case "$tag" in *:*) ;; *) tag="$tag:latest" ;; esac
 
 if [ -z "$binary" ]; then
   find_cargo
-  say "$PROG: building the static binary (cargo build --release --target $TARGET, crt-static)"
+  say "$PROG: building the static binary (cargo build --profile $profile --target $TARGET, crt-static)"
   (cd "$ROOT" && RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=+crt-static" \
-    cargo build --release --locked --target "$TARGET" --bin pruneguard >&2)
-  binary="${CARGO_TARGET_DIR:-$ROOT/target}/$TARGET/release/pruneguard"
+    cargo build --profile "$profile" --locked --target "$TARGET" --bin pruneguard >&2)
+  # Cargo's directory for the dev profile is "debug"; every other profile has its own name.
+  case $profile in dev) dir=debug ;; *) dir=$profile ;; esac
+  binary="${CARGO_TARGET_DIR:-$ROOT/target}/$TARGET/$dir/pruneguard"
 fi
 [ -x "$binary" ] || die "no executable binary at $binary"
 # ldd says "not a dynamic executable" (or "statically linked") for a static binary.

@@ -12,9 +12,9 @@
 #                                      address (127.0.0.1:5000)
 #   scripts/registry.sh stop DIR       stop it (TERM, then KILL). Idempotent and quiet. Call it
 #                                      before `sandbox.sh stop DIR` (which deletes DIR).
-#   scripts/registry.sh counts DIR [--since OFFSET]
-#       Count the requests in the access log (from byte OFFSET on, when given) and print one
-#       line of key=value pairs:
+#   scripts/registry.sh counts DIR [--since OFFSET] [--client IP]
+#       Count the requests in the access log (from byte OFFSET on, when given; only those of
+#       the client at IP, when given) and print one line of key=value pairs:
 #         manifest_gets=N   GET  /v2/<name>/manifests/<ref>  (what Docker Hub's pull rate limit
 #                                                             counts; HEADs are not counted)
 #         manifest_heads=N  HEAD /v2/<name>/manifests/<ref>
@@ -188,8 +188,8 @@ settle() {
 }
 
 cmd_counts() {
-  [ $# -ge 1 ] || die "usage: $0 counts DIR [--since OFFSET]"
-  local log since=0 size
+  [ $# -ge 1 ] || die "usage: $0 counts DIR [--since OFFSET] [--client IP]"
+  local log since=0 size client=""
   log=$(log_of "$1")
   shift
   while [ $# -gt 0 ]; do
@@ -203,6 +203,11 @@ cmd_counts() {
         since=${1#*=}
         shift
         ;;
+      --client)
+        [ $# -ge 2 ] || die "--client needs an IP address"
+        client=$2
+        shift 2
+        ;;
       *) die "unknown option: $1" ;;
     esac
   done
@@ -213,8 +218,12 @@ cmd_counts() {
   [ "$since" -le "$size" ] || since=0
   # Combined log format: HOST - USER [TIME] "METHOD PATH PROTO" STATUS BYTES "REFERER" "UA".
   # Splitting on '"' gives the request line as field 2 and " STATUS BYTES " as field 3.
-  tail -c +"$((since + 1))" "$log" | head -c "$((size - since))" | LC_ALL=C awk -F'"' -v offset="$size" '
+  tail -c +"$((since + 1))" "$log" | head -c "$((size - since))" | LC_ALL=C awk -F'"' -v offset="$size" -v client="$client" '
     {
+      if (client != "") {
+        split($1, who, " ")
+        if (who[1] != client) next
+      }
       split($2, req, " ")
       n = split($3, sb, " ")
       status = sb[1] + 0

@@ -19,7 +19,9 @@
 #   scripts/swarm.sh host PREFIX N     DOCKER_HOST of node N (1 = manager, 2 and 3 workers)
 #   scripts/swarm.sh dir PREFIX N      node N's sandbox DIR (for scripts/sandbox.sh)
 #   scripts/swarm.sh registry PREFIX   the registry's address (10.214.0.254:5000)
-#   scripts/swarm.sh counts PREFIX [--since OFFSET]   scripts/registry.sh counts of the hub
+#   scripts/swarm.sh counts PREFIX [--since OFFSET] [--node N]
+#                                      scripts/registry.sh counts of the hub (only node N's
+#                                      requests with --node: its address 10.214.0.N)
 #   scripts/swarm.sh mark PREFIX       the access log's size, for counts --since
 #   scripts/swarm.sh publish PREFIX NAME:TAG [mkimages options…]
 #       Generate an image with pruneguard-testkit (PGSW_TESTKIT, else the workspace's
@@ -333,10 +335,24 @@ main() {
       ;;
     registry) printf '%s\n' "$REGISTRY_ADDR" ;;
     counts)
-      [ $# -ge 1 ] || die "usage: $0 counts PREFIX [--since OFFSET]"
-      local p=$1
+      [ $# -ge 1 ] || die "usage: $0 counts PREFIX [--since OFFSET] [--node N]"
+      local p=$1 args=()
       shift
-      registry counts "$(abspath "$p")/hub" "$@"
+      while [ $# -gt 0 ]; do
+        case "$1" in
+          --node)
+            [ $# -ge 2 ] || die "--node needs a node number"
+            node_n "$2"
+            args+=(--client "$NET.$2")
+            shift 2
+            ;;
+          *)
+            args+=("$1")
+            shift
+            ;;
+        esac
+      done
+      registry counts "$(abspath "$p")/hub" "${args[@]}"
       ;;
     mark)
       [ $# -eq 1 ] || die "usage: $0 mark PREFIX"

@@ -1,11 +1,20 @@
-//! On a real 3-node swarm (`support::swarm::SwarmRig`, `scripts/swarm.sh`): a worker whose task
-//! is mid-pull from the throttled registry has its swarm gate closed, from local evidence and,
-//! separately, from the manager's task list (`--swarm-manager-host`); a worker whose manager is
-//! gone closes the gate when it was told to ask it; and `contrib/swarm/pruneguard.yml` deploys
-//! as a global service whose task runs on every node from the image of `scripts/build-image.sh`.
+//! On a real 3-node swarm (`support::swarm::SwarmRig`, `scripts/swarm.sh`), with pruneguard run
+//! on every node's own socket:
+//! - a `run-app-1` stack (`docker stack deploy`, 3 replicas, one per node, `dnsrr`, images from
+//!   the throttled registry) prunes nothing on any node mid-pull, mid rolling update or while a
+//!   crash loop is younger than `stuck_after` (old dangling images wait on every node, so
+//!   "nothing pruned" means something); a worker mid-pull is judged from local evidence and,
+//!   separately, from the manager's task list (`--swarm-manager-host`);
+//! - after an update to release 2, `docker stack rm` and pruneguard runs on every node (the
+//!   default `unused_for` basis), the redeploy of release 1 downloads 0 blobs on every node;
+//! - a worker whose manager is gone closes the gate when it was told to ask it;
+//! - `contrib/swarm/pruneguard.yml` deploys the image of `scripts/build-image.sh` as a global
+//!   service whose real `pruneguard watch` prunes old unused images on every node once the
+//!   swarm is quiet and converged, and keeps the app's images.
 
+use std::collections::BTreeMap;
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -13,6 +22,9 @@ use serde_json::Value;
 
 use crate::support::swarm::{Node, SwarmRig};
 use crate::support::{expect_success, gate, repo_root, run};
+
+/// Images "built long ago": old enough by `--age-basis created` as soon as nothing uses them.
+const LONG_AGO: Duration = Duration::from_secs(3 * 86_400);
 
 fn wait_until(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
     let start = Instant::now();
@@ -25,12 +37,12 @@ fn wait_until(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
     }
 }
 
-/// `pruneguard run --output json` on `node`, disk gate open, with `args`; the report.
-fn run_on(node: &Node, args: &[&str]) -> Value {
+/// `pruneguard SUBCOMMAND --output json` on `node`, disk gate open, with `args`; the report.
+fn pruneguard_on(node: &Node, subcommand: &str, args: &[&str]) -> Value {
     let result = run(node
         .pruneguard()
         .args([
-            "run",
+            subcommand,
             "--no-config",
             "--disk-threshold",
             "0",
@@ -38,29 +50,81 @@ fn run_on(node: &Node, args: &[&str]) -> Value {
             "json",
         ])
         .args(args));
-    assert_eq!(result.code, 0, "pruneguard run {args:?}: {}", result.show());
+    assert_eq!(
+        result.code,
+        0,
+        "pruneguard {subcommand} {args:?} on node {}: {}",
+        node.n,
+        result.show()
+    );
     result.json().clone()
+}
+
+/// `pruneguard run` on `node` (see [`pruneguard_on`]).
+fn run_on(node: &Node, args: &[&str]) -> Value {
+    pruneguard_on(node, "run", args)
 }
 
 fn detail(gate: &Value) -> &str {
     gate["detail"].as_str().unwrap_or_default()
 }
 
-/// Old dangling images on `node` (3 days old), their IDs.
+/// Old dangling images on `node` (built 3 days ago), their IDs.
 fn old_dangling(rig: &SwarmRig, node: &Node) -> Vec<String> {
     let archive = rig.scratch().join(format!("old-{}.tar", node.n));
     let ids = testkit::ImageSet::new()
         .no_tag()
         .count(2)
-        .age(Duration::from_secs(3 * 86_400))
+        .age(LONG_AGO)
         .write(&archive)
         .expect("generate old dangling images");
     node.load(&archive);
     ids
 }
 
-/// The current state of `node`'s task of `service`, as the manager sees it (`Preparing …`).
-fn task_state_on(rig: &SwarmRig, service: &str, node: &Node) -> String {
+/// Every image ID on `node`.
+fn image_ids(node: &Node) -> Vec<String> {
+    node.docker_ok(["image", "ls", "-a", "-q", "--no-trunc"])
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+fn image_id(node: &Node, reference: &str) -> String {
+    node.docker_ok(["image", "inspect", "--format", "{{.Id}}", reference])
+}
+
+/// Asserts that every image of `ids` is still on `node`, `when` saying at what point.
+fn assert_present(node: &Node, ids: &[String], when: &str) {
+    let present = image_ids(node);
+    for id in ids {
+        assert!(
+            present.contains(id),
+            "node {}: {id} must not be pruned {when}",
+            node.n
+        );
+    }
+}
+
+/// `pruneguard run --age-basis created` on `node` while the swarm converges: the swarm gate
+/// must be closed and nothing deleted (the old dangling images `kept` are still there).
+fn assert_nothing_pruned(node: &Node, kept: &[String], when: &str, quiet: &str) -> Value {
+    let report = run_on(node, &["--age-basis", "created", "--quiet-period", quiet]);
+    let swarm = gate(&report, "swarm");
+    assert_eq!(swarm["open"], false, "node {} {when}: {swarm:#}", node.n);
+    assert_eq!(
+        report["decision"], "skipped",
+        "node {} {when}: {report:#}",
+        node.n
+    );
+    assert_eq!(report["removed"], Value::Array(Vec::new()), "{report:#}");
+    assert_present(node, kept, when);
+    report
+}
+
+/// The manager's view of `node`'s current task of `service`: `IMAGE STATE`, e.g.
+/// `10.214.0.254:5000/run-app/web:1 Preparing 3 seconds ago`.
+fn task_on(rig: &SwarmRig, service: &str, node: &Node) -> String {
     let id = node.node_id();
     rig.manager()
         .docker_ok([
@@ -71,7 +135,7 @@ fn task_state_on(rig: &SwarmRig, service: &str, node: &Node) -> String {
             "--filter",
             "desired-state=running",
             "--format",
-            "{{.CurrentState}}",
+            "{{.Image}} {{.CurrentState}}",
             service,
         ])
         .lines()
@@ -80,40 +144,152 @@ fn task_state_on(rig: &SwarmRig, service: &str, node: &Node) -> String {
         .to_owned()
 }
 
+/// The current state of `node`'s task of `service`, as the manager sees it (`Preparing …`).
+fn task_state_on(rig: &SwarmRig, service: &str, node: &Node) -> String {
+    task_on(rig, service, node)
+        .split_once(' ')
+        .map(|(_, state)| state.to_owned())
+        .unwrap_or_default()
+}
+
+/// Waits until `service` runs a task on every node.
+fn wait_running_everywhere(rig: &SwarmRig, service: &str, timeout: Duration) {
+    wait_until(
+        &format!("a running task of {service} on every node"),
+        timeout,
+        || {
+            let states = rig.manager().docker_ok([
+                "service",
+                "ps",
+                "--filter",
+                "desired-state=running",
+                "--format",
+                "{{.Node}} {{.CurrentState}}",
+                service,
+            ]);
+            states
+                .lines()
+                .filter(|line| line.contains(" Running "))
+                .count()
+                == 3
+        },
+    );
+}
+
 fn write_stack(rig: &SwarmRig, name: &str, text: &str) -> PathBuf {
     let path = rig.scratch().join(name);
     fs::write(&path, text).expect("write a stack file");
     path
 }
 
-#[test]
-fn worker_mid_pull_closes_the_swarm_gate_locally_and_by_the_manager() {
-    // 2 Mbit/s: a 5 MB layer takes some 20 s to pull.
-    let rig = SwarmRig::start("2mbit");
-    let image = rig.publish("run-app/web:1", 5_000_000);
-    let worker = rig.worker(2);
-    let dangling = old_dangling(&rig, worker);
-    let stack = write_stack(
-        &rig,
-        "run-app-1.yml",
+/// A stack of one service `web` running `image`: 3 replicas, one per node, `dnsrr`, updated
+/// one task at a time (stop first) with 5 s between two; its busybox `sleep` ignores SIGTERM,
+/// so a task is killed after 1 s.
+fn app_stack(rig: &SwarmRig, name: &str, image: &str) -> PathBuf {
+    write_stack(
+        rig,
+        &format!("{name}.yml"),
         &format!(
-            "version: \"3.8\"\nservices:\n  web:\n    image: {image}\n    deploy:\n      replicas: 3\n      endpoint_mode: dnsrr\n      placement:\n        max_replicas_per_node: 1\n"
+            "version: \"3.8\"\nservices:\n  web:\n    image: {image}\n    deploy:\n      replicas: 3\n      endpoint_mode: dnsrr\n      placement:\n        max_replicas_per_node: 1\n      update_config:\n        parallelism: 1\n        delay: 5s\n        order: stop-first\n    stop_grace_period: 1s\n"
         ),
-    );
+    )
+}
+
+/// `docker stack deploy -c STACK NAME` on the manager. Images are resolved to digests as
+/// the CLI does by default (the manager's daemon asks the registry), so workers pull and keep
+/// them by digest, untagged.
+fn deploy(rig: &SwarmRig, stack: &Path, name: &str) {
     rig.manager().docker_ok([
         "stack".as_ref(),
         "deploy".as_ref(),
-        "--resolve-image".as_ref(),
-        "never".as_ref(),
         "-c".as_ref(),
         stack.as_os_str(),
-        "run-app-1".as_ref(),
+        name.as_ref(),
     ]);
-    wait_until(
-        "the worker's task to be preparing (pulling)",
-        Duration::from_secs(30),
-        || task_state_on(&rig, "run-app-1_web", worker).starts_with("Preparing"),
+}
+
+fn show_counts(counts: &BTreeMap<String, u64>) -> String {
+    [
+        "blob_gets",
+        "blob_bytes",
+        "manifest_gets",
+        "manifest_heads",
+        "requests",
+    ]
+    .iter()
+    .map(|key| format!("{key}={}", counts.get(*key).copied().unwrap_or_default()))
+    .collect::<Vec<_>>()
+    .join(" ")
+}
+
+/// The `run-app-1` stack's service.
+const SERVICE: &str = "run-app-1_web";
+
+/// What the phases of the app-stack test share.
+struct App<'rig> {
+    rig: &'rig SwarmRig,
+    web1: String,
+    web2: String,
+    /// Image IDs of release 1 and 2.
+    release1: String,
+    release2: String,
+    /// Each node's old dangling images.
+    dangling: Vec<Vec<String>>,
+    started: Instant,
+}
+
+#[test]
+fn app_stack_prunes_nothing_while_converging_and_redeploys_from_local_layers() {
+    // 2 Mbit/s for all nodes together: the workers' 3 MB pulls of release 1 take some 25 s,
+    // each 1.5 MB pull of release 2 some 6 s.
+    let rig = SwarmRig::start("2mbit");
+    let web1 = rig.publish_built("run-app/web:1", 3_000_000, LONG_AGO);
+    let web2 = rig.publish_built("run-app/web:2", 1_500_000, LONG_AGO);
+    let mut app = App {
+        rig: &rig,
+        release1: image_id(rig.manager(), &web1),
+        release2: image_id(rig.manager(), &web2),
+        web1,
+        web2,
+        dangling: rig
+            .nodes
+            .iter()
+            .map(|node| old_dangling(&rig, node))
+            .collect(),
+        started: Instant::now(),
+    };
+    first_deploy_mid_pull(&mut app);
+    rolling_update(&app);
+    young_crash_loop(&app);
+    teardown_and_redeploy(&app);
+    eprintln!(
+        "done after {:?}; registry in all: {}",
+        app.started.elapsed(),
+        rig.counts()
     );
+}
+
+/// Deploys release 1; nothing is pruned on any node while the workers pull it.
+fn first_deploy_mid_pull(app: &mut App) {
+    let rig = app.rig;
+    let (manager, w2, w3) = (rig.manager(), rig.worker(2), rig.worker(3));
+    let service = SERVICE;
+    let before_deploy = rig.mark();
+    deploy(rig, &app_stack(rig, "run-app-1", &app.web1), "run-app-1");
+
+    // --- Mid-pull (first deploy). The manager has the image (it pushed it); the workers pull.
+    wait_until(
+        "both workers' tasks to be preparing (pulling)",
+        Duration::from_secs(30),
+        || {
+            task_state_on(rig, service, w2).starts_with("Preparing")
+                && task_state_on(rig, service, w3).starts_with("Preparing")
+        },
+    );
+    let report = assert_nothing_pruned(manager, &app.dangling[0], "mid-pull", "0s");
+    let swarm = gate(&report, "swarm");
+    assert!(detail(swarm).contains(service), "{swarm:#}");
+    assert_eq!(swarm["evidence"]["role"], "manager", "{swarm:#}");
     // Local evidence: the worker creates the task's networks (here the stack's overlay
     // network) before it pulls the image (swarmkit's prepare step).
     let mut report = Value::Null;
@@ -121,7 +297,7 @@ fn worker_mid_pull_closes_the_swarm_gate_locally_and_by_the_manager() {
         "the worker's evidence to name the stack's network",
         Duration::from_secs(15),
         || {
-            report = run_on(worker, &["--quiet-period", "10m"]);
+            report = run_on(w2, &["--age-basis", "created", "--quiet-period", "10m"]);
             detail(gate(&report, "swarm"))
                 .contains("run-app-1_default is created (a task arriving on this node)")
         },
@@ -133,24 +309,28 @@ fn worker_mid_pull_closes_the_swarm_gate_locally_and_by_the_manager() {
         detail(swarm).contains("judged from local evidence"),
         "{swarm:#}"
     );
-    assert!(
-        task_state_on(&rig, "run-app-1_web", worker).starts_with("Preparing"),
-        "still pulling when judged"
-    );
     assert_eq!(report["decision"], "skipped", "{report:#}");
+    assert_nothing_pruned(w3, &app.dangling[2], "mid-pull", "10m");
+    for worker in [w2, w3] {
+        assert!(
+            task_state_on(rig, service, worker).starts_with("Preparing"),
+            "node {}: still pulling when judged",
+            worker.n
+        );
+    }
 
     // Exact: the manager lists the worker's task as preparing (local evidence left out).
-    let report = run_on(
-        worker,
-        &[
-            "--quiet-period",
-            "0s",
-            "--swarm-worker-evidence",
-            "created_tasks",
-            "--swarm-manager-host",
-            rig.manager().host.as_str(),
-        ],
-    );
+    let by_manager = [
+        "--age-basis",
+        "created",
+        "--quiet-period",
+        "0s",
+        "--swarm-worker-evidence",
+        "created_tasks",
+        "--swarm-manager-host",
+        rig.manager().host.as_str(),
+    ];
+    let report = run_on(w2, &by_manager);
     let swarm = gate(&report, "swarm");
     assert_eq!(swarm["open"], false, "{swarm:#}");
     assert!(
@@ -165,28 +345,15 @@ fn worker_mid_pull_closes_the_swarm_gate_locally_and_by_the_manager() {
         swarm["evidence"]["worker"]["manager_host"],
         rig.manager().host.as_str()
     );
-    for id in &dangling {
-        assert!(
-            worker.dangling().contains(id),
-            "{id} must not be pruned mid-pull"
-        );
+    for (node, kept) in rig.nodes.iter().zip(&app.dangling) {
+        assert_present(node, kept, "mid-pull");
     }
 
-    // Once it runs, the manager's answer opens the gate (and nothing else closes it).
-    wait_until("the worker's task to run", Duration::from_secs(90), || {
-        task_state_on(&rig, "run-app-1_web", worker).starts_with("Running")
-    });
-    let report = run_on(
-        worker,
-        &[
-            "--quiet-period",
-            "0s",
-            "--swarm-worker-evidence",
-            "created_tasks",
-            "--swarm-manager-host",
-            rig.manager().host.as_str(),
-        ],
-    );
+    // Once it runs, the manager's answer opens the gate (and nothing else closes it): the
+    // checks above could fail. New old dangling images replace the pruned ones.
+    wait_running_everywhere(rig, service, Duration::from_secs(90));
+    eprintln!("first deploy converged after {:?}", app.started.elapsed());
+    let report = run_on(w2, &by_manager);
     let swarm = gate(&report, "swarm");
     assert_eq!(swarm["open"], true, "{swarm:#}");
     assert!(
@@ -194,7 +361,253 @@ fn worker_mid_pull_closes_the_swarm_gate_locally_and_by_the_manager() {
         "{swarm:#}"
     );
     assert_eq!(report["decision"], "pruned", "{report:#}");
-    eprintln!("registry: {}", rig.counts());
+    app.dangling[1] = old_dangling(rig, w2);
+    for node in &rig.nodes {
+        let counts = rig.node_counts(node.n, before_deploy);
+        eprintln!("node {} first deploy: {}", node.n, show_counts(&counts));
+        if node.n != 1 {
+            assert!(
+                counts["blob_gets"] > 0,
+                "node {} pulled: {counts:?}",
+                node.n
+            );
+        }
+    }
+}
+
+/// Updates to release 2; nothing is pruned on the manager nor on a worker whose task is
+/// being replaced.
+fn rolling_update(app: &App) {
+    let rig = app.rig;
+    let (manager, w2, w3) = (rig.manager(), rig.worker(2), rig.worker(3));
+    let service = SERVICE;
+    // --- Mid rolling update to release 2: the manager sees the update; each worker is
+    // checked while its new task pulls (stop-first: its old task is being stopped or has exited).
+    manager.docker_ok([
+        "service", "update", "--detach", "--image", &app.web2, service,
+    ]);
+    let update_state = || {
+        manager.docker_ok([
+            "service",
+            "inspect",
+            "--format",
+            "{{if .UpdateStatus}}{{.UpdateStatus.State}}{{end}}",
+            service,
+        ])
+    };
+    wait_until("the update to start", Duration::from_secs(10), || {
+        update_state() == "updating"
+    });
+    let report = assert_nothing_pruned(manager, &app.dangling[0], "mid-update", "0s");
+    assert!(
+        detail(gate(&report, "swarm")).contains("is updating"),
+        "{report:#}"
+    );
+    let mut checked = [false; 2];
+    wait_until(
+        "each worker's release-2 task to be preparing",
+        Duration::from_secs(90),
+        || {
+            for (i, worker) in [w2, w3].into_iter().enumerate() {
+                if checked[i] {
+                    continue;
+                }
+                // The new task is prepared (pulled) while its desired state is still `ready`.
+                let tasks = rig.manager().docker_ok([
+                    "service",
+                    "ps",
+                    "--filter",
+                    &format!("node={}", worker.node_id()),
+                    "--format",
+                    "{{.Image}} {{.CurrentState}}",
+                    service,
+                ]);
+                if tasks
+                    .lines()
+                    .any(|task| task.contains("/run-app/web:2 Preparing "))
+                {
+                    assert_nothing_pruned(worker, &app.dangling[worker.n - 1], "mid-update", "10m");
+                    checked[i] = true;
+                }
+            }
+            checked == [true; 2]
+        },
+    );
+    wait_until("the update to complete", Duration::from_secs(90), || {
+        update_state() == "completed"
+    });
+    eprintln!("rolling update done after {:?}", app.started.elapsed());
+}
+
+/// A service crash-looping on every node, younger than `stuck_after`: nothing is pruned.
+fn young_crash_loop(app: &App) {
+    let rig = app.rig;
+    let manager = rig.manager();
+    // --- A crash loop younger than stuck_after (30m): closed on every node.
+    let crash = "run-app-1_crash";
+    manager.docker_ok([
+        "service",
+        "create",
+        "--detach",
+        "--name",
+        crash,
+        "--replicas",
+        "3",
+        "--replicas-max-per-node",
+        "1",
+        "--endpoint-mode",
+        "dnsrr",
+        "--restart-condition",
+        "any",
+        "--restart-delay",
+        "1s",
+        &app.web2,
+        "/bin/busybox",
+        "false",
+    ]);
+    // Dry runs until the loop shows (two attempts ended): they delete nothing. Any of them
+    // that found the gate open is reported: before its second crash a service is not a loop
+    // yet (D9), and a task waiting out its first restart delay (desired `ready`) does not count
+    // as starting, so the manager's gate is open for those few seconds.
+    wait_until(
+        "the manager to see the crash loop",
+        Duration::from_secs(45),
+        || {
+            let report = run_on(
+                manager,
+                &[
+                    "--dry-run",
+                    "--age-basis",
+                    "created",
+                    "--quiet-period",
+                    "0s",
+                ],
+            );
+            let swarm = gate(&report, "swarm");
+            if swarm["open"] == true {
+                let tasks = manager.docker_ok([
+                    "service",
+                    "ps",
+                    "--no-trunc",
+                    "--format",
+                    "{{.Name}} {{.Node}} desired={{.DesiredState}} {{.CurrentState}} {{.Error}}",
+                    crash,
+                ]);
+                eprintln!("before the loop showed, the manager's gate was open: {swarm}\n{tasks}");
+            }
+            detail(swarm).contains(&format!("service {crash} is crash-looping"))
+        },
+    );
+    for (node, kept) in rig.nodes.iter().zip(&app.dangling) {
+        assert_nothing_pruned(node, kept, "during a young crash loop", "10m");
+    }
+    // The same loop, judged with stuck_after 1s (from the record the runs above wrote): stuck,
+    // it no longer holds the gate closed. A dry run: nothing is deleted.
+    std::thread::sleep(Duration::from_secs(2));
+    let report = run_on(
+        manager,
+        &[
+            "--dry-run",
+            "--age-basis",
+            "created",
+            "--quiet-period",
+            "0s",
+            "--swarm-stuck-after",
+            "1s",
+        ],
+    );
+    let swarm = gate(&report, "swarm");
+    assert_eq!(swarm["open"], true, "{swarm:#}");
+    assert!(detail(swarm).contains("stuck"), "{swarm:#}");
+    manager.docker_ok(["service", "rm", crash]);
+}
+
+/// `docker stack rm`, pruneguard on every node, and the redeploy of release 1 from local
+/// layers.
+fn teardown_and_redeploy(app: &App) {
+    let rig = app.rig;
+    let manager = rig.manager();
+    let service = SERVICE;
+    // --- Teardown: release 1 is the previous spec, release 2 the current one; on the
+    // workers both are untagged (pinned by digest) and unused once the stack is gone.
+    manager.docker_ok(["stack", "rm", "run-app-1"]);
+    for node in &rig.nodes {
+        wait_until(
+            &format!("node {}'s task containers to be removed", node.n),
+            Duration::from_secs(60),
+            || {
+                node.docker_ok([
+                    "ps",
+                    "-aq",
+                    "--filter",
+                    "label=com.docker.swarm.service.name",
+                ])
+                .is_empty()
+            },
+        );
+    }
+    for (node, kept) in rig.nodes.iter().zip(&app.dangling) {
+        // The default basis (unused_for, min_age 24h; the test harness sets `created`, so it is
+        // named): the first run after the teardown observes, the second finds nothing old
+        // enough.
+        for _ in 0..2 {
+            let report = run_on(node, &["--age-basis", "unused_for", "--quiet-period", "0s"]);
+            assert_eq!(gate(&report, "swarm")["open"], true, "{report:#}");
+            assert_eq!(report["removed"], Value::Array(Vec::new()), "{report:#}");
+        }
+        let both_releases = [app.release1.clone(), app.release2.clone()];
+        assert_present(node, &both_releases, "after the teardown");
+        assert_present(node, kept, "after the teardown");
+        if node.n == 1 {
+            continue;
+        }
+        let plan = pruneguard_on(
+            node,
+            "plan",
+            &["--age-basis", "unused_for", "--quiet-period", "0s"],
+        );
+        let listed = plan["kept_images"].as_array().cloned().unwrap_or_default();
+        for id in &both_releases {
+            let kept = listed
+                .iter()
+                .find(|image| image["id"] == id.as_str())
+                .unwrap_or_else(|| panic!("node {}: {id} not in kept_images: {plan:#}", node.n));
+            assert_eq!(kept["reason"], "too_young", "{kept:#}");
+            assert!(kept["unused_since"].is_string(), "observed: {kept:#}");
+        }
+        // What the issue saw: by Created, both releases would be deleted now.
+        let by_created = pruneguard_on(
+            node,
+            "plan",
+            &["--quiet-period", "0s", "--age-basis", "created"],
+        );
+        let candidates = by_created["candidates"].to_string();
+        assert!(
+            candidates.contains(&app.release1) && candidates.contains(&app.release2),
+            "node {}: {by_created:#}",
+            node.n
+        );
+    }
+
+    // --- Redeploy release 1: every node has its layers, so no blob is downloaded.
+    let before_redeploy = rig.mark();
+    deploy(rig, &app_stack(rig, "run-app-1", &app.web1), "run-app-1");
+    wait_running_everywhere(rig, service, Duration::from_secs(60));
+    for node in &rig.nodes {
+        let counts = rig.node_counts(node.n, before_redeploy);
+        eprintln!("node {} redeploy: {}", node.n, show_counts(&counts));
+        if node.n == 1 {
+            // `docker stack deploy` resolves the tag to a digest through the manager's daemon
+            // (`/distribution/…/json`), which reads the manifest and the image config (one
+            // small blob, not a layer); the manager's task itself pulls nothing.
+            assert!(
+                counts["blob_gets"] <= 1 && counts["blob_bytes"] < 16_384,
+                "node 1 downloaded more than the image config: {counts:?}"
+            );
+        } else {
+            assert_eq!(counts["blob_gets"], 0, "node {}: {counts:?}", node.n);
+        }
+    }
 }
 
 #[test]
@@ -225,35 +638,57 @@ fn worker_whose_manager_is_gone_closes_the_gate_when_told_to_ask_it() {
 }
 
 /// The static image: `PRUNEGUARD_IMAGE_ARCHIVE` when set (an archive of
-/// `scripts/build-image.sh`), else built now by `scripts/build-image.sh` (a release build).
-fn image_archive(rig: &SwarmRig) -> PathBuf {
+/// `scripts/build-image.sh`), else built by `scripts/build-image.sh --profile image-test` (the
+/// release build without LTO, see Cargo.toml) into the target directory, where cargo's own
+/// fingerprints make a second build of an unchanged tree a no-op.
+fn image_archive() -> PathBuf {
     if let Some(path) = std::env::var_os("PRUNEGUARD_IMAGE_ARCHIVE").filter(|p| !p.is_empty()) {
         return PathBuf::from(path);
     }
-    let out = rig.scratch().join("pruneguard-image.tar");
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .filter(|dir| !dir.is_empty())
+        .map_or_else(|| repo_root().join("target"), PathBuf::from);
+    let out = target.join("image/pruneguard-image-test.tar");
+    let started = Instant::now();
     let built = Command::new("bash")
         .arg(repo_root().join("scripts/build-image.sh"))
-        .args(["--tag", "pruneguard:test", "--out"])
+        .args([
+            "--profile",
+            "image-test",
+            "--tag",
+            "pruneguard:test",
+            "--out",
+        ])
         .arg(&out)
         .output()
         .expect("run scripts/build-image.sh");
-    expect_success("scripts/build-image.sh", &built);
+    expect_success("scripts/build-image.sh --profile image-test", &built);
+    eprintln!("scripts/build-image.sh took {:?}", started.elapsed());
     out
 }
 
+/// Short settings for the rig, through the stack's environment.
+const WATCH_ENV: &str = "      PRUNEGUARD_WATCH_INTERVAL: 2s\n      PRUNEGUARD_MIN_AGE: 1s\n      PRUNEGUARD_QUIET_PERIOD: 3s\n      PRUNEGUARD_DISK_THRESHOLD: \"0\"\n      PRUNEGUARD_DISK_PATH: /var/lib/pruneguard\n";
+
 /// A copy of `contrib/swarm/pruneguard.yml` for the rig: the loaded image `tag`, each node's
-/// own socket directory through `by_node` (a swarm mount template), and a command that runs.
-fn rig_stack_file(rig: &SwarmRig, tag: &str, by_node: &std::path::Path) -> PathBuf {
+/// own socket directory through `by_node` (a swarm mount template), the interval left to
+/// the environment, and [`WATCH_ENV`].
+fn rig_stack_file(rig: &SwarmRig, tag: &str, by_node: &Path) -> PathBuf {
     let contract = fs::read_to_string(repo_root().join("contrib/swarm/pruneguard.yml"))
         .expect("read contrib/swarm/pruneguard.yml");
     // Docker 20.10's CLI appends an override file's command to the base one, so the copy is
     // edited in place: each replaced text must be there, or the contract file changed.
-    let command = "      - watch\n      - --interval\n      - 1h\n";
-    let run = "      - run\n      - --no-config\n      - --disk-threshold\n      - \"0\"\n      - --workload-lock-file\n      - /pruneguard\n      - --wait-for-gates\n      - 1h\n      - --wait-interval\n      - 5s\n";
     let mut text = contract.clone();
     for (from, to) in [
         ("image: pruneguard:0.1.0", format!("image: {tag}")),
-        (command, run.to_string()),
+        (
+            "      - watch\n      - --interval\n      - 1h\n",
+            "      - watch\n".to_string(),
+        ),
+        (
+            "      PRUNEGUARD_STATE_DIR: /var/lib/pruneguard\n",
+            format!("      PRUNEGUARD_STATE_DIR: /var/lib/pruneguard\n{WATCH_ENV}"),
+        ),
         (
             "DOCKER_HOST: unix:///var/run/docker.sock",
             "DOCKER_HOST: unix:///var/run/docker.sock/docker.sock".to_string(),
@@ -272,10 +707,28 @@ fn rig_stack_file(rig: &SwarmRig, tag: &str, by_node: &std::path::Path) -> PathB
     write_stack(rig, "pruneguard.yml", &text)
 }
 
+fn task_logs(node: &Node, service: &str) -> String {
+    let ids = node.docker_ok([
+        "ps",
+        "-q",
+        "--filter",
+        &format!("label=com.docker.swarm.service.name={service}"),
+    ]);
+    let Some(id) = ids.lines().next() else {
+        return String::new();
+    };
+    let logs = node.docker(["logs", id]);
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&logs.stdout),
+        String::from_utf8_lossy(&logs.stderr)
+    )
+}
+
 #[test]
-fn stack_file_runs_a_global_service_on_every_node() {
+fn stack_file_watch_prunes_old_unused_images_on_every_node_once_converged() {
+    let archive = image_archive();
     let rig = SwarmRig::start("off");
-    let archive = image_archive(&rig);
     let mut tag = String::new();
     for node in &rig.nodes {
         let loaded = node.docker_ok(["load".as_ref(), "-i".as_ref(), archive.as_os_str()]);
@@ -285,11 +738,22 @@ fn stack_file_runs_a_global_service_on_every_node() {
             .unwrap_or_else(|| panic!("docker load printed {loaded:?}"))
             .to_owned();
     }
+    // An app built long ago and running on every node (untagged, pinned by digest, on the
+    // workers), and old dangling images beside it.
+    let web = rig.publish_built("run-app/web:1", 500_000, LONG_AGO);
+    let app = image_id(rig.manager(), &web);
+    deploy(&rig, &app_stack(&rig, "run-app-2", &web), "run-app-2");
+    let dangling: Vec<Vec<String>> = rig
+        .nodes
+        .iter()
+        .map(|node| old_dangling(&rig, node))
+        .collect();
+    wait_running_everywhere(&rig, "run-app-2_web", Duration::from_secs(60));
+    let pruneguard = image_id(rig.manager(), &tag);
+
     // The contract file as it is, with an override: the image loaded here; the node's socket
     // (the rig's nodes share one file system, so each node's socket directory is reached by
-    // its node ID, a swarm mount template); and, until `watch` exists on this branch, a command
-    // that keeps running against that socket: a run waiting for a workload gate that the
-    // binary itself, as a lock file, keeps closed.
+    // its node ID, a swarm mount template); and short settings in the environment.
     let by_node = rig.scratch().join("by-node");
     fs::create_dir_all(&by_node).expect("create the by-node dir");
     for node in &rig.nodes {
@@ -301,6 +765,7 @@ fn stack_file_runs_a_global_service_on_every_node() {
             .expect("link a node's socket dir");
     }
     let stack = rig_stack_file(&rig, &tag, &by_node);
+    let started = Instant::now();
     rig.manager().docker_ok([
         "stack".as_ref(),
         "deploy".as_ref(),
@@ -319,56 +784,34 @@ fn stack_file_runs_a_global_service_on_every_node() {
         service,
     ]);
     assert_eq!(mode, "global dnsrr");
-    wait_until(
-        "a running task on every node",
-        Duration::from_secs(60),
-        || {
-            let states = rig.manager().docker_ok([
-                "service",
-                "ps",
-                "--filter",
-                "desired-state=running",
-                "--format",
-                "{{.Node}} {{.CurrentState}}",
-                service,
-            ]);
-            states
-                .lines()
-                .filter(|line| line.contains(" Running "))
-                .count()
-                == 3
-        },
-    );
-    // Each task talks to its own node's daemon through the bind-mounted socket.
-    for node in &rig.nodes {
-        let ids = node.docker_ok([
-            "ps",
-            "-q",
-            "--filter",
-            &format!("label=com.docker.swarm.service.name={service}"),
-        ]);
-        let id = ids
-            .lines()
-            .next()
-            .unwrap_or_else(|| panic!("no task container on node {}", node.n));
-        let mut text = String::new();
+    wait_running_everywhere(&rig, service, Duration::from_secs(60));
+    // Each task watches its own node's daemon through the bind-mounted socket: the old
+    // dangling images go on every node, once the swarm is converged and quiet.
+    for (node, old) in rig.nodes.iter().zip(&dangling) {
         wait_until(
-            "the task's first gate check",
-            Duration::from_secs(20),
+            &format!(
+                "the watch on node {} to prune its old dangling images",
+                node.n
+            ),
+            Duration::from_secs(60),
             || {
-                let logs = node.docker(["logs", id]);
-                text = format!(
-                    "{}{}",
-                    String::from_utf8_lossy(&logs.stdout),
-                    String::from_utf8_lossy(&logs.stderr)
-                );
-                text.contains("waiting for gates") || text.contains("error")
+                let present = image_ids(node);
+                old.iter().all(|id| !present.contains(id))
             },
         );
+        let logs = task_logs(node, service);
+        assert!(logs.contains("watching"), "node {}: {logs}", node.n);
         assert!(
-            text.contains("waiting for gates") && !text.contains("cannot reach the Docker daemon"),
-            "node {}: {text}",
+            logs.contains("decision=\"pruned\""),
+            "node {}: {logs}",
             node.n
         );
+        assert!(
+            !logs.contains("cannot reach the Docker daemon"),
+            "node {}: {logs}",
+            node.n
+        );
+        assert_present(node, &[app.clone(), pruneguard.clone()], "by the watch");
     }
+    eprintln!("every node pruned {:?} after the deploy", started.elapsed());
 }

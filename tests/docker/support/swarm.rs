@@ -3,10 +3,12 @@
 //! throttled local registry that every node pulls from at [`SwarmRig::registry`]. Dropping the
 //! rig stops all of it.
 
+use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::time::Duration;
 
 use super::{docker_cli, expect_success, repo_root, sandbox_script, sandbox_unavailable};
 
@@ -70,14 +72,6 @@ impl Node {
             OsStr::new("-i"),
             archive.as_os_str(),
         ]);
-    }
-
-    /// IDs of the dangling images.
-    pub fn dangling(&self) -> Vec<String> {
-        self.docker_ok(["images", "-q", "--no-trunc", "--filter", "dangling=true"])
-            .lines()
-            .map(str::to_owned)
-            .collect()
     }
 }
 
@@ -178,14 +172,16 @@ impl SwarmRig {
     }
 
     /// Generates a busybox image with its own `layer_bytes` layer as `REGISTRY/name_tag`,
-    /// loads it on the manager and pushes it; returns the reference.
-    pub fn publish(&self, name_tag: &str, layer_bytes: u64) -> String {
+    /// built `age` ago (its `Created`: "old enough" by `--age-basis created` as soon as
+    /// nothing uses it), loads it on the manager and pushes it; returns the reference.
+    pub fn publish_built(&self, name_tag: &str, layer_bytes: u64, age: Duration) -> String {
         let reference = format!("{}/{name_tag}", self.registry());
         let archive = self.scratch().join("publish.tar");
         testkit::ImageSet::new()
             .tag(&reference)
             .busybox()
             .layer_bytes(layer_bytes)
+            .age(age)
             .write(&archive)
             .unwrap_or_else(|err| panic!("cannot generate {reference}: {err:#}"));
         self.manager().load(&archive);
@@ -198,6 +194,33 @@ impl SwarmRig {
     pub fn counts(&self) -> String {
         swarm_script([OsStr::new("counts"), self.prefix.as_os_str()])
             .unwrap_or_else(|err| panic!("{err}"))
+    }
+
+    /// The registry access log's size now: [`SwarmRig::node_counts`] since then.
+    pub fn mark(&self) -> u64 {
+        let out = swarm_script([OsStr::new("mark"), self.prefix.as_os_str()])
+            .unwrap_or_else(|err| panic!("{err}"));
+        out.trim()
+            .parse()
+            .unwrap_or_else(|err| panic!("swarm.sh mark printed {out:?}: {err}"))
+    }
+
+    /// The registry's request counts of node `n`'s requests since `mark` (`manifest_gets`,
+    /// `blob_gets`, `blob_bytes`, …).
+    pub fn node_counts(&self, n: usize, mark: u64) -> BTreeMap<String, u64> {
+        let out = swarm_script([
+            OsStr::new("counts"),
+            self.prefix.as_os_str(),
+            OsStr::new("--since"),
+            OsStr::new(&mark.to_string()),
+            OsStr::new("--node"),
+            OsStr::new(&n.to_string()),
+        ])
+        .unwrap_or_else(|err| panic!("{err}"));
+        out.split_whitespace()
+            .filter_map(|pair| pair.split_once('='))
+            .filter_map(|(key, value)| Some((key.to_owned(), value.parse().ok()?)))
+            .collect()
     }
 
     /// Stops node `n`'s dockerd (the namespaces and the other nodes stay).
