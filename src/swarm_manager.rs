@@ -118,7 +118,10 @@ fn starting_tasks(service: &Service, tasks: &[&Task]) -> String {
     tasks
         .iter()
         .filter(|task| {
-            task.desired_state == "running" && CONVERGING_TASK_STATES.contains(&task.state.as_str())
+            // `ready`: a replacement waiting out its restart delay after one failure, which
+            // is not running either (two in a row make a crash loop instead).
+            WANTS_TO_RUN.contains(&task.desired_state.as_str())
+                && CONVERGING_TASK_STATES.contains(&task.state.as_str())
         })
         .map(|task| {
             let mut text = format!("task {} is {}", task_name(service, task), task.state);

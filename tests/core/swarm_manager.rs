@@ -415,11 +415,12 @@ fn what_is_and_is_not_a_crash_loop() {
     let crash = vec!["stack_web:crash_looping".to_string()];
     // Two failed attempts, then one waiting: a loop (stuck, the record is a day old).
     assert_eq!(looping(crash_loop(WEB, 1, 2)).1, crash);
-    // One failure is not yet a loop: the new task is starting.
+    // One failure is not yet a loop, but the replacement waiting out its restart delay
+    // (desired ready) is not running either: the service is starting.
     assert_eq!(
         looping(crash_loop(WEB, 1, 1)),
-        (vec![], vec![]),
-        "a task waiting out its restart delay (desired ready) is not starting"
+        (vec!["stack_web:starting".to_string()], vec![]),
+        "a task waiting out its restart delay (desired ready) is starting"
     );
     // Rejected and complete attempts count like failed ones; the newest may itself have ended.
     assert_eq!(
@@ -483,7 +484,19 @@ fn what_is_and_is_not_a_crash_loop() {
         .concat(),
         CrashLoopRecord::default(),
     );
-    assert!(verdict.open, "{}", verdict.detail);
+    // Neither is a loop; both have a task that should run and does not yet (starting).
+    assert_eq!(
+        states(&verdict),
+        (
+            vec![
+                "stack_web:starting".to_string(),
+                "stack_db:starting".to_string()
+            ],
+            vec![]
+        ),
+        "{}",
+        verdict.detail
+    );
 }
 
 #[test]
