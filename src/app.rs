@@ -223,13 +223,19 @@ async fn run_tiers(
     let Some(inputs) = &decided.tier_inputs else {
         return Ok(Vec::new());
     };
-    let disk_path = disk.map(|disk| disk.path.clone()).unwrap_or_default();
+    // Every filesystem the disk gate measured: the tiers follow the fullest (D11, D13).
+    let disks: Vec<DiskUsage> = disk
+        .into_iter()
+        .chain(&decided.more_disks)
+        .cloned()
+        .collect();
+    let disk_paths: Vec<std::path::PathBuf> = disks.iter().map(|disk| disk.path.clone()).collect();
     let context = tiers::Context {
         tiers: &settings.tiers,
         policy: &settings.policy,
         services: &inputs.services,
         record: inputs.record.as_ref(),
-        disk_path: &disk_path,
+        disk_paths: &disk_paths,
     };
     let stopped = execution.and_then(|execution| execution.stopped.as_ref());
     Ok(if settings.dry_run {
@@ -237,7 +243,7 @@ async fn run_tiers(
             &context,
             &inputs.images,
             &inputs.containers,
-            disk,
+            &disks,
             inputs.now,
         )
     } else if disk.is_none() {

@@ -18,4 +18,5 @@ mod signals_docker;
 mod support;
 mod swarm3;
 mod swarm_docker;
+mod tiers_docker;
 mod watch_docker;
