@@ -8,8 +8,9 @@
 #               record see every tag, then it waits unused_for)
 #   docuum      docuum (LRU by last use; `cargo install docuum --root DIR`), as a daemon with
 #               `--threshold` set to the image bytes that would leave the data root at the same
-#               low watermark (its own accounting: `docker image ls` sizes), stopped once its
-#               eviction has settled
+#               low watermark (its own accounting, `docker system df`'s image bytes), stopped
+#               once its eviction has settled
+#   docuum-10MB docuum with `--threshold '10 MB'` (the figure issue 13 quotes)
 #   prune-af    `docker system prune -af`
 #
 #   bench/tiers_vs_docuum.sh [--json] [ROUNDS]     (as root; ROUNDS >= 1, default 1)
@@ -18,7 +19,7 @@
 # a random layer of BASE_LAYER_BYTES) pushed to the registry; CI builds `ci/app:<sha>` FROM
 # it (classic builder, a COPY of APP_LAYER_BYTES random bytes each), each pushed and deployed
 # (the previous build's container removed, the new one run), until `df` shows FILL_PERCENT.
-# Then the cleaner; then the next deploy of the current app and its base (`docker pull` both,
+# Then, between deploys (the CI teardown removed the container), the cleaner; then the next deploy of the current app and its base (`docker pull` both,
 # re-run the container), counted in the registry's access log. ROUNDS > 1 alternates the
 # cleaners' order. Prints a markdown table: cold blob downloads and bytes on the next deploy,
 # data root used bytes and Use% after the clean, tagged images kept, and whether the base and
@@ -142,13 +143,11 @@ df_size() { df -B1 --output=size "$sb/data" | tail -n 1 | tr -dc 0-9; }
 tagged_count() { d images --format '{{.Repository}}:{{.Tag}}' | grep -vc '<none>' || true; }
 has() { d image inspect "$1" >/dev/null 2>&1 && echo yes || echo no; }
 
-# docuum's threshold: the image bytes (its own sum of `docker image ls` sizes, which counts the
-# base once per app) that leave the data root at the low watermark.
+# docuum's threshold: the image bytes (docuum reads them as `docker system df` does: shared
+# layers once, the API's LayersSize) that leave the data root at the low watermark.
 docuum_threshold() {
   local images used size target
-  images=$(d image ls --format '{{.ID}}' | sort -u | while read -r id; do
-    d image inspect --format '{{.Size}}' "$id"
-  done | awk '{s += $1} END {print s + 0}')
+  images=$(curl -fsS --unix-socket "${host#unix://}" http://docker/system/df | jq '.LayersSize')
   used=$(df_used)
   size=$(df_size)
   target=$((size * low / 100))
@@ -194,6 +193,8 @@ run_cleaner() {
     n=$((n + 1))
   done
   rm -f "$work/ctx/build.bin"
+  # Between deploys: the CI teardown has removed the container (as in bench/cycle.sh).
+  d rm -f app >/dev/null
   before_pct=$(df_pct)
   log "$name: $n builds, data root at $before_pct %; cleaning"
   local start=$SECONDS
@@ -209,18 +210,20 @@ run_cleaner() {
         >"$work/$name-$round/run.json" 2>"$work/$name-$round/run.err" ||
         { cat "$work/$name-$round/run.err" >&2; die "pruneguard run failed"; }
       ;;
-    docuum)
-      threshold=$(docuum_threshold)
-      log "docuum: --threshold '$threshold B'"
+    docuum | docuum-10MB)
+      if [ "$name" = docuum ]; then threshold="$(docuum_threshold) B"; else threshold="10 MB"; fi
+      log "$name: --threshold '$threshold'"
       mkdir -p "$work/$name-$round/home"
       HOME=$work/$name-$round/home PATH="$(dirname "$docker_cli"):$PATH" DOCKER_HOST=$host \
-        "$docuum" --threshold "$threshold B" >"$work/$name-$round/docuum.log" 2>&1 &
+        "$docuum" --threshold "$threshold" >"$work/$name-$round/docuum.log" 2>&1 &
       docuum_pid=$!
       sleep 2
       settle_images
       kill "$docuum_pid" 2>/dev/null || true
       wait "$docuum_pid" 2>/dev/null || true
       docuum_pid=''
+      log "docuum's log (last lines):"
+      grep -v "^Untagged\|^Deleted" "$work/$name-$round/docuum.log" | tail -n 8 | sed 's/^/  docuum| /' >&2
       ;;
     prune-af)
       d system prune -af >"$work/$name-$round/prune.txt"
@@ -252,7 +255,7 @@ run_cleaner() {
   active=("${active[@]/$sb/}")
 }
 
-order=(pruneguard docuum prune-af)
+order=(pruneguard docuum docuum-10MB prune-af)
 for round in $(seq 1 "$rounds"); do
   for cleaner in "${order[@]}"; do
     run_cleaner "$cleaner" "$round"
