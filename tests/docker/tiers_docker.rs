@@ -558,3 +558,83 @@ fn build_cache_on_docker_20_10_reports_what_the_api_says_and_removes_nothing_els
     assert_eq!(sb.container_ids(), containers);
     assert_eq!(volumes(&sb), vols);
 }
+
+/// Mounts an 8 MiB tmpfs at `DIR/extra` (inside the sandbox, so its stop unmounts it) and
+/// fills it to about 94 %: a second filesystem of the disk gate that images do not fill.
+fn full_second_filesystem(sb: &Sandbox) -> PathBuf {
+    let mount = sb.dir().join("extra");
+    fs::create_dir_all(&mount).unwrap();
+    let status = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=8m", "pg-extra"])
+        .arg(&mount)
+        .status()
+        .expect("mount runs");
+    assert!(status.success(), "mount tmpfs at {}", mount.display());
+    fs::write(mount.join("fill"), vec![7_u8; 7_700_000]).unwrap();
+    mount
+}
+
+/// The watermarks follow the fullest filesystem of the disk gate (D11, D13): with the data
+/// root nearly empty and a second `--disk-path` at 94 %, the tier starts, and, since removing
+/// tags cannot free that filesystem, it removes every candidate and says the kept tags hold the
+/// rest; with only the data root measured it is not needed.
+#[test]
+fn the_tier_follows_the_fullest_filesystem_of_the_disk_gate() {
+    let sb = Sandbox::start();
+    for n in 1..=3 {
+        sb.load_images(&ImageSpec::tagged(&format!("fs/app:{n}"), 1).age_days(40 - n));
+    }
+    let extra = full_second_filesystem(&sb);
+    let config = write_config(&sb);
+    let args = |command: &str, paths: &[&Path]| {
+        let mut cmd = pruneguard(&sb);
+        cmd.arg(command)
+            .arg("--config")
+            .arg(&config)
+            .args(["--tier", "unused_tagged", "--quiet-period", "0s"])
+            .args(["--output", "json"]);
+        for path in paths {
+            cmd.arg("--disk-path").arg(path);
+        }
+        cmd
+    };
+    let data_root = sb.data_root();
+    let both = [data_root.as_path(), extra.as_path()];
+    let first = run(args("plan", &both));
+    let planned = tier(json(&first), "unused_tagged");
+    assert!(
+        planned["reason"]
+            .as_str()
+            .is_some_and(|reason| reason.contains("would start") && reason.contains("extra")),
+        "the fullest filesystem is named: {planned:#}"
+    );
+    std::thread::sleep(Duration::from_secs(UNUSED_FOR_S + 1));
+
+    let only_root = run(args("run", &[data_root.as_path()]));
+    let report = json(&only_root);
+    assert_eq!(
+        report["decision"], "skipped",
+        "the data root alone keeps the disk gate closed: {report:#}"
+    );
+
+    let result = run(args("run", &both));
+    let report = json(&result);
+    let ran = tier(report, "unused_tagged");
+    assert_eq!(ran["status"], "ran", "{ran:#}");
+    let extra_percent = u64::from(df_percent(&extra));
+    assert!(extra_percent >= 90, "{extra_percent}");
+    assert_eq!(ran["disk_percent_before"], extra_percent, "{ran:#}");
+    assert_eq!(
+        strings(&ran["removed_tags"]),
+        BTreeSet::from(["fs/app:1".to_owned(), "fs/app:2".to_owned()]),
+        "the two older builds; the newest stays: {ran:#}"
+    );
+    assert!(
+        ran["reason"]
+            .as_str()
+            .unwrap()
+            .contains("no candidate is left"),
+        "{ran:#}"
+    );
+    assert_eq!(tags(&sb), BTreeSet::from(["fs/app:3".to_owned()]));
+}
