@@ -76,6 +76,19 @@ fn print(bytes: &[u8]) -> anyhow::Result<()> {
     }
 }
 
+/// Writes to stdout through a buffer, as [`print`] does (a reader that went away is no error).
+fn print_with(
+    write: impl FnOnce(&mut std::io::BufWriter<std::io::StdoutLock<'static>>) -> std::io::Result<()>,
+) -> anyhow::Result<()> {
+    let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
+    match write(&mut stdout).and_then(|()| stdout.flush()) {
+        Err(error) if error.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(error).context("cannot write the report to stdout")
+        }
+        _ => Ok(()),
+    }
+}
+
 /// `run` and `plan`: gather, decide, act (unless dry), report.
 async fn prune(args: &RunArgs, mode: Mode) -> anyhow::Result<Outcome> {
     // A plan never deletes, and waits only when its own command line asks it to.
@@ -95,11 +108,10 @@ async fn prune(args: &RunArgs, mode: Mode) -> anyhow::Result<Outcome> {
         "{}",
         report.summary
     );
-    let rendered = match settings.output {
-        OutputFormat::Json => format!("{}\n", report.to_json()),
-        OutputFormat::Text => report.to_text(mode == Mode::Plan),
-    };
-    print(rendered.as_bytes())?;
+    match settings.output {
+        OutputFormat::Json => print_with(|out| report.write_json(out))?,
+        OutputFormat::Text => print(report.to_text(mode == Mode::Plan).as_bytes())?,
+    }
     Ok(signals
         .received()
         .map_or_else(|| report.outcome(), Outcome::Signalled))
@@ -223,13 +235,19 @@ async fn run_tiers(
     let Some(inputs) = &decided.tier_inputs else {
         return Ok(Vec::new());
     };
-    let disk_path = disk.map(|disk| disk.path.clone()).unwrap_or_default();
+    // Every filesystem the disk gate measured: the tiers follow the fullest (D11, D13).
+    let disks: Vec<DiskUsage> = disk
+        .into_iter()
+        .chain(&decided.more_disks)
+        .cloned()
+        .collect();
+    let disk_paths: Vec<std::path::PathBuf> = disks.iter().map(|disk| disk.path.clone()).collect();
     let context = tiers::Context {
         tiers: &settings.tiers,
         policy: &settings.policy,
         services: &inputs.services,
         record: inputs.record.as_ref(),
-        disk_path: &disk_path,
+        disk_paths: &disk_paths,
     };
     let stopped = execution.and_then(|execution| execution.stopped.as_ref());
     Ok(if settings.dry_run {
@@ -237,7 +255,7 @@ async fn run_tiers(
             &context,
             &inputs.images,
             &inputs.containers,
-            disk,
+            &disks,
             inputs.now,
         )
     } else if disk.is_none() {
@@ -369,11 +387,13 @@ async fn decide(
         debug!(image = %short_id(&kept.id), reason = kept.reason.as_str(), "kept");
     }
     let action = Action::decide(dry_run, &evaluated.verdicts, &plan);
+    // Moved, not copied: on a host of 10,000 images the listing and the record are most of a
+    // plan's memory (issue 13's 30 MB with both tiers).
     let tier_inputs = settings.tiers.any_enabled().then(|| TierInputs {
-        images: images.clone(),
+        images,
         containers: containers.clone(),
         services: services.to_vec(),
-        record: record.clone(),
+        record,
         now,
     });
     Ok(Decided {

@@ -38,7 +38,11 @@ pub async fn observe<E: Engine>(
     };
     // A first read only for the window of destroy events: since the record's last update.
     let (hint, _) = state::read_observations(dir);
-    let destroyed = match hint.updated_at.filter(|_| !hint.images.is_empty()) {
+    // Tagged entries (the unused_tagged tier) need the window as much as untagged ones: a
+    // container that used a tagged image and was removed since the last look is known only
+    // by its destroy event.
+    let recorded = !hint.images.is_empty() || !hint.tagged.is_empty();
+    let destroyed = match hint.updated_at.filter(|_| recorded) {
         // Nothing recorded: every entry starts now, and no earlier destroy can move it.
         None => Ok(Vec::new()),
         Some(since) => {

@@ -493,6 +493,13 @@ impl Report {
             .map(|gate| gate.open)
     }
 
+    /// The JSON report and a newline, written as it is serialised (a plan of thousands of
+    /// candidates would otherwise be held twice in memory as text).
+    pub fn write_json(&self, out: &mut impl std::io::Write) -> std::io::Result<()> {
+        serde_json::to_writer_pretty(&mut *out, self).map_err(std::io::Error::from)?;
+        out.write_all(b"\n")
+    }
+
     pub fn to_json(&self) -> String {
         // The report holds only strings, numbers, booleans and dates: serialising cannot fail.
         serde_json::to_string_pretty(self)

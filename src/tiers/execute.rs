@@ -1,11 +1,11 @@
-//! The shell of the opt-in tiers: measure the disk gate's filesystem, plan (pure), remove in
+//! The shell of the opt-in tiers: measure the disk gate's filesystems, plan (pure), remove in
 //! batches (tag by tag, never forced) while re-measuring between batches and re-checking the
 //! deploy gates, and ask the engine's build-cache API. Runs after the dangling tier, only in
 //! a real run whose gates were open; a dry run gets the plans only ([`plan_only`]).
 
 use std::collections::HashSet;
 use std::future::Future;
-use std::path::Path;
+use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
 use tracing::{info, warn};
@@ -29,8 +29,9 @@ pub struct Context<'a> {
     pub policy: &'a Policy,
     pub services: &'a [Service],
     pub record: Option<&'a Record>,
-    /// The disk gate's filesystem (as measured before the run).
-    pub disk_path: &'a Path,
+    /// The disk gate's filesystems (the first one, then the others it could measure before
+    /// the run); the watermarks follow the fullest of them ([`watermark::fullest`]).
+    pub disk_paths: &'a [PathBuf],
 }
 
 fn usage_of(disk: &DiskUsage) -> Usage {
@@ -40,14 +41,59 @@ fn usage_of(disk: &DiskUsage) -> Usage {
     }
 }
 
+/// One measurement of every filesystem, in `paths`' order: the first must be measurable (as
+/// for the disk gate, unknown is no); another that cannot be measured now is `None` and
+/// neither starts nor holds a tier.
+fn measure(paths: &[PathBuf]) -> anyhow::Result<Vec<Option<Usage>>> {
+    let mut usages = Vec::with_capacity(paths.len());
+    for (index, path) in paths.iter().enumerate() {
+        match disk::usage(path) {
+            Ok(disk) => usages.push(Some(usage_of(&disk))),
+            Err(error) if index == 0 => return Err(error),
+            Err(error) => {
+                warn!(path = %path.display(), %error, "a filesystem of the disk gate could not be measured");
+                usages.push(None);
+            }
+        }
+    }
+    if usages.is_empty() {
+        anyhow::bail!("no filesystem to measure (the disk gate measured none)");
+    }
+    Ok(usages)
+}
+
+/// The fullest of one measurement (see [`watermark::fullest`]).
+fn fullest_of(usages: &[Option<Usage>], low: u8) -> Usage {
+    let measured: Vec<Usage> = usages.iter().flatten().copied().collect();
+    // `measure` always holds the first filesystem's usage, so `measured` is never empty.
+    watermark::fullest(&measured, low).map_or(
+        Usage {
+            used_bytes: 0,
+            available_bytes: 0,
+        },
+        |(_, usage)| usage,
+    )
+}
+
+/// Bytes freed between two measurements of the same filesystems.
+fn freed_between(before: &[Option<Usage>], after: &[Option<Usage>]) -> u64 {
+    let (before, after): (Vec<Usage>, Vec<Usage>) = before
+        .iter()
+        .zip(after)
+        .filter_map(|(before, after)| before.zip(*after))
+        .unzip();
+    watermark::freed(&before, &after)
+}
+
 /// A dry run's view: every enabled tier's plan and whether it would start now.
 pub fn plan_only(
     context: &Context<'_>,
     images: &[Image],
     containers: &[Container],
-    disk: Option<&DiskUsage>,
+    disks: &[DiskUsage],
     now: DateTime<Utc>,
 ) -> Vec<TierOutcome> {
+    let usages: Vec<Usage> = disks.iter().map(usage_of).collect();
     let mut outcomes = Vec::new();
     let tagged = &context.tiers.unused_tagged;
     if tagged.enabled {
@@ -63,15 +109,21 @@ pub fn plan_only(
         outcome.high_percent = Some(tagged.high_percent);
         outcome.low_percent = Some(tagged.low_percent);
         outcome.candidates = count(plan.candidates.len());
-        outcome.disk_percent_before = disk.map(|disk| disk.used_percent);
-        outcome.reason = Some(match disk {
-            Some(disk) if watermark::starts(usage_of(disk), tagged.high_percent) => format!(
-                "a run would start: the disk is {} % full, at or above high_percent {} %, and remove tags in this order until it is at or below low_percent {} %",
-                disk.used_percent, tagged.high_percent, tagged.low_percent
+        let fullest = watermark::fullest(&usages, tagged.low_percent);
+        outcome.disk_percent_before = fullest.map(|(_, usage)| usage.percent());
+        outcome.reason = Some(match fullest {
+            Some((index, usage)) if watermark::starts(usage, tagged.high_percent) => format!(
+                "a run would start: the disk ({}) is {} % full, at or above high_percent {} %, and remove tags in this order until it is at or below low_percent {} %",
+                disks[index].path.display(),
+                usage.percent(),
+                tagged.high_percent,
+                tagged.low_percent
             ),
-            Some(disk) => format!(
-                "a run would not start: the disk is {} % full, below high_percent {} %",
-                disk.used_percent, tagged.high_percent
+            Some((index, usage)) => format!(
+                "a run would not start: the fullest disk ({}) is {} % full, below high_percent {} %",
+                disks[index].path.display(),
+                usage.percent(),
+                tagged.high_percent
             ),
             None => "the disk could not be measured, so a run would not start".into(),
         });
@@ -175,7 +227,8 @@ where
     let mut outcome = TierOutcome::new(TierName::UnusedTagged, TierStatus::Ran);
     outcome.high_percent = Some(settings.high_percent);
     outcome.low_percent = Some(settings.low_percent);
-    let before = match disk::usage(context.disk_path) {
+    let low = settings.low_percent;
+    let before = match measure(context.disk_paths) {
         Ok(before) => before,
         Err(error) => {
             outcome.status = TierStatus::Skipped;
@@ -183,9 +236,10 @@ where
             return Ok(outcome);
         }
     };
-    outcome.disk_percent_before = Some(before.used_percent);
-    outcome.disk_percent_after = Some(before.used_percent);
-    let mut usage = usage_of(&before);
+    let mut usage = fullest_of(&before, low);
+    let mut after_all = before.clone();
+    outcome.disk_percent_before = Some(usage.percent());
+    outcome.disk_percent_after = Some(usage.percent());
     if !watermark::starts(usage, settings.high_percent) {
         outcome.status = TierStatus::NotNeeded;
         outcome.reason = Some(format!(
@@ -259,10 +313,11 @@ where
             )
             .await?;
         }
-        match disk::usage(context.disk_path) {
+        match measure(context.disk_paths) {
             Ok(after) => {
-                usage = usage_of(&after);
-                outcome.disk_percent_after = Some(after.used_percent);
+                usage = fullest_of(&after, low);
+                after_all = after;
+                outcome.disk_percent_after = Some(usage.percent());
             }
             Err(error) => {
                 outcome.reason = Some(format!(
@@ -272,7 +327,7 @@ where
             }
         }
     }
-    outcome.reclaimed_bytes = before.used_bytes.saturating_sub(usage.used_bytes);
+    outcome.reclaimed_bytes = freed_between(&before, &after_all);
     info!(
         removed = outcome.removed,
         images = outcome.removed_images,
@@ -364,17 +419,17 @@ async fn build_cache_tier<E: Engine>(
     let settings = &context.tiers.build_cache;
     let threshold = context.policy.gates.disk.threshold_percent;
     let mut outcome = TierOutcome::new(TierName::BuildCache, TierStatus::Ran);
-    match disk::usage(context.disk_path) {
-        Ok(disk) if disk.used_percent < threshold => {
-            outcome.disk_percent_before = Some(disk.used_percent);
+    match measure(context.disk_paths).map(|usages| fullest_of(&usages, threshold)) {
+        Ok(usage) if usage.percent() < threshold => {
+            outcome.disk_percent_before = Some(usage.percent());
             outcome.status = TierStatus::NotNeeded;
             outcome.reason = Some(format!(
-                "the disk is {} % full, below the disk threshold {threshold} %",
-                disk.used_percent
+                "the fullest disk is {} % full, below the disk threshold {threshold} %",
+                usage.percent()
             ));
             return Ok(outcome);
         }
-        Ok(disk) => outcome.disk_percent_before = Some(disk.used_percent),
+        Ok(usage) => outcome.disk_percent_before = Some(usage.percent()),
         Err(error) => {
             outcome.status = TierStatus::Skipped;
             outcome.reason = Some(format!("the disk could not be measured: {error:#}"));
@@ -403,8 +458,8 @@ async fn build_cache_tier<E: Engine>(
             outcome.reason = Some(format!("the build-cache API failed: {error}"));
         }
     }
-    outcome.disk_percent_after = disk::usage(context.disk_path)
+    outcome.disk_percent_after = measure(context.disk_paths)
         .ok()
-        .map(|disk| disk.used_percent);
+        .map(|usages| fullest_of(&usages, threshold).percent());
     Ok(outcome)
 }

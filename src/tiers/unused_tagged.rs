@@ -178,6 +178,10 @@ pub fn plan(inputs: &Inputs<'_>) -> TagPlan {
         .filter_map(|image| image.parent_id.as_deref())
         .collect();
     let newest = newest_per_repository(images, settings.keep_newest);
+    let sizes: HashMap<&str, u64> = images
+        .iter()
+        .map(|image| (image.id.as_str(), image.size_bytes))
+        .collect();
     let unused_for =
         chrono::Duration::from_std(settings.unused_for).unwrap_or(chrono::Duration::MAX);
 
@@ -255,9 +259,7 @@ pub fn plan(inputs: &Inputs<'_>) -> TagPlan {
         let mut tags: Vec<&String> = image.repo_tags.iter().collect();
         tags.sort();
         tags.dedup();
-        let unique = image
-            .shared_size_bytes
-            .map(|shared| image.size_bytes.saturating_sub(shared));
+        let unique = unique_bytes(image, &sizes);
         let count = tags.len();
         for (index, tag) in tags.into_iter().enumerate() {
             let last = index + 1 == count;
@@ -285,6 +287,21 @@ pub fn plan(inputs: &Inputs<'_>) -> TagPlan {
         .kept
         .sort_by(|a, b| (a.reason, &a.reference).cmp(&(b.reason, &b.reference)));
     result
+}
+
+/// The bytes removing `image` is expected to free: `Size - SharedSize` when the engine
+/// accounts for shared layers; else, for an image built here on a listed parent (the classic
+/// store's `ParentId`, whose `Size` counts the parent's layers too), `Size - parent's Size`;
+/// else unknown. Docker's image list leaves `SharedSize` at -1 (only `/system/df` computes
+/// it), so on a CI host the parent is what tells a build's own layers from its base's.
+fn unique_bytes(image: &Image, sizes: &HashMap<&str, u64>) -> Option<u64> {
+    image
+        .shared_size_bytes
+        .map(|shared| image.size_bytes.saturating_sub(shared))
+        .or_else(|| {
+            let parent = sizes.get(image.parent_id.as_deref()?)?;
+            Some(image.size_bytes.saturating_sub(*parent))
+        })
 }
 
 /// (repository, image ID) of the newest `keep` images of each repository, by `Created`

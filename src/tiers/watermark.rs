@@ -2,6 +2,12 @@
 //! filesystem is at or above its high watermark, and stops once it is at or below its low
 //! one. The shell measures the filesystem, asks [`next_batch`] how many of the remaining
 //! candidates to remove, removes them, and measures again; this module never measures.
+//!
+//! The disk gate measures several filesystems (`gates.disk.paths`: the data root and, on the
+//! containerd image store, containerd's root; D11). Issue 13's watermarks hold for "a data
+//! filesystem": the tiers follow the fullest of them ([`fullest`]), measured again between
+//! batches, so a tier starts when any is at or above `high_percent` and stops only once every
+//! one is at or below `low_percent`.
 
 // Pure: no clock, filesystem, environment or process (clippy.toml lists what is denied).
 #![deny(clippy::disallowed_methods)]
@@ -34,6 +40,33 @@ impl Usage {
         let excess = u128::from(self.used_bytes).saturating_sub(target);
         u64::try_from(excess).unwrap_or(u64::MAX)
     }
+}
+
+/// The fullest of `usages` (by Use%, then by the bytes above `low`, then the first listed):
+/// what the watermarks are compared with. `None` when nothing was measured.
+pub fn fullest(usages: &[Usage], low: u8) -> Option<(usize, Usage)> {
+    usages
+        .iter()
+        .copied()
+        .enumerate()
+        // `max_by_key` keeps the last of equals: compare the negated index to keep the first.
+        .max_by_key(|(index, usage)| {
+            (
+                usage.percent(),
+                usage.bytes_above(low),
+                std::cmp::Reverse(*index),
+            )
+        })
+}
+
+/// Bytes freed over several filesystems: the sum of each one's used bytes lost between
+/// `before` and `after` (same order, one entry per filesystem; one that grew counts 0).
+pub fn freed(before: &[Usage], after: &[Usage]) -> u64 {
+    before
+        .iter()
+        .zip(after)
+        .map(|(before, after)| before.used_bytes.saturating_sub(after.used_bytes))
+        .fold(0, u64::saturating_add)
 }
 
 /// Whether a tier starts at `usage` with watermark `high`.

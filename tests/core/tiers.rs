@@ -449,3 +449,116 @@ fn config_rules_name_the_key_and_the_fix() {
     assert!(error.contains("always runs first"), "{error}");
     let _ = Duration::ZERO;
 }
+
+/// Several filesystems (the data root, containerd's root): the watermarks follow the fullest,
+/// by Use%, then by the bytes above the low watermark, then the first listed.
+#[test]
+fn the_fullest_filesystem_decides() {
+    let sized = |used: u64, available: u64| Usage {
+        used_bytes: used,
+        available_bytes: available,
+    };
+    let cases: &[(&str, Vec<Usage>, Option<usize>)] = &[
+        ("none measured", vec![], None),
+        ("one", vec![usage(70)], Some(0)),
+        ("the second is fuller", vec![usage(70), usage(90)], Some(1)),
+        ("the first is fuller", vec![usage(95), usage(90)], Some(0)),
+        ("equal: the first", vec![usage(90), usage(90)], Some(0)),
+        // Both 90 %; the bigger one has more bytes above 80 %.
+        (
+            "equal percent: more bytes above low",
+            vec![sized(900, 100), sized(9000, 1000)],
+            Some(1),
+        ),
+        ("an empty filesystem", vec![sized(0, 0), usage(1)], Some(1)),
+    ];
+    for (name, usages, expected) in cases {
+        assert_eq!(
+            watermark::fullest(usages, 80).map(|(index, _)| index),
+            *expected,
+            "{name}"
+        );
+    }
+    // A tier starts when any is at or above high, and is done only when the fullest is at or
+    // below low.
+    let data_root_low_containerd_high = [usage(60), usage(86)];
+    let (_, fullest) = watermark::fullest(&data_root_low_containerd_high, 80).unwrap();
+    assert!(watermark::starts(fullest, 85));
+    assert!(!watermark::done(fullest, 80));
+    let both_low = [usage(60), usage(80)];
+    let (_, fullest) = watermark::fullest(&both_low, 80).unwrap();
+    assert!(watermark::done(fullest, 80));
+}
+
+#[test]
+fn freed_bytes_sum_over_filesystems() {
+    for (before, after, freed) in [
+        (vec![usage(90)], vec![usage(80)], 10_000),
+        (
+            vec![usage(90), usage(50)],
+            vec![usage(85), usage(40)],
+            15_000,
+        ),
+        // One grew (a container wrote): counts 0, not negative.
+        (
+            vec![usage(90), usage(50)],
+            vec![usage(80), usage(60)],
+            10_000,
+        ),
+        (vec![], vec![], 0),
+    ] {
+        assert_eq!(
+            watermark::freed(&before, &after),
+            freed,
+            "{before:?} -> {after:?}"
+        );
+    }
+}
+
+/// Docker's image list says no `SharedSize` (-1): a build on a listed parent is expected to
+/// free its size less the parent's; a pulled image with no parent is unknown.
+#[test]
+fn expected_bytes_from_the_parent_when_the_engine_has_no_shared_size() {
+    let images = vec![
+        Image {
+            size_bytes: 10_000,
+            ..image(1, &["base:1"], None, Some(40 * DAY))
+        },
+        Image {
+            size_bytes: 16_000,
+            ..image(2, &["app:c2"], Some(1), Some(30 * DAY))
+        },
+        Image {
+            size_bytes: 16_000,
+            ..image(3, &["app:c3"], Some(9), Some(29 * DAY))
+        },
+        Image {
+            size_bytes: 16_000,
+            shared_size_bytes: Some(12_000),
+            ..image(4, &["app:c4"], Some(1), Some(28 * DAY))
+        },
+        image(5, &["app:new"], Some(1), Some(DAY)),
+    ];
+    let record = record(&[(1, 40 * DAY), (2, 30 * DAY), (3, 29 * DAY), (4, 28 * DAY)]);
+    let plan = plan(&images, &record, &settings());
+    let bytes: Vec<(&str, Option<u64>)> = plan
+        .candidates
+        .iter()
+        .map(|c| (c.reference.as_str(), c.expected_bytes))
+        .collect();
+    assert_eq!(
+        bytes,
+        [
+            // Parent listed: 16 kB less its 10 kB.
+            ("app:c2", Some(6000)),
+            // Parent not listed: unknown.
+            ("app:c3", None),
+            // The engine's SharedSize wins.
+            ("app:c4", Some(4000)),
+        ]
+    );
+    assert_eq!(
+        kept_reason(&plan, "base:1"),
+        Some(TagKeptReason::HasChildren)
+    );
+}

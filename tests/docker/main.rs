@@ -19,4 +19,5 @@ mod signals_docker;
 mod support;
 mod swarm3;
 mod swarm_docker;
+mod tiers_docker;
 mod watch_docker;
