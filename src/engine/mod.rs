@@ -233,7 +233,10 @@ mod tests {
     fn engine_source_has_no_bulk_or_volume_endpoints() {
         let sources = [
             include_str!("mod.rs"),
-            include_str!("docker.rs"),
+            include_str!("docker/mod.rs"),
+            include_str!("docker/errors.rs"),
+            include_str!("docker/events.rs"),
+            include_str!("docker/swarm.rs"),
             include_str!("bounded.rs"),
             include_str!("flavor.rs"),
         ];

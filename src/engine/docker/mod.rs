@@ -15,12 +15,10 @@ use std::time::Duration;
 use bollard::Docker;
 use bollard::errors::Error as BollardError;
 use bollard::query_parameters::{
-    EventsOptionsBuilder, ListContainersOptionsBuilder, ListImagesOptionsBuilder,
-    ListServicesOptionsBuilder, ListTasksOptions, ListTasksOptionsBuilder, RemoveImageOptions,
-    RemoveImageOptionsBuilder,
+    ListContainersOptionsBuilder, ListImagesOptionsBuilder, ListTasksOptionsBuilder,
+    RemoveImageOptions, RemoveImageOptionsBuilder,
 };
 use chrono::{DateTime, TimeZone as _, Utc};
-use futures_util::StreamExt as _;
 
 use super::flavor::{self, Speaker, VersionFacts};
 use super::{
@@ -29,11 +27,17 @@ use super::{
 };
 use crate::config::HostUrl;
 use crate::model::{
-    Container, ContainerDestroy, DaemonInfo, EngineKind, Event, EventSampler, Events, Image,
-    ImageStore, Service, SwarmCluster, SwarmNode, Task, is_image_id, is_tag_reference,
-    normalize_image_id,
+    Container, ContainerDestroy, DaemonInfo, EngineKind, EventSampler, Events, Image, ImageStore,
+    SwarmCluster, SwarmNode, is_image_id, is_tag_reference, normalize_image_id,
 };
-use crate::worker_evidence::{WorkerEvent, WorkerEvents};
+use crate::worker_evidence::WorkerEvents;
+
+mod errors;
+mod events;
+mod swarm;
+
+use errors::map_error;
+use events::{activity_of, event_of, worker_event_of};
 
 /// The Docker Engine over bollard.
 pub struct DockerEngine {
@@ -123,189 +127,6 @@ impl DockerEngine {
     /// The detected engine, for messages.
     fn speaker(&self) -> Speaker {
         Speaker::Known(self.kind)
-    }
-
-    /// The events query for `window`. Podman stops reading its event log when `until` passes,
-    /// which for a window that ends now is at once: it answers part of the stored events, or
-    /// none. Without `until`, in non-streaming mode (the transport adds `stream=false`), it
-    /// answers every stored event since `since` and ends; callers apply the window's end.
-    /// RFC 3339: every Podman version parses it (4.3 does not parse fractional seconds).
-    fn events_options(
-        &self,
-        window: EventWindow,
-        filters: &HashMap<&str, Vec<&str>>,
-    ) -> bollard::query_parameters::EventsOptions {
-        if self.kind == EngineKind::Podman {
-            EventsOptionsBuilder::new()
-                .since(
-                    &window
-                        .since
-                        .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
-                )
-                .filters(filters)
-                .build()
-        } else {
-            EventsOptionsBuilder::new()
-                .since(&docker_timestamp(window.since))
-                .until(&docker_timestamp(window.until))
-                .filters(filters)
-                .build()
-        }
-    }
-
-    /// Reads the events of `window` that `filters` select, handing each to `each`: bounded by
-    /// the events answer's size bound, and by the timeout for a daemon that does not close the
-    /// stream (`until` makes dockerd close it; Podman's non-streaming mode ends it).
-    async fn read_events(
-        &self,
-        window: EventWindow,
-        filters: &HashMap<&str, Vec<&str>>,
-        mut each: impl FnMut(bollard::models::EventMessage),
-    ) -> Result<(), EngineError> {
-        let mut stream = self
-            .docker
-            .events(Some(self.events_options(window, filters)));
-        let read = async {
-            while let Some(message) = stream.next().await {
-                let message = message.map_err(|error| match self.events_bound.passed() {
-                    Some(limit) => EngineError::Protocol {
-                        operation: "GET /events",
-                        message: bounded::too_large_message(limit, "GET /events"),
-                        engine: self.speaker(),
-                    },
-                    None => self.fail("GET /events")(error),
-                })?;
-                each(message);
-            }
-            Ok::<(), EngineError>(())
-        };
-        tokio::time::timeout(self.timeout, read)
-            .await
-            .map_err(|_| EngineError::Timeout {
-                endpoint: self.endpoint.clone(),
-                operation: "GET /events",
-                timeout_secs: self.timeout.as_secs(),
-                engine: self.speaker(),
-            })?
-    }
-
-    /// Each service's `PreviousSpec` image by service ID (bollard's `Service` has no
-    /// `PreviousSpec`, so `/services` is read once more, as plain JSON).
-    async fn previous_images(&self) -> Result<HashMap<String, String>, EngineError> {
-        #[derive(serde::Deserialize)]
-        struct RawService {
-            #[serde(rename = "ID", default)]
-            id: String,
-            #[serde(rename = "PreviousSpec", default)]
-            previous_spec: Option<serde_json::Value>,
-        }
-        let path = format!("/v{}/services", self.docker.client_version());
-        let (status, body) = self
-            .timed("GET /services", self.raw.get(&path))
-            .await?
-            .map_err(self.fail("GET /services"))?;
-        if status != 200 {
-            return Err(EngineError::Api {
-                engine: self.speaker(),
-                operation: "GET /services",
-                status,
-                message: String::from_utf8_lossy(&body).trim().to_string(),
-            });
-        }
-        let services: Vec<RawService> =
-            serde_json::from_slice(&body).map_err(|error| EngineError::Protocol {
-                engine: self.speaker(),
-                operation: "GET /services",
-                message: error.to_string(),
-            })?;
-        Ok(services
-            .into_iter()
-            .filter_map(|service| {
-                let image = service
-                    .previous_spec?
-                    .pointer("/TaskTemplate/ContainerSpec/Image")?
-                    .as_str()?
-                    .to_string();
-                Some((service.id, image)).filter(|(_, image)| !image.is_empty())
-            })
-            .collect())
-    }
-
-    /// Services (with each one's previous spec image) and tasks (all, or as `tasks` filters
-    /// them).
-    async fn services_and_tasks(
-        &self,
-        tasks: Option<ListTasksOptions>,
-    ) -> Result<SwarmCluster, EngineError> {
-        let services = self
-            .timed(
-                "GET /services",
-                self.docker.list_services(Some(
-                    ListServicesOptionsBuilder::default().status(true).build(),
-                )),
-            )
-            .await?
-            .map_err(self.fail("GET /services"))?;
-        let tasks = self
-            .timed("GET /tasks", self.docker.list_tasks(tasks))
-            .await?
-            .map_err(self.fail("GET /tasks"))?;
-        let mut previous = self.previous_images().await?;
-        Ok(SwarmCluster {
-            services: services
-                .into_iter()
-                .map(|service| {
-                    let spec = service.spec.unwrap_or_default();
-                    let update = service.update_status.unwrap_or_default();
-                    let id = service.id.unwrap_or_default();
-                    Service {
-                        image: spec
-                            .task_template
-                            .as_ref()
-                            .and_then(|template| template.container_spec.as_ref())
-                            .and_then(|container| container.image.clone())
-                            .filter(|image| !image.is_empty()),
-                        previous_image: previous.remove(&id),
-                        id,
-                        name: spec.name.unwrap_or_default(),
-                        labels: sorted(spec.labels),
-                        update_state: update
-                            .state
-                            .map(|state| state.to_string())
-                            .filter(|state| !state.is_empty()),
-                        update_started_at: update.started_at.and_then(real_date),
-                        update_message: update.message.unwrap_or_default(),
-                    }
-                })
-                .collect(),
-            tasks: tasks
-                .into_iter()
-                .map(|task| {
-                    let status = task.status.unwrap_or_default();
-                    Task {
-                        id: task.id.unwrap_or_default(),
-                        service_id: task.service_id.unwrap_or_default(),
-                        slot: task.slot,
-                        node_id: task.node_id.filter(|node| !node.is_empty()),
-                        desired_state: task
-                            .desired_state
-                            .map(|state| state.to_string())
-                            .unwrap_or_default(),
-                        state: status
-                            .state
-                            .map(|state| state.to_string())
-                            .unwrap_or_default(),
-                        created_at: task.created_at.and_then(real_date),
-                        state_changed_at: status.timestamp.and_then(real_date),
-                        message: status
-                            .err
-                            .filter(|err| !err.is_empty())
-                            .or(status.message)
-                            .unwrap_or_default(),
-                    }
-                })
-                .collect(),
-        })
     }
 
     fn fail(&self, operation: &'static str) -> impl FnOnce(BollardError) -> EngineError + '_ {
@@ -662,64 +483,6 @@ impl Engine for DockerEngine {
     }
 }
 
-/// One event of the stream as a swarm worker's evidence reads it.
-fn worker_event_of(message: bollard::models::EventMessage, window: EventWindow) -> WorkerEvent {
-    let actor = message.actor.unwrap_or_default();
-    let time = message
-        .time_nano
-        .and_then(unix_time_nanos)
-        .or_else(|| message.time.and_then(unix_time))
-        .unwrap_or(window.until);
-    WorkerEvent {
-        time,
-        kind: message.typ.map(|kind| kind.to_string()).unwrap_or_default(),
-        action: message.action.unwrap_or_default(),
-        scope: message
-            .scope
-            .map(|scope| scope.to_string())
-            .unwrap_or_default(),
-        id: actor.id.unwrap_or_default(),
-        attributes: actor.attributes.unwrap_or_default().into_iter().collect(),
-    }
-}
-
-/// An event the quiet gate counts as activity, under its engine-neutral name; `None` for
-/// other events and for those before the window.
-fn activity_of(message: bollard::models::EventMessage, window: EventWindow) -> Option<Event> {
-    let event = event_of(message, window);
-    let action = flavor::activity_action(&event.kind, &event.action)?;
-    // Before the window: Podman's log may hold it (its `since` is strict only to the second).
-    // After the window's end it stays: a daemon clock ahead of ours makes recent events look
-    // future ones, and unknown means recent.
-    (event.time >= window.since).then(|| Event {
-        action: action.to_string(),
-        ..event
-    })
-}
-
-/// One event of the stream as the quiet gate reads it.
-fn event_of(message: bollard::models::EventMessage, window: EventWindow) -> Event {
-    let actor = message.actor.unwrap_or_default();
-    let attributes = actor.attributes.unwrap_or_default();
-    let subject = attributes
-        .get("name")
-        .cloned()
-        .or(actor.id)
-        .unwrap_or_default();
-    // An event without a usable time counts as happening now: unknown means recent.
-    let time = message
-        .time_nano
-        .and_then(unix_time_nanos)
-        .or_else(|| message.time.and_then(unix_time))
-        .unwrap_or(window.until);
-    Event {
-        time,
-        kind: message.typ.map(|kind| kind.to_string()).unwrap_or_default(),
-        action: message.action.unwrap_or_default(),
-        subject,
-    }
-}
-
 /// Only a well-formed image ID goes into a request path: `sha256:` and hex digits cannot
 /// change the path (no `/`, `..`, `?` or `%`), whatever the daemon or a proxy listed.
 fn checked_id(id: &str) -> Result<(), EngineError> {
@@ -755,12 +518,6 @@ fn remove_options() -> RemoveImageOptions {
         .build()
 }
 
-/// `seconds.nanoseconds`, as the events endpoint accepts: whole seconds would cut off the
-/// events of the current second, which are the most relevant ones.
-fn docker_timestamp(time: DateTime<Utc>) -> String {
-    format!("{}.{:09}", time.timestamp(), time.timestamp_subsec_nanos())
-}
-
 fn sorted(labels: Option<HashMap<String, String>>) -> BTreeMap<String, String> {
     labels.unwrap_or_default().into_iter().collect()
 }
@@ -771,104 +528,8 @@ fn real_date(date: DateTime<Utc>) -> Option<DateTime<Utc>> {
     (date.timestamp() > 365 * 24 * 3600).then_some(date)
 }
 
-/// One mapping from bollard's errors to ours, so every message names the endpoint and the fix.
-fn map_error(
-    endpoint: &str,
-    operation: &'static str,
-    timeout: Duration,
-    engine: Speaker,
-    error: BollardError,
-) -> EngineError {
-    let endpoint = endpoint.to_string();
-    if let Some(limit) = bounded::too_large(&error) {
-        return EngineError::Protocol {
-            operation,
-            message: bounded::too_large_message(limit, operation),
-            engine,
-        };
-    }
-    match error {
-        BollardError::DockerResponseServerError {
-            status_code,
-            message,
-        } => EngineError::Api {
-            operation,
-            status: status_code,
-            message: message.trim().to_string(),
-            engine,
-        },
-        BollardError::RequestTimeoutError => EngineError::Timeout {
-            endpoint,
-            operation,
-            timeout_secs: timeout.as_secs(),
-            engine,
-        },
-        BollardError::SocketNotFoundError(path) => EngineError::Unreachable {
-            endpoint,
-            reason: format!("there is no socket at {path}"),
-            engine,
-        },
-        BollardError::JsonDataError { .. }
-        | BollardError::JsonSerdeError { .. }
-        | BollardError::APIVersionParseError {} => EngineError::Protocol {
-            operation,
-            message: error.to_string(),
-            engine,
-        },
-        BollardError::UnsupportedURISchemeError { uri } => EngineError::BadHost {
-            host: uri,
-            reason: "unsupported scheme".into(),
-        },
-        other => {
-            // `IOError` is transparent: its `source()` skips the `io::Error` it holds.
-            let kind = match &other {
-                BollardError::IOError { err } => Some(err.kind()),
-                other => io_error_kind(other),
-            };
-            if kind == Some(std::io::ErrorKind::PermissionDenied) {
-                EngineError::PermissionDenied { endpoint, engine }
-            } else {
-                EngineError::Unreachable {
-                    endpoint,
-                    reason: error_chain(&other),
-                    engine,
-                }
-            }
-        }
-    }
-}
-
-fn io_error_kind(error: &(dyn std::error::Error + 'static)) -> Option<std::io::ErrorKind> {
-    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
-    while let Some(error) = current {
-        if let Some(io) = error.downcast_ref::<std::io::Error>() {
-            return Some(io.kind());
-        }
-        current = error.source();
-    }
-    None
-}
-
-fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts = vec![error.to_string()];
-    let mut current = error.source();
-    while let Some(error) = current {
-        let text = error.to_string();
-        if !parts.iter().any(|part| part.contains(&text)) {
-            parts.push(text);
-        }
-        current = error.source();
-    }
-    parts.join(": ")
-}
-
 /// Converts Docker's unix-seconds timestamps; zero or negative means "unknown" (Docker reports
 /// the zero time for images without a creation date).
-/// Nanoseconds since the epoch; zero or negative means unknown.
-fn unix_time_nanos(nanos: i64) -> Option<DateTime<Utc>> {
-    (nanos > 0).then(|| Utc.timestamp_nanos(nanos))
-}
-
 pub fn unix_time(seconds: i64) -> Option<DateTime<Utc>> {
     if seconds <= 0 {
         return None;

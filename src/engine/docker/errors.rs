@@ -1,0 +1,99 @@
+//! The one mapping from bollard's errors to the engine boundary's, so that every message names
+//! the endpoint, the engine and the fix.
+
+use std::time::Duration;
+
+use bollard::errors::Error as BollardError;
+
+use crate::engine::{EngineError, Speaker, bounded};
+
+/// One mapping from bollard's errors to ours, so every message names the endpoint and the fix.
+pub(super) fn map_error(
+    endpoint: &str,
+    operation: &'static str,
+    timeout: Duration,
+    engine: Speaker,
+    error: BollardError,
+) -> EngineError {
+    let endpoint = endpoint.to_string();
+    if let Some(limit) = bounded::too_large(&error) {
+        return EngineError::Protocol {
+            operation,
+            message: bounded::too_large_message(limit, operation),
+            engine,
+        };
+    }
+    match error {
+        BollardError::DockerResponseServerError {
+            status_code,
+            message,
+        } => EngineError::Api {
+            operation,
+            status: status_code,
+            message: message.trim().to_string(),
+            engine,
+        },
+        BollardError::RequestTimeoutError => EngineError::Timeout {
+            endpoint,
+            operation,
+            timeout_secs: timeout.as_secs(),
+            engine,
+        },
+        BollardError::SocketNotFoundError(path) => EngineError::Unreachable {
+            endpoint,
+            reason: format!("there is no socket at {path}"),
+            engine,
+        },
+        BollardError::JsonDataError { .. }
+        | BollardError::JsonSerdeError { .. }
+        | BollardError::APIVersionParseError {} => EngineError::Protocol {
+            operation,
+            message: error.to_string(),
+            engine,
+        },
+        BollardError::UnsupportedURISchemeError { uri } => EngineError::BadHost {
+            host: uri,
+            reason: "unsupported scheme".into(),
+        },
+        other => {
+            // `IOError` is transparent: its `source()` skips the `io::Error` it holds.
+            let kind = match &other {
+                BollardError::IOError { err } => Some(err.kind()),
+                other => io_error_kind(other),
+            };
+            if kind == Some(std::io::ErrorKind::PermissionDenied) {
+                EngineError::PermissionDenied { endpoint, engine }
+            } else {
+                EngineError::Unreachable {
+                    endpoint,
+                    reason: error_chain(&other),
+                    engine,
+                }
+            }
+        }
+    }
+}
+
+fn io_error_kind(error: &(dyn std::error::Error + 'static)) -> Option<std::io::ErrorKind> {
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(error) = current {
+        if let Some(io) = error.downcast_ref::<std::io::Error>() {
+            return Some(io.kind());
+        }
+        current = error.source();
+    }
+    None
+}
+
+fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts = vec![error.to_string()];
+    let mut current = error.source();
+    while let Some(error) = current {
+        let text = error.to_string();
+        if !parts.iter().any(|part| part.contains(&text)) {
+            parts.push(text);
+        }
+        current = error.source();
+    }
+    parts.join(": ")
+}
