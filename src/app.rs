@@ -248,6 +248,7 @@ async fn run_tiers(
         services: &inputs.services,
         record: inputs.record.as_ref(),
         disk_paths: &disk_paths,
+        honours_noprune: inputs.honours_noprune,
     };
     let stopped = execution.and_then(|execution| execution.stopped.as_ref());
     Ok(if settings.dry_run {
@@ -307,6 +308,8 @@ struct TierInputs {
     containers: Vec<crate::model::Container>,
     services: Vec<crate::model::Service>,
     record: Option<crate::observe::Record>,
+    /// Docker keeps an image's untagged parents on delete; Podman does not (D10).
+    honours_noprune: bool,
     now: chrono::DateTime<Utc>,
 }
 
@@ -394,6 +397,7 @@ async fn decide(
         containers: containers.clone(),
         services: services.to_vec(),
         record,
+        honours_noprune: evaluated.snapshot.daemon.engine.honours_noprune(),
         now,
     });
     Ok(Decided {

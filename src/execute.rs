@@ -195,6 +195,13 @@ where
             }
             // Losing the daemon outranks a closed gate or a signal: it makes the run a failure.
             if let Deletion::Removed { also_deleted, .. } = &outcome.deletion {
+                for other in also_deleted {
+                    // The plan keeps every image such a delete could take (D10); say so if an
+                    // engine took one anyway.
+                    if !plan.candidates.iter().any(|planned| &planned.id == other) {
+                        warn!(image = %candidate.id, also_deleted = %other, "the engine deleted an image that was not planned along with this one");
+                    }
+                }
                 taken_along.extend(also_deleted.iter().cloned());
             }
             if let Some(error) = record(&mut execution, candidate, outcome.deletion)

@@ -32,6 +32,8 @@ pub struct Context<'a> {
     /// The disk gate's filesystems (the first one, then the others it could measure before
     /// the run); the watermarks follow the fullest of them ([`watermark::fullest`]).
     pub disk_paths: &'a [PathBuf],
+    /// Whether the engine keeps an image's untagged parents on delete (D10).
+    pub honours_noprune: bool,
 }
 
 fn usage_of(disk: &DiskUsage) -> Usage {
@@ -103,6 +105,7 @@ pub fn plan_only(
             services: context.services,
             record: context.record,
             settings: tagged,
+            honours_noprune: context.honours_noprune,
             now,
         });
         let mut outcome = TierOutcome::new(TierName::UnusedTagged, TierStatus::Planned);
@@ -258,6 +261,7 @@ where
         services: context.services,
         record: context.record,
         settings,
+        honours_noprune: context.honours_noprune,
         now: Utc::now(),
     });
     outcome.candidates = count(plan.candidates.len());

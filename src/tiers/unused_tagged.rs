@@ -58,6 +58,9 @@ pub enum TagKeptReason {
     MalformedReference,
     /// Another tag of the same image stays, so removing this one would free nothing.
     OtherTagKept,
+    /// The engine ignores `noprune` (Podman) and the image's parent is untagged: removing the
+    /// last tag would delete that unplanned parent too (decisions D10).
+    ParentNotPlanned,
 }
 
 impl TagKeptReason {
@@ -75,6 +78,7 @@ impl TagKeptReason {
             Self::NewestOfRepository => "newest_of_repository",
             Self::MalformedReference => "malformed_reference",
             Self::OtherTagKept => "other_tag_kept",
+            Self::ParentNotPlanned => "parent_not_planned",
         }
     }
 }
@@ -142,6 +146,8 @@ pub struct Inputs<'a> {
     /// known last use.
     pub record: Option<&'a Record>,
     pub settings: &'a UnusedTaggedSettings,
+    /// Whether removing an image keeps its untagged parents (Docker; Podman does not: D10).
+    pub honours_noprune: bool,
     pub now: DateTime<Utc>,
 }
 
@@ -165,6 +171,7 @@ pub fn plan(inputs: &Inputs<'_>) -> TagPlan {
         services,
         record,
         settings,
+        honours_noprune,
         now,
     } = *inputs;
     let (used, unresolved) = resolve_containers(containers, images);
@@ -176,6 +183,11 @@ pub fn plan(inputs: &Inputs<'_>) -> TagPlan {
     let parents: HashSet<&str> = images
         .iter()
         .filter_map(|image| image.parent_id.as_deref())
+        .collect();
+    let untagged: HashSet<&str> = images
+        .iter()
+        .filter(|image| image.is_dangling())
+        .map(|image| image.id.as_str())
         .collect();
     let newest = newest_per_repository(images, settings.keep_newest);
     let sizes: HashMap<&str, u64> = images
@@ -202,6 +214,13 @@ pub fn plan(inputs: &Inputs<'_>) -> TagPlan {
             Some(TagKeptReason::ServiceRef)
         } else if parents.contains(id) {
             Some(TagKeptReason::HasChildren)
+        } else if !honours_noprune
+            && image
+                .parent_id
+                .as_deref()
+                .is_some_and(|parent| untagged.contains(parent))
+        {
+            Some(TagKeptReason::ParentNotPlanned)
         } else if !unresolved.is_empty() {
             Some(TagKeptReason::UnresolvedContainer)
         } else {

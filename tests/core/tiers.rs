@@ -51,8 +51,41 @@ fn plan(
         services: &[],
         record: Some(record),
         settings,
+        honours_noprune: true,
         now: now(),
     })
+}
+
+/// On an engine that ignores `noprune` (Podman), removing the last tag of an image built on
+/// an untagged parent would delete that parent too: such an image is kept; on Docker it goes.
+#[test]
+fn an_untagged_parent_keeps_the_image_where_noprune_is_ignored() {
+    let images = vec![
+        image(1, &[], None, Some(40 * DAY)),
+        image(2, &["app:c1"], Some(1), Some(30 * DAY)),
+        image(3, &["app:c2"], None, Some(20 * DAY)),
+        image(4, &["app:c3"], None, Some(10 * DAY)),
+    ];
+    let record = record(&[(2, 29 * DAY), (3, 19 * DAY), (4, 9 * DAY)]);
+    let on = |honours_noprune| {
+        unused_tagged::plan(&Inputs {
+            images: &images,
+            containers: &[],
+            services: &[],
+            record: Some(&record),
+            settings: &settings(),
+            honours_noprune,
+            now: now(),
+        })
+    };
+    let docker = on(true);
+    assert!(docker.candidates.iter().any(|c| c.reference == "app:c1"));
+    let podman = on(false);
+    assert_eq!(
+        kept_reason(&podman, "app:c1"),
+        Some(TagKeptReason::ParentNotPlanned)
+    );
+    assert!(podman.candidates.iter().any(|c| c.reference == "app:c2"));
 }
 
 fn kept_reason(plan: &unused_tagged::TagPlan, reference: &str) -> Option<TagKeptReason> {
@@ -131,6 +164,7 @@ fn never_in_use_recently_used_unobserved_or_kept() {
         services: &[],
         record: Some(&record),
         settings: &settings,
+        honours_noprune: true,
         now: now(),
     });
     let order: Vec<&str> = plan
@@ -205,6 +239,7 @@ fn no_record_means_nothing_is_eligible() {
         services: &[],
         record: None,
         settings: &settings(),
+        honours_noprune: true,
         now: now(),
     });
     assert!(plan.candidates.is_empty());
@@ -375,7 +410,7 @@ proptest! {
             services: &[],
             record: Some(&record),
             settings: &settings,
-            now: now(),
+            honours_noprune: true,            now: now(),
         });
         let mut previous = None;
         for candidate in &plan.candidates {
