@@ -127,8 +127,13 @@ pub async fn pass(settings: &Settings, mode: Mode, signals: &Signals) -> anyhow:
     let wait = settings.policy.gates.wait;
     let started = Instant::now();
     let started_at = Utc::now();
-    let engine =
-        DockerEngine::connect(&settings.host, settings.api_timeout, settings.max_list_size).await?;
+    let engine = DockerEngine::connect(
+        &settings.host,
+        settings.tls.as_ref(),
+        settings.api_timeout,
+        settings.max_list_size,
+    )
+    .await?;
     debug!(endpoint = engine.endpoint(), dry_run, ?mode, "gathering");
 
     // Gathering only reads, so a signal may abandon it at once; a waiting run ends its wait

@@ -61,7 +61,8 @@ pub struct GlobalArgs {
     #[arg(long, global = true)]
     pub no_config: bool,
 
-    /// Docker daemon to talk to (<unix:///var/run/docker.sock>, <tcp://host:2375>).
+    /// Docker daemon to talk to (<unix:///var/run/docker.sock>, <tcp://host:2375>,
+    /// <https://host:2376> with --tls-cert-path).
     ///
     /// [env: DOCKER_HOST] [key: engine.host]
     #[arg(short = 'H', long, value_name = "URL", global = true)]
@@ -155,6 +156,10 @@ pub enum Command {
     clippy::doc_markdown,
     reason = "these comments are --help text: `[env: NAME] [key: a.b]` would print the backticks"
 )]
+#[expect(
+    clippy::struct_excessive_bools,
+    reason = "each bool is a switch of its own on the command line"
+)]
 pub struct RunArgs {
     /// Config file (TOML). Default: /etc/pruneguard/config.toml, used only if it exists.
     ///
@@ -166,11 +171,27 @@ pub struct RunArgs {
     #[arg(long)]
     pub no_config: bool,
 
-    /// Docker daemon to talk to (<unix:///var/run/docker.sock>, <tcp://host:2375>).
+    /// Docker daemon to talk to (<unix:///var/run/docker.sock>, <tcp://host:2375>,
+    /// <https://host:2376> with --tls-cert-path).
     ///
     /// [env: DOCKER_HOST] [key: engine.host]
     #[arg(short = 'H', long, value_name = "URL")]
     pub host: Option<String>,
+
+    /// Speak TLS to a tcp:// host, verifying the daemon's certificate against ca.pem in
+    /// --tls-cert-path (as the docker CLI's --tlsverify does; an https:// host always does).
+    ///
+    /// [env: DOCKER_TLS_VERIFY] [key: engine.tls_verify]
+    #[arg(long)]
+    pub tlsverify: bool,
+
+    /// Directory with the TLS files of a TLS host, in Docker's layout: ca.pem (the CA that
+    /// signed the daemon's certificate), and cert.pem with key.pem when the daemon asks for a
+    /// client certificate.
+    ///
+    /// [env: DOCKER_CERT_PATH] [key: engine.tls_cert_path]
+    #[arg(long, value_name = "DIR")]
+    pub tls_cert_path: Option<PathBuf>,
 
     /// Report format on stdout.
     ///
@@ -289,13 +310,23 @@ pub struct RunArgs {
     #[arg(long = "swarm-worker-evidence", value_name = "KIND")]
     pub swarm_worker_evidence: Vec<String>,
 
-    /// On a swarm worker, ask this manager for the tasks assigned to this node (unix:///path or
-    /// tcp://host:port, as for -H): the gate closes while one that should run does not, and
-    /// when the manager cannot be asked [default: not set, local evidence only].
+    /// On a swarm worker, ask this manager for the tasks assigned to this node (unix:///path,
+    /// tcp://host:port or https://host:port, as for -H): the gate closes while one that should
+    /// run does not, and when the manager cannot be asked [default: not set, local evidence
+    /// only].
     ///
     /// [env: PRUNEGUARD_SWARM_MANAGER_HOST] [key: gates.swarm.manager_host]
     #[arg(long, value_name = "URL")]
     pub swarm_manager_host: Option<String>,
+
+    /// Speak TLS to --swarm-manager-host with the files of this directory, in Docker's layout:
+    /// ca.pem (the CA that signed the manager's certificate, always verified), and cert.pem
+    /// with key.pem when the manager (or its proxy) asks for a client certificate. Needed for
+    /// an https:// manager; makes a tcp:// manager TLS [default: not set].
+    ///
+    /// [env: PRUNEGUARD_SWARM_MANAGER_TLS_CERT_PATH] [key: gates.swarm.manager_tls_cert_path]
+    #[arg(long, value_name = "DIR")]
+    pub swarm_manager_tls_cert_path: Option<PathBuf>,
 
     /// While the disk gate is open but another gate is closed, re-check for up to this long instead
     /// of skipping [default: 0s, no wait]. A plan waits only when given this flag.

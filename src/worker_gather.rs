@@ -57,9 +57,14 @@ async fn node_tasks(host: &HostUrl, settings: &Settings, node_id: &str) -> Obser
             "this node's /info names no Swarm.NodeID, so its tasks cannot be asked for".to_string(),
         );
     }
-    let manager = DockerEngine::connect(host, settings.api_timeout, settings.max_list_size)
-        .await
-        .map_err(|error| error.to_string())?;
+    let manager = DockerEngine::connect(
+        host,
+        settings.swarm_manager_tls.as_ref(),
+        settings.api_timeout,
+        settings.max_list_size,
+    )
+    .await
+    .map_err(|error| error.to_string())?;
     manager
         .swarm_node_tasks(node_id)
         .await

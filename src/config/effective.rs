@@ -66,6 +66,12 @@ pub fn render(settings: &Settings) -> String {
         "engine",
         &[
             ("host", set(string(&settings.host.to_string())), ""),
+            ("tls_verify", set(settings.tls_verify.to_string()), ""),
+            (
+                "tls_cert_path",
+                settings.tls_cert_path.as_deref().map(path),
+                "no TLS files (a TLS host needs them)",
+            ),
             ("api_timeout", set(duration(settings.api_timeout)), ""),
             (
                 "max_list_size",
@@ -154,6 +160,14 @@ pub fn render(settings: &Settings) -> String {
                     .as_ref()
                     .map(|host| string(&host.to_string())),
                 "a worker judges itself from local evidence only",
+            ),
+            (
+                "manager_tls_cert_path",
+                settings
+                    .swarm_manager_tls
+                    .as_ref()
+                    .map(|files| path(&files.dir)),
+                "the manager is not spoken to over TLS",
             ),
         ],
     );

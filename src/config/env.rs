@@ -33,9 +33,13 @@ pub const METRICS_FILE: &str = "PRUNEGUARD_METRICS_FILE";
 pub const MAX_LIST_SIZE: &str = "PRUNEGUARD_MAX_LIST_SIZE";
 pub const WATCH_INTERVAL: &str = "PRUNEGUARD_WATCH_INTERVAL";
 pub const SWARM_MANAGER_HOST: &str = "PRUNEGUARD_SWARM_MANAGER_HOST";
+pub const SWARM_MANAGER_TLS_CERT_PATH: &str = "PRUNEGUARD_SWARM_MANAGER_TLS_CERT_PATH";
+/// Docker's own: any non-empty value asks for TLS, as it does for the docker CLI.
+pub const TLS_VERIFY: &str = "DOCKER_TLS_VERIFY";
+pub const CERT_PATH: &str = "DOCKER_CERT_PATH";
 
 /// Every variable pruneguard's settings read.
-pub const ALL: [&str; 21] = [
+pub const ALL: [&str; 24] = [
     CONFIG,
     HOST,
     API_TIMEOUT,
@@ -57,6 +61,9 @@ pub const ALL: [&str; 21] = [
     MAX_LIST_SIZE,
     WATCH_INTERVAL,
     SWARM_MANAGER_HOST,
+    SWARM_MANAGER_TLS_CERT_PATH,
+    TLS_VERIFY,
+    CERT_PATH,
 ];
 
 /// Environment variables, as the settings see them.
@@ -150,6 +157,12 @@ impl Environment {
     pub fn layer(&self) -> Result<SettingsLayer, ConfigError> {
         let mut layer = SettingsLayer::default();
         layer.engine.host = self.value(HOST, "engine.host", HostUrl::parse)?;
+        // As the docker CLI reads it: set and not empty means TLS, whatever the value ("0"
+        // too), so that pruneguard and the CLI agree on the same environment.
+        layer.engine.tls_verify = self
+            .get(TLS_VERIFY)?
+            .map(|_| Sourced::new(true, Source::Env(TLS_VERIFY)));
+        layer.engine.tls_cert_path = self.sourced_path(CERT_PATH);
         layer.engine.api_timeout = self.duration(API_TIMEOUT, "engine.api_timeout")?;
         layer.engine.max_list_size =
             self.value(MAX_LIST_SIZE, "engine.max_list_size", values::size)?;
@@ -202,6 +215,7 @@ impl Environment {
             "gates.swarm.manager_host",
             HostUrl::parse,
         )?;
+        gates.swarm.manager_tls_cert_path = self.sourced_path(SWARM_MANAGER_TLS_CERT_PATH);
         layer.state.dir = self.sourced_path(STATE_DIR);
         layer.output.format = self.value(OUTPUT, "output.format", values::output_format)?;
         layer.output.metrics_file = self.sourced_path(METRICS_FILE);

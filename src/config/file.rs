@@ -35,6 +35,8 @@ type List = Option<Spanned<Vec<Spanned<String>>>>;
 #[serde(deny_unknown_fields, default)]
 struct FileEngine {
     host: Text,
+    tls_verify: Option<Spanned<bool>>,
+    tls_cert_path: Text,
     api_timeout: Text,
     max_list_size: Text,
 }
@@ -90,6 +92,7 @@ struct FileSwarm {
     stuck_after: Text,
     worker_evidence: List,
     manager_host: Text,
+    manager_tls_cert_path: Text,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -272,6 +275,22 @@ impl Lines<'_> {
         }
     }
 
+    fn engine_layer(&self, raw: FileEngine) -> Result<EngineLayer, ConfigError> {
+        Ok(EngineLayer {
+            host: self.value("engine.host", raw.host, |text| super::HostUrl::parse(&text))?,
+            tls_verify: self.value("engine.tls_verify", raw.tls_verify, Ok)?,
+            tls_cert_path: self.value("engine.tls_cert_path", raw.tls_cert_path, |text| {
+                values::absolute_path(&text)
+            })?,
+            api_timeout: self.value("engine.api_timeout", raw.api_timeout, |text| {
+                values::duration(&text)
+            })?,
+            max_list_size: self.value("engine.max_list_size", raw.max_list_size, |text| {
+                values::size(&text)
+            })?,
+        })
+    }
+
     fn layer(&self, raw: FileConfig) -> Result<SettingsLayer, ConfigError> {
         let duration =
             |key: &str, value: Text| self.value(key, value, |text| values::duration(&text));
@@ -283,17 +302,7 @@ impl Lines<'_> {
         let tiers = super::tiers::file_layer(self, raw.tiers)?;
         let workload = std::mem::take(&mut gates.workload);
         Ok(SettingsLayer {
-            engine: EngineLayer {
-                host: self.value("engine.host", raw.engine.host, |text| {
-                    super::HostUrl::parse(&text)
-                })?,
-                api_timeout: duration("engine.api_timeout", raw.engine.api_timeout)?,
-                max_list_size: self.value(
-                    "engine.max_list_size",
-                    raw.engine.max_list_size,
-                    |text| values::size(&text),
-                )?,
-            },
+            engine: self.engine_layer(raw.engine)?,
             policy: PolicyLayer {
                 min_age: duration("policy.min_age", raw.policy.min_age)?,
                 age_basis: self.value("policy.age_basis", raw.policy.age_basis, |text| {
@@ -351,6 +360,10 @@ impl Lines<'_> {
                         "gates.swarm.manager_host",
                         gates.swarm.manager_host,
                         |text| super::HostUrl::parse(&text),
+                    )?,
+                    manager_tls_cert_path: path(
+                        "gates.swarm.manager_tls_cert_path",
+                        gates.swarm.manager_tls_cert_path,
                     )?,
                 },
             },

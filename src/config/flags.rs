@@ -55,6 +55,14 @@ fn host_flag(
 pub fn layer(args: &RunArgs) -> Result<SettingsLayer, ConfigError> {
     let mut layer = SettingsLayer::default();
     layer.engine.host = host_flag("-H/--host", "engine.host", args.host.as_deref())?;
+    // A switch: given, it turns TLS on; absent, it leaves the lower layers' choice.
+    layer.engine.tls_verify = args
+        .tlsverify
+        .then(|| Sourced::new(true, Source::Flag("--tlsverify")));
+    layer.engine.tls_cert_path = flag(
+        "--tls-cert-path",
+        args.tls_cert_path.as_deref().map(values::from_cwd),
+    );
     layer.engine.api_timeout = duration("--api-timeout", args.api_timeout);
     layer.engine.max_list_size = args
         .max_list_size
@@ -134,6 +142,12 @@ pub fn layer(args: &RunArgs) -> Result<SettingsLayer, ConfigError> {
         "gates.swarm.manager_host",
         args.swarm_manager_host.as_deref(),
     )?;
+    gates.swarm.manager_tls_cert_path = flag(
+        "--swarm-manager-tls-cert-path",
+        args.swarm_manager_tls_cert_path
+            .as_deref()
+            .map(values::from_cwd),
+    );
 
     layer.state.dir = flag(
         "--state-dir",

@@ -1,6 +1,10 @@
 //! [`HostUrl`]: the Docker daemon's address, parsed once here from `-H/--host`, `DOCKER_HOST` or
 //! `engine.host`. The engine connects to the typed value and `doctor` reads it, so the two can
 //! no longer disagree about which URLs are valid.
+//!
+//! TLS is its own variant: `https://host[:port]` as written, or a `tcp://` address that the
+//! settings upgrade ([`HostUrl::with_tls`]) when TLS is asked for the Docker way
+//! (`DOCKER_TLS_VERIFY`, `--tlsverify`). Its certificates are a setting of their own.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -9,14 +13,19 @@ use std::path::PathBuf;
 pub const DEFAULT_SOCKET: &str = "/var/run/docker.sock";
 /// The port of a `tcp://` address that names none (dockerd's plain-HTTP port).
 pub const DEFAULT_TCP_PORT: u16 = 2375;
+/// The port of an `https://` address that names none (dockerd's TLS port).
+pub const DEFAULT_TLS_PORT: u16 = 2376;
 
-/// Where the Docker daemon listens: a unix socket, or plain HTTP over TCP.
+/// Where the Docker daemon listens: a unix socket, plain HTTP over TCP, or HTTP over TLS.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HostUrl {
     /// `unix:///path/to/docker.sock`.
     Unix(PathBuf),
     /// `tcp://host:port` (or `http://host:port`): plain HTTP. `host` has no IPv6 brackets.
     Tcp { host: String, port: u16 },
+    /// `https://host:port`, or a `tcp://` address with TLS asked for: the daemon's certificate
+    /// is verified against the CA of the TLS setting that goes with this host.
+    Tls { host: String, port: u16 },
 }
 
 impl Default for HostUrl {
@@ -26,10 +35,12 @@ impl Default for HostUrl {
 }
 
 impl HostUrl {
-    /// Parses `unix:///path`, `tcp://host[:port]` or `http://host[:port]`. The error is a
-    /// sentence fragment saying what to write instead (the caller names the key).
+    /// Parses `unix:///path`, `tcp://host[:port]`, `http://host[:port]` or
+    /// `https://host[:port]`. The error is a sentence fragment saying what to write instead (the
+    /// caller names the key).
     pub fn parse(text: &str) -> Result<Self, String> {
-        const FIX: &str = "write unix:///path/to/docker.sock or tcp://host:port";
+        const FIX: &str =
+            "write unix:///path/to/docker.sock, tcp://host:port or (TLS) https://host:port";
         let text = text.trim();
         let Some((scheme, rest)) = text.split_once("://") else {
             return Err(format!("{text:?} is not a Docker host URL; {FIX}"));
@@ -46,20 +57,42 @@ impl HostUrl {
                     ))
                 }
             }
-            "tcp" | "http" => parse_tcp(text, rest.strip_suffix('/').unwrap_or(rest)),
-            "https" => Err(format!(
-                "{text:?} asks for TLS, which pruneguard does not support; point it at the \
-                 daemon's socket (unix:///var/run/docker.sock) or at plain tcp://host:port"
-            )),
+            "tcp" | "http" => parse_tcp(
+                text,
+                rest.strip_suffix('/').unwrap_or(rest),
+                DEFAULT_TCP_PORT,
+            ),
+            "https" => parse_tcp(
+                text,
+                rest.strip_suffix('/').unwrap_or(rest),
+                DEFAULT_TLS_PORT,
+            )
+            .map(HostUrl::with_tls),
             _ => Err(format!(
                 "the scheme {scheme}:// in {text:?} is not supported; {FIX}"
             )),
         }
     }
+
+    /// This host over TLS: a `tcp://` address becomes `https://` (same host and port, as the
+    /// docker CLI does with `DOCKER_TLS_VERIFY`); a unix socket and a TLS host stay as they
+    /// are.
+    #[must_use]
+    pub fn with_tls(self) -> Self {
+        match self {
+            Self::Tcp { host, port } => Self::Tls { host, port },
+            other => other,
+        }
+    }
+
+    /// Whether this host is spoken to over TLS.
+    pub fn is_tls(&self) -> bool {
+        matches!(self, Self::Tls { .. })
+    }
 }
 
-fn parse_tcp(text: &str, authority: &str) -> Result<HostUrl, String> {
-    let invalid = |why: &str| Err(format!("{text:?} is not a valid tcp:// address: {why}"));
+fn parse_tcp(text: &str, authority: &str, default_port: u16) -> Result<HostUrl, String> {
+    let invalid = |why: &str| Err(format!("{text:?} is not a valid TCP address: {why}"));
     if authority.contains(['/', '?', '#', '@']) || authority.contains(char::is_whitespace) {
         return invalid("write only host:port after tcp://, with no path or user");
     }
@@ -84,7 +117,7 @@ fn parse_tcp(text: &str, authority: &str) -> Result<HostUrl, String> {
         return invalid("the host is missing");
     }
     let port = match port {
-        None => DEFAULT_TCP_PORT,
+        None => default_port,
         Some(port) => match port.parse::<u16>() {
             Ok(port) if port != 0 => port,
             _ => return invalid(&format!("{port:?} is not a port from 1 to 65535")),
@@ -102,6 +135,8 @@ impl fmt::Display for HostUrl {
             Self::Unix(path) => write!(f, "unix://{}", path.display()),
             Self::Tcp { host, port } if host.contains(':') => write!(f, "tcp://[{host}]:{port}"),
             Self::Tcp { host, port } => write!(f, "tcp://{host}:{port}"),
+            Self::Tls { host, port } if host.contains(':') => write!(f, "https://[{host}]:{port}"),
+            Self::Tls { host, port } => write!(f, "https://{host}:{port}"),
         }
     }
 }
@@ -151,6 +186,30 @@ mod tests {
                 "tcp://[::1]:2376",
             ),
             (
+                "https://docker.lan",
+                HostUrl::Tls {
+                    host: "docker.lan".into(),
+                    port: 2376,
+                },
+                "https://docker.lan:2376",
+            ),
+            (
+                "HTTPS://10.0.0.2:3376/",
+                HostUrl::Tls {
+                    host: "10.0.0.2".into(),
+                    port: 3376,
+                },
+                "https://10.0.0.2:3376",
+            ),
+            (
+                "https://[::1]",
+                HostUrl::Tls {
+                    host: "::1".into(),
+                    port: 2376,
+                },
+                "https://[::1]:2376",
+            ),
+            (
                 " TCP://[fe80::1] ",
                 HostUrl::Tcp {
                     host: "fe80::1".into(),
@@ -167,9 +226,23 @@ mod tests {
     }
 
     #[test]
+    fn tls_upgrades_tcp_only() {
+        let tcp = HostUrl::parse("tcp://docker.lan:2376").unwrap();
+        assert_eq!(
+            tcp.clone().with_tls().to_string(),
+            "https://docker.lan:2376"
+        );
+        assert!(tcp.clone().with_tls().is_tls());
+        assert!(!tcp.is_tls());
+        let unix = HostUrl::default();
+        assert_eq!(unix.clone().with_tls(), unix);
+    }
+
+    #[test]
     fn unsupported_and_malformed_hosts_are_refused_with_the_fix() {
         for (text, needle) in [
-            ("https://docker.lan:2376", "TLS"),
+            ("https://", "host is missing"),
+            ("https://user@docker.lan", "no path or user"),
             ("ssh://me@docker.lan", "ssh:// in"),
             ("npipe:////./pipe/docker_engine", "npipe:// in"),
             ("/var/run/docker.sock", "not a Docker host URL"),

@@ -67,6 +67,10 @@ pub struct SettingsLayer {
 #[derive(Debug, Clone, Default)]
 pub struct EngineLayer {
     pub host: Option<Sourced<HostUrl>>,
+    /// `engine.tls_verify`: TLS to a `tcp://` host (Docker's `DOCKER_TLS_VERIFY`).
+    pub tls_verify: Option<Sourced<bool>>,
+    /// `engine.tls_cert_path`: the TLS files' directory (Docker's `DOCKER_CERT_PATH`).
+    pub tls_cert_path: Option<Sourced<PathBuf>>,
     pub api_timeout: Option<Sourced<Duration>>,
     pub max_list_size: Option<Sourced<u64>>,
 }
@@ -116,6 +120,7 @@ pub struct SwarmLayer {
     pub stuck_after: Option<Sourced<Duration>>,
     pub worker_evidence: Option<Sourced<Vec<WorkerEvidence>>>,
     pub manager_host: Option<Sourced<HostUrl>>,
+    pub manager_tls_cert_path: Option<Sourced<PathBuf>>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -143,6 +148,8 @@ impl SettingsLayer {
         Self {
             engine: EngineLayer {
                 host: self.engine.host.or(lower.engine.host),
+                tls_verify: self.engine.tls_verify.or(lower.engine.tls_verify),
+                tls_cert_path: self.engine.tls_cert_path.or(lower.engine.tls_cert_path),
                 api_timeout: self.engine.api_timeout.or(lower.engine.api_timeout),
                 max_list_size: self.engine.max_list_size.or(lower.engine.max_list_size),
             },
@@ -179,6 +186,10 @@ impl SettingsLayer {
                     stuck_after: gates.swarm.stuck_after.or(low.swarm.stuck_after),
                     worker_evidence: gates.swarm.worker_evidence.or(low.swarm.worker_evidence),
                     manager_host: gates.swarm.manager_host.or(low.swarm.manager_host),
+                    manager_tls_cert_path: gates
+                        .swarm
+                        .manager_tls_cert_path
+                        .or(low.swarm.manager_tls_cert_path),
                 },
             },
             state: StateLayer {

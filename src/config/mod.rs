@@ -31,7 +31,9 @@ use crate::policy::{
 use crate::worker_evidence::WorkerEvidence;
 
 pub use env::Environment;
-pub use host::{DEFAULT_SOCKET, DEFAULT_TCP_PORT, HostUrl};
+pub use host::{DEFAULT_SOCKET, DEFAULT_TCP_PORT, DEFAULT_TLS_PORT, HostUrl};
+
+use crate::engine::TlsFiles;
 pub use layer::{
     DiskLayer, DiskPath, EngineLayer, GatesLayer, OutputLayer, PolicyLayer, QuietLayer,
     SettingsLayer, Source, Sourced, StateLayer, SwarmLayer, WorkloadLayer,
@@ -76,8 +78,14 @@ pub use crate::decision::Mode;
 /// The resolved settings of one invocation.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// The Docker daemon to talk to.
+    /// The Docker daemon to talk to (a `tcp://` host already upgraded when TLS is asked for).
     pub host: HostUrl,
+    /// The TLS files of `host`: set exactly when `host` is a TLS host.
+    pub tls: Option<TlsFiles>,
+    /// `engine.tls_verify` as configured (also when `host` is a unix socket, which it leaves).
+    pub tls_verify: bool,
+    /// `engine.tls_cert_path` as configured (also when `host` does not use it).
+    pub tls_cert_path: Option<PathBuf>,
     /// The config file that was read, if any.
     pub config_file: Option<PathBuf>,
     pub policy: Policy,
@@ -94,6 +102,9 @@ pub struct Settings {
     pub watch_interval: Duration,
     /// `gates.swarm.manager_host`: the manager a worker asks for its own tasks.
     pub swarm_manager_host: Option<HostUrl>,
+    /// The TLS files of `swarm_manager_host` (`gates.swarm.manager_tls_cert_path`): set
+    /// exactly when that host is a TLS host.
+    pub swarm_manager_tls: Option<TlsFiles>,
     /// The opt-in reclaim tiers (`[tiers.*]`, `--tier`).
     pub tiers: crate::tiers::TierSettings,
 }
@@ -243,6 +254,8 @@ impl Settings {
         } = layer;
         let watch_interval = in_range(watch.interval, &ranges::WATCH_INTERVAL)?;
         let tiers = tiers::combine(tiers, in_range)?;
+        let (host, tls) = engine_endpoint(&engine)?;
+        let (swarm_manager_host, swarm_manager_tls) = manager_endpoint(&gates.swarm)?;
         let api_timeout = in_range(engine.api_timeout, &ranges::API_TIMEOUT)?;
         let max_list_size = check(
             engine.max_list_size,
@@ -264,18 +277,16 @@ impl Settings {
             &ranges::STALE_LOCK_AFTER,
         )?;
         let stuck_after = in_range(gates.swarm.stuck_after.clone(), &ranges::STUCK_AFTER)?;
-        let metrics_file = match output.metrics_file {
-            Some(file) => {
-                if host_checks == HostChecks::Apply {
-                    check_metrics_dir(&file)?;
-                }
-                Some(file.value)
-            }
-            None => None,
-        };
+        let metrics_file = metrics_file(output.metrics_file, host_checks)?;
         let workload = gates.workload;
         Ok(Self {
-            host: engine.host.map(|host| host.value).unwrap_or_default(),
+            host,
+            tls,
+            tls_verify: engine
+                .tls_verify
+                .as_ref()
+                .is_some_and(|verify| verify.value),
+            tls_cert_path: engine.tls_cert_path.clone().map(|path| path.value),
             config_file,
             policy: Policy {
                 min_age,
@@ -316,7 +327,7 @@ impl Settings {
                             .unwrap_or_default(),
                         stale_lock_after,
                     },
-                    swarm: swarm_gate(&gates.swarm, stuck_after),
+                    swarm: swarm_gate(&gates.swarm, stuck_after, swarm_manager_host.as_ref()),
                 },
             },
             state_dir: state
@@ -328,7 +339,8 @@ impl Settings {
             api_timeout,
             max_list_size,
             watch_interval,
-            swarm_manager_host: gates.swarm.manager_host.map(|host| host.value),
+            swarm_manager_host,
+            swarm_manager_tls,
             tiers,
         })
     }
@@ -350,8 +362,120 @@ impl Settings {
     }
 }
 
-/// The swarm gate's policy from its layer (`stuck_after` already checked).
-fn swarm_gate(swarm: &layer::SwarmLayer, stuck_after: Duration) -> SwarmGate {
+/// `output.metrics_file`, its directory checked when the host's rules apply.
+fn metrics_file(
+    file: Option<Sourced<PathBuf>>,
+    host_checks: HostChecks,
+) -> Result<Option<PathBuf>, ConfigError> {
+    let Some(file) = file else {
+        return Ok(None);
+    };
+    if host_checks == HostChecks::Apply {
+        check_metrics_dir(&file)?;
+    }
+    Ok(Some(file.value))
+}
+
+/// The setting behind the engine's TLS files, as messages name it.
+pub const ENGINE_TLS_SETTING: &str = "engine.tls_cert_path (--tls-cert-path, DOCKER_CERT_PATH)";
+/// The setting behind the swarm manager's TLS files, as messages name it.
+pub const MANAGER_TLS_SETTING: &str = "gates.swarm.manager_tls_cert_path \
+(--swarm-manager-tls-cert-path, PRUNEGUARD_SWARM_MANAGER_TLS_CERT_PATH)";
+
+/// The engine's host and its TLS files. As with the docker CLI, `engine.tls_verify`
+/// (`DOCKER_TLS_VERIFY`, `--tlsverify`) makes a `tcp://` host TLS and does nothing to a unix
+/// socket; a TLS host must have its certificate directory.
+fn engine_endpoint(
+    engine: &layer::EngineLayer,
+) -> Result<(HostUrl, Option<TlsFiles>), ConfigError> {
+    let mut host = engine
+        .host
+        .as_ref()
+        .map(|host| host.value.clone())
+        .unwrap_or_default();
+    let verify = engine.tls_verify.as_ref().filter(|verify| verify.value);
+    if verify.is_some() {
+        host = host.with_tls();
+    }
+    if !host.is_tls() {
+        return Ok((host, None));
+    }
+    let Some(dir) = &engine.tls_cert_path else {
+        let problem = format!(
+            "asks for TLS to {host}, which needs the CA certificate that signed the daemon's \
+             certificate: set engine.tls_cert_path (--tls-cert-path, DOCKER_CERT_PATH) to the \
+             directory with ca.pem, and cert.pem with key.pem when the daemon asks for a client \
+             certificate (the docker CLI's default is ~/.docker)"
+        );
+        return Err(match (verify, &engine.host) {
+            (Some(verify), _) => ConfigError::at(&verify.source, "engine.tls_verify", &problem),
+            (None, Some(written)) => ConfigError::at(&written.source, "engine.host", &problem),
+            // The default host is a unix socket, which is never TLS; say so all the same.
+            (None, None) => ConfigError(format!("engine.host {problem}")),
+        });
+    };
+    let files = TlsFiles {
+        dir: dir.value.clone(),
+        setting: ENGINE_TLS_SETTING,
+    };
+    Ok((host, Some(files)))
+}
+
+/// The swarm manager's host and its TLS files: a certificate directory makes a `tcp://`
+/// manager TLS, an `https://` manager needs one, and a unix socket takes none.
+fn manager_endpoint(
+    swarm: &layer::SwarmLayer,
+) -> Result<(Option<HostUrl>, Option<TlsFiles>), ConfigError> {
+    let key = "gates.swarm.manager_tls_cert_path";
+    let Some(written) = &swarm.manager_host else {
+        return match &swarm.manager_tls_cert_path {
+            Some(dir) => Err(ConfigError::at(
+                &dir.source,
+                key,
+                "is set, but gates.swarm.manager_host (--swarm-manager-host, \
+                 PRUNEGUARD_SWARM_MANAGER_HOST) is not: set the manager's https://host:port, or \
+                 unset this",
+            )),
+            None => Ok((None, None)),
+        };
+    };
+    match (&written.value, &swarm.manager_tls_cert_path) {
+        (HostUrl::Unix(_), Some(dir)) => Err(ConfigError::at(
+            &dir.source,
+            key,
+            &format!(
+                "is set, but the manager {} is a unix socket, which takes no TLS: unset it, or \
+                 write the manager as https://host:port",
+                written.value
+            ),
+        )),
+        (host @ HostUrl::Tls { .. }, None) => Err(ConfigError::at(
+            &written.source,
+            "gates.swarm.manager_host",
+            &format!(
+                "{host} is a TLS host, which needs the CA certificate that signed the manager's \
+                 certificate: set {MANAGER_TLS_SETTING} to the directory with ca.pem, and \
+                 cert.pem with key.pem when the manager asks for a client certificate"
+            ),
+        )),
+        (host, Some(dir)) => Ok((
+            Some(host.clone().with_tls()),
+            Some(TlsFiles {
+                dir: dir.value.clone(),
+                setting: MANAGER_TLS_SETTING,
+            }),
+        )),
+        (host, None) => Ok((Some(host.clone()), None)),
+    }
+}
+
+/// The swarm gate's policy from its layer (`stuck_after` already checked; the manager's host
+/// as resolved, TLS included).
+fn swarm_gate(
+    swarm: &layer::SwarmLayer,
+    stuck_after: Duration,
+    manager_host: Option<&HostUrl>,
+) -> SwarmGate {
     SwarmGate {
         enabled: swarm.enabled.as_ref().is_none_or(|enabled| enabled.value),
         stuck_after,
@@ -359,10 +483,7 @@ fn swarm_gate(swarm: &layer::SwarmLayer, stuck_after: Duration) -> SwarmGate {
             || WorkerEvidence::ALL.to_vec(),
             |list| dedup(list.value.clone()),
         ),
-        manager_host: swarm
-            .manager_host
-            .as_ref()
-            .map(|host| host.value.to_string()),
+        manager_host: manager_host.map(ToString::to_string),
     }
 }
 

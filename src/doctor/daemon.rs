@@ -7,7 +7,7 @@
 
 use super::{Check, CheckName, or_unknown};
 use crate::config::Settings;
-use crate::engine::{DockerEngine, Engine as _, EngineError, Speaker};
+use crate::engine::{DockerEngine, Engine as _, EngineError, Speaker, tls};
 use crate::model::{DaemonInfo, EngineKind};
 
 const NAME: CheckName = CheckName::Daemon;
@@ -22,7 +22,13 @@ pub struct DaemonProbe {
 
 /// Connects and reads `/info`.
 pub async fn probe(settings: &Settings) -> DaemonProbe {
-    match DockerEngine::connect(&settings.host, settings.api_timeout, settings.max_list_size).await
+    match DockerEngine::connect(
+        &settings.host,
+        settings.tls.as_ref(),
+        settings.api_timeout,
+        settings.max_list_size,
+    )
+    .await
     {
         Ok(engine) => {
             let info = engine.info().await;
@@ -92,6 +98,27 @@ fn problem_and_fix(error: &EngineError) -> (String, String) {
                 start_fix(*engine),
                 "or point pruneguard at the engine with -H/--host or DOCKER_HOST"
             ),
+        ),
+        EngineError::TlsSetup {
+            endpoint,
+            reason,
+            setting,
+        } => (
+            format!("cannot speak TLS to {endpoint}: {reason}"),
+            tls::setup_fix(setting),
+        ),
+        EngineError::Tls {
+            endpoint,
+            reason,
+            dir,
+            setting,
+            engine,
+        } => (
+            format!(
+                "the TLS handshake with {} at {endpoint} failed: {reason}",
+                engine.the_engine()
+            ),
+            tls::handshake_fix(dir, setting),
         ),
         EngineError::MalformedId { id } => (
             format!("the engine listed a malformed image ID {id:?}"),

@@ -14,6 +14,9 @@
 //! The bounds ([`LIST_ANSWER_LIMIT`], [`EVENTS_ANSWER_LIMIT`], [`SMALL_ANSWER_LIMIT`]) count
 //! the whole answer, status line and headers included.
 //!
+//! A TLS endpoint ([`super::tls`]) is one more layer between the socket and the bound: the
+//! bound counts the decrypted bytes, as it counts a plain connection's.
+//!
 //! Two things only the transport can do for Podman ([`Flavor`]): it notes Podman's
 //! `Libpod-Api-Version` answer header (bollard does not show headers), and once the engine is
 //! known to be Podman it adds `stream=false` to `GET /events` (bollard's options cannot carry
@@ -33,6 +36,8 @@ use hyper::body::Incoming;
 use hyper::header::{HOST, HeaderValue};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use super::tls::TlsClient;
 
 const MIB: u64 = 1024 * 1024;
 
@@ -64,6 +69,11 @@ enum Target {
     Unix(PathBuf),
     /// `host:port`, with IPv6 brackets: what `TcpStream::connect` and the `Host` header take.
     Tcp(String),
+    /// The same, each connection wrapped in TLS.
+    Tls {
+        authority: String,
+        client: TlsClient,
+    },
 }
 
 /// A bollard client on the unix socket at `path`, every answer bounded. Like bollard's own
@@ -87,10 +97,11 @@ pub fn connect_unix(
     )
 }
 
-/// A bollard client on plain HTTP to `host:port`, every answer bounded.
+/// A bollard client on HTTP to `host:port` (over TLS with `tls`), every answer bounded.
 pub fn connect_tcp(
     host: &str,
     port: u16,
+    tls: Option<TlsClient>,
     timeout_secs: u64,
     version: &ClientVersion,
     list_limit: u64,
@@ -100,7 +111,11 @@ pub fn connect_tcp(
     } else {
         format!("{host}:{port}")
     };
-    connect(Target::Tcp(authority), timeout_secs, version, list_limit)
+    let target = match tls {
+        Some(client) => Target::Tls { authority, client },
+        None => Target::Tcp(authority),
+    };
+    connect(target, timeout_secs, version, list_limit)
 }
 
 fn connect(
@@ -332,6 +347,19 @@ async fn send_bounded(
             let stream = tokio::net::TcpStream::connect(authority.as_str()).await?;
             let host = HeaderValue::from_str(authority).map_err(hyper::http::Error::from)?;
             exchange(Bounded::new(stream, limit, flag), host, request).await
+        }
+        Target::Tls { authority, client } => {
+            let stream = tokio::net::TcpStream::connect(authority.as_str()).await?;
+            // Boxed, as the stream is: a TLS connection's state is some KiB, which would
+            // otherwise sit in every future that sends a request.
+            let stream = Box::pin(
+                tokio_rustls::TlsConnector::from(Arc::clone(&client.config))
+                    .connect(client.server_name.clone(), stream),
+            )
+            .await?;
+            let host = HeaderValue::from_str(authority).map_err(hyper::http::Error::from)?;
+            let stream = Bounded::new(Box::new(stream), limit, flag);
+            Box::pin(exchange(stream, host, request)).await
         }
     }
 }

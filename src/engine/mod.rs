@@ -7,12 +7,14 @@ mod bounded;
 mod build_cache;
 mod docker;
 pub mod flavor;
+pub mod tls;
 
 use chrono::{DateTime, Utc};
 
 pub use bounded::LIST_ANSWER_LIMIT;
 pub use docker::DockerEngine;
 pub use flavor::Speaker;
+pub use tls::{CA_FILE, CERT_FILE, KEY_FILE, TlsFiles};
 
 use crate::model::{Container, ContainerDestroy, DaemonInfo, Events, Image, SwarmCluster};
 use crate::worker_evidence::WorkerEvents;
@@ -130,9 +132,31 @@ pub enum EngineError {
     MalformedReference { reference: String },
 
     #[error(
-        "unsupported engine host {host:?}: {reason}. Use unix:///path/to/docker.sock (or Podman's podman.sock) or tcp://host:port."
+        "unsupported engine host {host:?}: {reason}. Use unix:///path/to/docker.sock (or Podman's podman.sock), tcp://host:port or https://host:port."
     )]
     BadHost { host: String, reason: String },
+
+    /// The certificate directory of a TLS host cannot be used (nothing was sent).
+    #[error("cannot speak TLS to {endpoint}: {reason}. To fix it, {}.", tls::setup_fix(.setting))]
+    TlsSetup {
+        endpoint: String,
+        reason: String,
+        setting: &'static str,
+    },
+
+    /// The TLS handshake failed, or the daemon refused the connection with a TLS alert.
+    #[error(
+        "the TLS handshake with {} at {endpoint} failed: {reason}. To fix it, {}.",
+        .engine.the_engine(),
+        tls::handshake_fix(.dir, .setting)
+    )]
+    Tls {
+        endpoint: String,
+        reason: String,
+        dir: String,
+        setting: &'static str,
+        engine: Speaker,
+    },
 }
 
 impl EngineError {
@@ -145,6 +169,8 @@ impl EngineError {
                 | Self::PermissionDenied { .. }
                 | Self::Timeout { .. }
                 | Self::BadHost { .. }
+                | Self::TlsSetup { .. }
+                | Self::Tls { .. }
         )
     }
 }
@@ -239,6 +265,7 @@ mod tests {
             include_str!("docker/swarm.rs"),
             include_str!("bounded.rs"),
             include_str!("flavor.rs"),
+            include_str!("tls.rs"),
         ];
         let forbidden = [
             concat!("prune", "_images"),

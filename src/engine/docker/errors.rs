@@ -5,17 +5,36 @@ use std::time::Duration;
 
 use bollard::errors::Error as BollardError;
 
-use crate::engine::{EngineError, Speaker, bounded};
+use crate::engine::{EngineError, Speaker, TlsFiles, bounded, tls};
+
+/// Where an error happened: the endpoint as written, its TLS files when it has them, and the
+/// request's timeout.
+pub(super) struct Place<'a> {
+    pub endpoint: &'a str,
+    pub tls: Option<&'a TlsFiles>,
+    pub timeout: Duration,
+}
 
 /// One mapping from bollard's errors to ours, so every message names the endpoint and the fix.
 pub(super) fn map_error(
-    endpoint: &str,
+    place: &Place<'_>,
     operation: &'static str,
-    timeout: Duration,
     engine: Speaker,
     error: BollardError,
 ) -> EngineError {
-    let endpoint = endpoint.to_string();
+    let endpoint = place.endpoint.to_string();
+    let timeout = place.timeout;
+    if let Some(files) = place.tls
+        && let Some(reason) = tls_reason(&error)
+    {
+        return EngineError::Tls {
+            endpoint,
+            reason,
+            dir: files.dir.display().to_string(),
+            setting: files.setting,
+            engine,
+        };
+    }
     if let Some(limit) = bounded::too_large(&error) {
         return EngineError::Protocol {
             operation,
@@ -71,6 +90,16 @@ pub(super) fn map_error(
                 }
             }
         }
+    }
+}
+
+/// The TLS failure inside `error`, at any depth.
+fn tls_reason(error: &BollardError) -> Option<String> {
+    // These two are `#[error(transparent)]`: their `source()` skips the error they hold.
+    match error {
+        BollardError::IOError { err } => tls::tls_failure(err),
+        BollardError::HyperResponseError { err } => tls::tls_failure(err),
+        other => tls::tls_failure(other),
     }
 }
 

@@ -22,8 +22,8 @@ use chrono::{DateTime, TimeZone as _, Utc};
 
 use super::flavor::{self, Speaker, VersionFacts};
 use super::{
-    BuildCacheOutcome, Engine, EngineError, EventWindow, LastTagTime, RemoveOutcome, UntagOutcome,
-    bounded, build_cache,
+    BuildCacheOutcome, Engine, EngineError, EventWindow, LastTagTime, RemoveOutcome, TlsFiles,
+    UntagOutcome, bounded, build_cache, tls,
 };
 use crate::config::HostUrl;
 use crate::model::{
@@ -36,13 +36,15 @@ mod errors;
 mod events;
 mod swarm;
 
-use errors::map_error;
+use errors::{Place, map_error};
 use events::{activity_of, event_of, worker_event_of};
 
 /// The Docker Engine over bollard.
 pub struct DockerEngine {
     docker: Docker,
     endpoint: String,
+    /// The certificate directory of a TLS endpoint, for messages about its handshakes.
+    tls: Option<TlsFiles>,
     timeout: Duration,
     /// Says when the events stream was cut at its size bound (see `bounded`).
     events_bound: bounded::EventsBound,
@@ -60,6 +62,7 @@ impl DockerEngine {
     /// `max_list_size` bounds each list answer (`engine.max_list_size`); see `bounded`.
     pub async fn connect(
         host: &HostUrl,
+        tls: Option<&TlsFiles>,
         timeout: Duration,
         max_list_size: u64,
     ) -> Result<Self, EngineError> {
@@ -74,13 +77,29 @@ impl DockerEngine {
                 bounded::connect_unix(path, timeout_secs, version, max_list_size)
             }
             HostUrl::Tcp { host, port } => {
-                bounded::connect_tcp(host, *port, timeout_secs, version, max_list_size)
+                bounded::connect_tcp(host, *port, None, timeout_secs, version, max_list_size)
+            }
+            HostUrl::Tls { host, port } => {
+                let client = tls_client(&endpoint, host, tls)?;
+                bounded::connect_tcp(
+                    host,
+                    *port,
+                    Some(client),
+                    timeout_secs,
+                    version,
+                    max_list_size,
+                )
             }
         };
         // Until `/version` has answered, messages name both engines.
         let unknown = Speaker::Unknown;
+        let place = Place {
+            endpoint: &endpoint,
+            tls,
+            timeout,
+        };
         let (docker, events_bound, raw, flavor) =
-            connected.map_err(|error| map_error(&endpoint, "connect", timeout, unknown, error))?;
+            connected.map_err(|error| map_error(&place, "connect", unknown, error))?;
         let docker = within(
             &endpoint,
             "GET /version",
@@ -89,7 +108,7 @@ impl DockerEngine {
             docker.negotiate_version(),
         )
         .await?
-        .map_err(|error| map_error(&endpoint, "GET /version", timeout, unknown, error))?;
+        .map_err(|error| map_error(&place, "GET /version", unknown, error))?;
         let version = within(
             &endpoint,
             "GET /version",
@@ -98,7 +117,7 @@ impl DockerEngine {
             docker.version(),
         )
         .await?
-        .map_err(|error| map_error(&endpoint, "GET /version", timeout, unknown, error))?;
+        .map_err(|error| map_error(&place, "GET /version", unknown, error))?;
         let (kind, engine_version) = flavor::detect(&VersionFacts {
             version: version.version.clone().unwrap_or_default(),
             platform_name: version.platform.map(|p| p.name).unwrap_or_default(),
@@ -116,6 +135,7 @@ impl DockerEngine {
         Ok(Self {
             docker,
             endpoint,
+            tls: tls.cloned(),
             timeout,
             events_bound,
             raw,
@@ -131,13 +151,12 @@ impl DockerEngine {
 
     fn fail(&self, operation: &'static str) -> impl FnOnce(BollardError) -> EngineError + '_ {
         move |error| {
-            map_error(
-                &self.endpoint,
-                operation,
-                self.timeout,
-                self.speaker(),
-                error,
-            )
+            let place = Place {
+                endpoint: &self.endpoint,
+                tls: self.tls.as_ref(),
+                timeout: self.timeout,
+            };
+            map_error(&place, operation, self.speaker(), error)
         }
     }
 
@@ -156,6 +175,28 @@ impl DockerEngine {
         )
         .await
     }
+}
+
+/// The TLS client of a TLS host, from its certificate directory (read now: a file that cannot
+/// be used stops the connect before anything is sent).
+fn tls_client(
+    endpoint: &str,
+    host: &str,
+    files: Option<&TlsFiles>,
+) -> Result<tls::TlsClient, EngineError> {
+    // The settings never make a TLS host without its files; say so rather than assume it.
+    let Some(files) = files else {
+        return Err(EngineError::TlsSetup {
+            endpoint: endpoint.to_string(),
+            reason: "no certificate directory is set for it".to_string(),
+            setting: crate::config::ENGINE_TLS_SETTING,
+        });
+    };
+    tls::TlsClient::new(files, host).map_err(|error| EngineError::TlsSetup {
+        endpoint: endpoint.to_string(),
+        reason: error.0,
+        setting: files.setting,
+    })
 }
 
 /// bollard's own timeout ends when the status line and headers have arrived; reading the body

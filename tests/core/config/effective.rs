@@ -87,6 +87,8 @@ fn defaults_print_every_key_as_the_readme_writes_it() {
         r#"
 [engine]
 host = "unix:///var/run/docker.sock"
+tls_verify = false
+# tls_cert_path is not set: no TLS files (a TLS host needs them)
 api_timeout = "30s"
 max_list_size = "4MiB"
 
@@ -118,6 +120,7 @@ enabled = true
 stuck_after = "30m"
 worker_evidence = ["created_tasks", "exited_tasks", "task_events", "pulls"]
 # manager_host is not set: a worker judges itself from local evidence only
+# manager_tls_cert_path is not set: the manager is not spoken to over TLS
 
 [state]
 dir = "/var/lib/pruneguard"

@@ -8,6 +8,7 @@ mod effective;
 mod files;
 mod layers;
 mod props;
+mod tls;
 
 use std::path::PathBuf;
 
