@@ -42,13 +42,25 @@
 #   scripts/sandbox.sh ensure-engines       that, and build the engines' root filesystems (cached)
 #   scripts/sandbox.sh engine DIR           print the engine of a started sandbox
 #
+# A TLS listener (docker engines; opt-in at start and pair): with PGSB_TLS_DIR (a directory
+# written by scripts/tls-certs.sh) and PGSB_TLS_ADDR (HOST:PORT inside the sandbox's namespace,
+# e.g. 127.0.0.1:2376; 0.0.0.0:PORT for every address it has or will have) set, dockerd also
+# serves `-H tcp://ADDR --tlsverify` with those certificates, copied to DIR/tls (visible in
+# the chroot too, and a DOCKER_CERT_PATH: ca.pem, cert.pem, key.pem). start waits until the
+# docker CLI gets an answer there over TLS with the client certificate; start-daemon serves it
+# again. DOCKER_HOST stays the unix socket. Reach it from inside the namespace:
+#   nsenter --net=/var/run/netns/$(cat DIR/netns) -- docker --tlsverify \
+#     --tlscacert DIR/tls/ca.pem --tlscert DIR/tls/cert.pem --tlskey DIR/tls/key.pem -H tcp://ADDR …
+#
 # Files in DIR: netns (namespace name), host (DOCKER_HOST), engine, addr (pair only),
 # dockerd.log or podman.log, containerd.log, data/ (data root; Podman's graphroot),
-# ctr/root (containerd-ext: containerd's root), state (key=value, also kept in /run/pgsb/NETNS).
+# ctr/root (containerd-ext: containerd's root), tls/ (with PGSB_TLS_DIR), state (key=value,
+# also kept in /run/pgsb/NETNS).
 # Environment: PGSB_DOCKER (docker CLI to use; default /usr/bin/docker, else `docker`),
 # PGSB_STORAGE_DRIVER (default: dockerd's choice), PGSB_START_TIMEOUT (seconds, default 60),
 # PRUNEGUARD_ENGINE (the default of --engine), PGSB_CONTAINERD_ROOT_SIZE (MiB, default 4096),
-# PRUNEGUARD_CI_CACHE and PRUNEGUARD_DEBIAN_MIRROR (scripts/engines.sh).
+# PGSB_TLS_DIR and PGSB_TLS_ADDR (above), PRUNEGUARD_CI_CACHE and PRUNEGUARD_DEBIAN_MIRROR
+# (scripts/engines.sh).
 set -Eeuo pipefail
 
 # dockerd, ip, losetup and mkfs live in sbin, which a non-login PATH may lack.
@@ -140,7 +152,7 @@ cmd_ensure_engines() {
 
 # Sandbox state lives in DIR/state and, so that stray sandboxes can be found even after DIR is
 # gone, in $REGISTRY/NETNS. Lines: key=value.
-S_NAME='' S_DIR='' S_RUNDIR='' S_SOCK='' S_CSOCK='' S_DISK='' S_ENGINE='' S_ROOT='' S_CDISK=''
+S_NAME='' S_DIR='' S_RUNDIR='' S_SOCK='' S_CSOCK='' S_DISK='' S_ENGINE='' S_ROOT='' S_CDISK='' S_TLS=''
 # What a start is doing, for the one message that says which step failed.
 STEP=''
 
@@ -148,15 +160,15 @@ state_write() {
   local f
   mkdir -p "$REGISTRY"
   for f in "$S_DIR/state" "$REGISTRY/$S_NAME"; do
-    printf 'name=%s\ndir=%s\nrundir=%s\nsock=%s\ncsock=%s\ndisk=%s\nengine=%s\nroot=%s\ncdisk=%s\n' \
-      "$S_NAME" "$S_DIR" "$S_RUNDIR" "$S_SOCK" "$S_CSOCK" "$S_DISK" "$S_ENGINE" "$S_ROOT" "$S_CDISK" >"$f"
+    printf 'name=%s\ndir=%s\nrundir=%s\nsock=%s\ncsock=%s\ndisk=%s\nengine=%s\nroot=%s\ncdisk=%s\ntls=%s\n' \
+      "$S_NAME" "$S_DIR" "$S_RUNDIR" "$S_SOCK" "$S_CSOCK" "$S_DISK" "$S_ENGINE" "$S_ROOT" "$S_CDISK" "$S_TLS" >"$f"
   done
   printf '%s\n' "$S_NAME" >"$S_DIR/netns"
 }
 
 state_read_file() {
   local k v
-  S_NAME='' S_DIR='' S_RUNDIR='' S_SOCK='' S_CSOCK='' S_DISK='' S_ENGINE=docker-20.10 S_ROOT='' S_CDISK=''
+  S_NAME='' S_DIR='' S_RUNDIR='' S_SOCK='' S_CSOCK='' S_DISK='' S_ENGINE=docker-20.10 S_ROOT='' S_CDISK='' S_TLS=''
   while IFS='=' read -r k v; do
     case "$k" in
       name) S_NAME=$v ;;
@@ -168,6 +180,7 @@ state_read_file() {
       engine) S_ENGINE=$v ;;
       root) S_ROOT=$v ;;
       cdisk) S_CDISK=$v ;;
+      tls) S_TLS=$v ;;
     esac
   done <"$1"
   [ -n "$S_NAME" ] && [ -n "$S_DIR" ]
@@ -187,7 +200,7 @@ state_load() {
       fi
     done
   fi
-  S_NAME='' S_DIR='' S_RUNDIR='' S_SOCK='' S_CSOCK='' S_DISK='' S_ENGINE='' S_ROOT='' S_CDISK=''
+  S_NAME='' S_DIR='' S_RUNDIR='' S_SOCK='' S_CSOCK='' S_DISK='' S_ENGINE='' S_ROOT='' S_CDISK='' S_TLS=''
   return 1
 }
 
@@ -340,8 +353,16 @@ prepare() {
   S_CDISK=''
   [ -n "$size" ] && S_DISK=$dir/disk.img
   [ "$engine" = docker-28-containerd-ext ] && S_CDISK=$dir/ctr.img
+  S_TLS=$TLS_ADDR
   state_write
   printf '%s\n' "$engine" >"$dir/engine"
+  if [ -n "$S_TLS" ]; then
+    # A copy in DIR: the chroot sees DIR at its own path (not PGSB_TLS_DIR), and the sandbox
+    # does not depend on the caller's directory staying. Not the CA's key: no one signs here.
+    STEP="copying the TLS certificates of $TLS_SRC to $dir/tls"
+    mkdir -p "$dir/tls"
+    cp -p "$TLS_SRC"/{ca,cert,key,server-cert,server-key}.pem "$dir/tls/"
+  fi
   mkdir -p "$dir/data" "$S_RUNDIR/exec" "$S_RUNDIR/c" "$S_RUNDIR/run"
   if [ -n "$size" ]; then
     STEP="creating the ${size} MiB data root image"
@@ -440,6 +461,12 @@ launch_dockerd() {
     docker-20.10 | docker-28-containerd-ext) args+=(--containerd "$S_CSOCK") ;;
   esac
   [ -n "${PGSB_STORAGE_DRIVER:-}" ] && args+=(--storage-driver "$PGSB_STORAGE_DRIVER")
+  if [ -n "$S_TLS" ]; then
+    # Mutual TLS, as `dockerd --tlsverify` on a real host: only clients whose certificate the
+    # CA signed get an answer.
+    args+=(--tlsverify --tlscacert "$S_DIR/tls/ca.pem" --tlscert "$S_DIR/tls/server-cert.pem"
+      --tlskey "$S_DIR/tls/server-key.pem" -H "tcp://$S_TLS")
+  fi
   : >>"$S_DIR/dockerd.log"
   run_engine dockerd "${args[@]}" </dev/null >>"$S_DIR/dockerd.log" 2>&1 &
   printf '%s\n' "$!" >"$S_DIR/dockerd.pid"
@@ -463,16 +490,30 @@ wait_socket() {
   return 1
 }
 
+# The TLS listener answers the docker CLI that shows the client certificate, asked from inside
+# the namespace (the address is one of its own). 0.0.0.0 is asked at 127.0.0.1, which every
+# server certificate of scripts/tls-certs.sh names.
+tls_answers() {
+  local cli=$1 addr=$S_TLS
+  case "$addr" in 0.0.0.0:*) addr=127.0.0.1:${addr#*:} ;; esac
+  nsenter --net="/var/run/netns/$S_NAME" -- "$cli" --tlsverify --tlscacert "$S_DIR/tls/ca.pem" \
+    --tlscert "$S_DIR/tls/cert.pem" --tlskey "$S_DIR/tls/key.pem" -H "tcp://$addr" \
+    version --format '{{.Server.Version}}' >/dev/null 2>&1
+}
+
 wait_daemon() {
-  local timeout=${PGSB_START_TIMEOUT:-60} cli pid start daemon
+  local timeout=${PGSB_START_TIMEOUT:-60} cli pid start daemon unix=''
   daemon=$(daemon_name)
   STEP="waiting for $daemon to answer (engine $S_ENGINE)"
   cli=$(docker_cli)
   pid=$(cat "$S_DIR/$daemon.pid")
   start=$SECONDS
   while ((SECONDS - start < timeout)); do
-    if "$cli" -H "unix://$S_SOCK" version --format '{{.Server.Version}}' >/dev/null 2>&1; then
-      return 0
+    if [ -n "$unix" ] || "$cli" -H "unix://$S_SOCK" version --format '{{.Server.Version}}' >/dev/null 2>&1; then
+      unix=1
+      [ -z "$S_TLS" ] && return 0
+      STEP="waiting for $daemon to answer over TLS at tcp://$S_TLS (engine $S_ENGINE)"
+      tls_answers "$cli" && return 0
     fi
     if ! alive "$pid"; then
       say "$PROG: $daemon ($S_ENGINE) exited during start"
@@ -480,7 +521,11 @@ wait_daemon() {
     fi
     sleep 0.1
   done
-  say "$PROG: $daemon ($S_ENGINE) did not answer within ${timeout} s"
+  if [ -n "$unix" ]; then
+    say "$PROG: $daemon ($S_ENGINE) answers on its socket but not over TLS at tcp://$S_TLS within ${timeout} s"
+  else
+    say "$PROG: $daemon ($S_ENGINE) did not answer within ${timeout} s"
+  fi
   return 1
 }
 
@@ -548,7 +593,8 @@ launch_all() {
   esac
 }
 
-# Options of start and pair: SIZE, CSIZE, ENGINE.
+# Options of start and pair: SIZE, CSIZE, ENGINE; and from the environment TLS_SRC and TLS_ADDR
+# (the TLS listener, or both empty).
 parse_opts() {
   SIZE=''
   CSIZE=${PGSB_CONTAINERD_ROOT_SIZE:-4096}
@@ -596,6 +642,19 @@ parse_opts() {
   esac
   [ "$CSIZE" -ge 16 ] || die "--containerd-root-size must be at least 16 MiB"
   rootfs_of "$ENGINE" >/dev/null
+  TLS_SRC=${PGSB_TLS_DIR:-}
+  TLS_ADDR=${PGSB_TLS_ADDR:-}
+  [ -z "$TLS_SRC$TLS_ADDR" ] && return 0
+  if [ -z "$TLS_SRC" ] || [ -z "$TLS_ADDR" ]; then
+    die "a TLS listener needs both PGSB_TLS_DIR (certificates) and PGSB_TLS_ADDR (HOST:PORT)"
+  fi
+  case "$ENGINE" in podman-*) die "a TLS listener is for Docker engines, not $ENGINE" ;; esac
+  [[ "$TLS_ADDR" =~ ^[^:/]+:[0-9]+$ ]] || die "PGSB_TLS_ADDR wants HOST:PORT, got: $TLS_ADDR"
+  TLS_SRC=$(abspath "$TLS_SRC")
+  local f
+  for f in ca.pem cert.pem key.pem server-cert.pem server-key.pem; do
+    [ -f "$TLS_SRC/$f" ] || die "PGSB_TLS_DIR has no $f: $TLS_SRC (write it with scripts/tls-certs.sh)"
+  done
 }
 
 main_list_engines() { printf '%s ' "${ENGINES[@]}"; }

@@ -7,6 +7,10 @@
 # one address. The registry's answers leave the hub through a `tc` token-bucket filter
 # (tbf), so pulls take long enough to be seen mid-way; its access log counts every request.
 # This kernel has no IPVS: services need `--endpoint-mode dnsrr` and no published ports.
+# The manager's dockerd also serves mutual TLS (`--tlsverify`) on 10.214.0.1:2376, with
+# certificates made at start by scripts/tls-certs.sh in PREFIX/tls (server SANs: IP 10.214.0.1,
+# DNS manager.pgsw.test, 127.0.0.1, localhost; the client's cert.pem and key.pem there too, so
+# PREFIX/tls is a DOCKER_CERT_PATH); start checks it answers from node 2's namespace.
 #
 # Usage (as root):
 #   scripts/swarm.sh start PREFIX [--rate RATE]
@@ -19,6 +23,8 @@
 #   scripts/swarm.sh host PREFIX N     DOCKER_HOST of node N (1 = manager, 2 and 3 workers)
 #   scripts/swarm.sh dir PREFIX N      node N's sandbox DIR (for scripts/sandbox.sh)
 #   scripts/swarm.sh registry PREFIX   the registry's address (10.214.0.254:5000)
+#   scripts/swarm.sh tls PREFIX        the manager's TLS certificate dir (PREFIX/tls; its
+#                                      listener is tcp://10.214.0.1:2376)
 #   scripts/swarm.sh counts PREFIX [--since OFFSET] [--node N]
 #                                      scripts/registry.sh counts of the hub (only node N's
 #                                      requests with --node: its address 10.214.0.N)
@@ -30,7 +36,8 @@
 #   scripts/swarm.sh throttle PREFIX RATE   change the registry's rate (or "off")
 #
 # Files in PREFIX: n1 n2 n3 (sandbox DIRs; n1 is the manager), hub/netns (the hub namespace),
-# hub/registry/ (the registry's files and access.log), hosts (the DOCKER_HOSTs).
+# hub/registry/ (the registry's files and access.log), hosts (the DOCKER_HOSTs), tls/ (the
+# manager's TLS certificates).
 set -Eeuo pipefail
 
 export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
@@ -42,6 +49,8 @@ BRIDGE=pgswbr
 REG_VETH=pgswreg
 NODE_VETH=pgsw0
 DEFAULT_RATE=8mbit
+MANAGER_TLS_PORT=2376
+MANAGER_DNS=manager.pgsw.test
 
 # say, die, alive, kill_wait.
 # shellcheck source-path=SCRIPTDIR source=lib.sh
@@ -145,9 +154,20 @@ cmd_start() {
   ip -n "$hub" addr add "$NET.254/24" dev "$REG_VETH"
   ip -n "$hub" link set "$REG_VETH" up
 
+  STEP="making the manager's TLS certificates (scripts/tls-certs.sh)"
+  bash "$HERE/tls-certs.sh" "$PREFIX/tls" --ip "$NET.1" --dns "$MANAGER_DNS"
+
   STEP="starting the three sandboxes"
   for n in 1 2 3; do
-    sandbox start "$PREFIX/n$n" >/dev/null &
+    if [ "$n" = 1 ]; then
+      # 0.0.0.0 of the manager's own namespace: 10.214.0.1 is given to it only once the sandbox
+      # is linked to the hub, after dockerd has started (and a dockerd cannot listen on an
+      # address that does not exist yet). No wider: the namespace's other addresses (lo, its
+      # own docker bridges) are reachable only from inside it.
+      PGSB_TLS_DIR=$PREFIX/tls PGSB_TLS_ADDR=0.0.0.0:$MANAGER_TLS_PORT sandbox start "$PREFIX/n$n" >/dev/null &
+    else
+      PGSB_TLS_DIR='' PGSB_TLS_ADDR='' sandbox start "$PREFIX/n$n" >/dev/null &
+    fi
     pids+=($!)
   done
   local failed=0
@@ -183,6 +203,8 @@ cmd_start() {
   for n in 1 2 3; do
     wait_insecure "$n"
   done
+  STEP="checking the manager's TLS listener from node 2 (tcp://$NET.1:$MANAGER_TLS_PORT)"
+  wait_manager_tls
 
   STEP="initialising the swarm on node 1"
   dk 1 swarm init --advertise-addr "$NET.1" >/dev/null
@@ -241,6 +263,24 @@ wait_registry_from() {
     sleep 0.1
   done
   say "$PROG: the registry at $REGISTRY_ADDR does not answer from namespace $ns"
+  return 1
+}
+
+# The manager's TLS listener answers at 10.214.0.1 across the bridge, to the docker CLI with
+# the client certificate (sandbox.sh start already saw it answer inside the manager's own
+# namespace, so one try is all that is expected to be needed).
+wait_manager_tls() {
+  local ns i t=$PREFIX/tls
+  ns=$(cat "$PREFIX/n2/netns")
+  for ((i = 0; i < 50; i++)); do
+    if DOCKER_CONFIG="$PREFIX/docker-config" nsenter --net="/var/run/netns/$ns" -- "$(docker_cli)" \
+      --tlsverify --tlscacert "$t/ca.pem" --tlscert "$t/cert.pem" --tlskey "$t/key.pem" \
+      -H "tcp://$NET.1:$MANAGER_TLS_PORT" version --format '{{.Server.Version}}' >/dev/null 2>&1; then
+      return 0
+    fi
+    sleep 0.1
+  done
+  say "$PROG: the manager's TLS listener tcp://$NET.1:$MANAGER_TLS_PORT does not answer from node 2"
   return 1
 }
 
@@ -317,7 +357,7 @@ cmd_publish() {
 }
 
 main() {
-  [ $# -ge 1 ] || die "usage: $0 start|stop|host|dir|registry|counts|mark|publish|throttle PREFIX ..."
+  [ $# -ge 1 ] || die "usage: $0 start|stop|host|dir|registry|tls|counts|mark|publish|throttle PREFIX ..."
   local cmd=$1
   shift
   case "$cmd" in
@@ -334,6 +374,10 @@ main() {
       printf '%s\n' "$(abspath "$1")/n$2"
       ;;
     registry) printf '%s\n' "$REGISTRY_ADDR" ;;
+    tls)
+      [ $# -eq 1 ] || die "usage: $0 tls PREFIX"
+      printf '%s\n' "$(abspath "$1")/tls"
+      ;;
     counts)
       [ $# -ge 1 ] || die "usage: $0 counts PREFIX [--since OFFSET] [--node N]"
       local p=$1 args=()

@@ -1,13 +1,16 @@
 //! The test harness itself works: a private daemon starts, generated images load with the
 //! expected IDs (dangling and tagged), containers can be created and really run, the daemon can
-//! be stopped and started again, and two sandboxes joined by a veth pair form a swarm.
+//! be stopped and started again, two sandboxes joined by a veth pair form a swarm, and a
+//! sandbox's TLS listener answers only a client certificate its CA signed.
 //! Needs root and Docker: run `scripts/test.sh` (as root), which installs what is missing.
 
 use crate::support;
 
 use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::Output;
 
-use support::{ImageSpec, Sandbox};
+use support::{ImageSpec, OPEN_GATES, Sandbox};
 
 #[test]
 fn sandbox_daemon_loads_generated_images_and_runs_containers() {
@@ -106,6 +109,80 @@ fn sandbox_pair_forms_a_swarm_whose_worker_refuses_services() {
     assert_eq!(status, 503, "worker GET /services: {body}");
     assert!(body.contains("not a swarm manager"), "body: {body}");
     assert_eq!(manager.api_get("/services").0, 200);
+}
+
+/// The rig's TLS listener (what pruneguard's TLS tests talk to) is mutual TLS as on a real
+/// host: inside the sandbox's namespace the docker CLI gets an answer with the client
+/// certificate, and none without one, with a client certificate of another CA, or when it
+/// trusts another CA; the listener comes back with the daemon; and pruneguard runs inside the
+/// namespace with the environment its command was given.
+#[test]
+fn sandbox_tls_listener_answers_only_a_client_certificate_of_its_ca() {
+    let sb = Sandbox::start_with_tls();
+    let certs = sb.tls_dir();
+    for file in ["ca.pem", "cert.pem", "key.pem"] {
+        assert!(certs.join(file).is_file(), "{file} in {}", certs.display());
+    }
+    let other = sb.scratch().join("other-ca");
+    support::tls_certs(&other, &[], &[]);
+    // `docker --tlsverify` trusting `ca`'s ca.pem, with the client certificate of `client`.
+    let version = |ca: &Path, client: Option<&Path>| -> Output {
+        let mut cmd = support::in_netns(&sb.netns(), support::docker_cli());
+        cmd.env("DOCKER_CONFIG", sb.scratch().join("docker-config"))
+            .env_remove("DOCKER_HOST")
+            .env_remove("DOCKER_CONTEXT")
+            .env_remove("DOCKER_TLS_VERIFY")
+            .env_remove("DOCKER_CERT_PATH")
+            .arg("--tlsverify")
+            .arg("--tlscacert")
+            .arg(ca.join("ca.pem"));
+        if let Some(client) = client {
+            cmd.arg("--tlscert")
+                .arg(client.join("cert.pem"))
+                .arg("--tlskey")
+                .arg(client.join("key.pem"));
+        }
+        cmd.args([
+            "-H",
+            &sb.tls_url(),
+            "version",
+            "--format",
+            "{{.Server.Version}}",
+        ]);
+        cmd.output()
+            .unwrap_or_else(|err| panic!("cannot run {cmd:?}: {err}"))
+    };
+    let expected = sb.docker_ok(["version", "--format", "{{.Server.Version}}"]);
+    let answered = |out: &Output| support::expect_success("docker --tlsverify version", out);
+    assert_eq!(answered(&version(&certs, Some(&certs))), expected);
+    for (what, ca, client) in [
+        ("no client certificate", &certs, None),
+        ("a client certificate of another CA", &certs, Some(&other)),
+        ("a client that trusts another CA", &other, Some(&certs)),
+    ] {
+        let out = version(ca, client.map(|c| c.as_path()));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{what}: answered");
+        // Refused by the handshake, not for want of a listener.
+        assert!(
+            stderr.contains("tls:") || stderr.contains("x509:"),
+            "{what}: {stderr}"
+        );
+    }
+
+    sb.stop_daemon();
+    assert!(!version(&certs, Some(&certs)).status.success());
+    sb.start_daemon();
+    assert_eq!(answered(&version(&certs, Some(&certs))), expected);
+
+    let plan = support::run(
+        sb.pruneguard_in_netns()
+            .arg("plan")
+            .args(OPEN_GATES)
+            .args(["--output", "json"]),
+    );
+    assert_eq!(plan.code, 0, "{}", plan.show());
+    plan.json();
 }
 
 /// What forces a start to fail: a name, `start`'s extra arguments, the environment, and the

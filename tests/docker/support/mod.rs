@@ -13,7 +13,9 @@
 //! elsewhere it says to run `scripts/test.sh` as root, which installs what the tests need.
 //!
 //! Running pruneguard itself and reading its report is `runs` (re-exported here); injecting
-//! faults between pruneguard and a sandbox is `proxy`.
+//! faults between pruneguard and a sandbox is `proxy`. A daemon that also serves mutual TLS is
+//! [`Sandbox::start_with_tls`]; its listener is inside the sandbox's network namespace, where
+//! [`in_netns`] and [`Sandbox::pruneguard_in_netns`] run a program.
 
 mod engine;
 pub mod fake_api;
@@ -24,8 +26,8 @@ pub mod swarm;
 pub use engine::{Engine, Store};
 
 pub use runs::{
-    OPEN_GATES, Run, Running, bare_pruneguard, gate, ids, json_command, json_run, pruneguard, run,
-    spawn,
+    OPEN_GATES, Run, Running, bare_pruneguard, bare_pruneguard_in_netns, gate, ids, json_command,
+    json_run, pruneguard, run, spawn,
 };
 
 use std::collections::BTreeSet;
@@ -133,9 +135,19 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
 {
+    sandbox_script_env(args, &[])
+}
+
+/// [`sandbox_script`] with variables added to its environment (`PGSB_TLS_DIR`, …).
+fn sandbox_script_env<I, S>(args: I, env: &[(&str, &OsStr)]) -> Result<String, String>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
     let mut cmd = Command::new("bash");
     cmd.arg(script("sandbox.sh"));
     cmd.args(args);
+    cmd.envs(env.iter().copied());
     cmd.stdin(Stdio::null());
     let shown = format!("{cmd:?}");
     match cmd.output() {
@@ -148,6 +160,42 @@ where
         )),
         Err(err) => Err(format!("cannot run {shown}: {err}")),
     }
+}
+
+/// Writes a CA and a server and a client certificate it signed into `dir` (created; it must not
+/// hold certificates yet) with `scripts/tls-certs.sh`, in Docker's file names: `ca.pem`,
+/// `cert.pem` and `key.pem` (the client's: `dir` is a `DOCKER_CERT_PATH`), `server-cert.pem`
+/// and `server-key.pem` (dockerd's), `ca-key.pem`. The server certificate names 127.0.0.1,
+/// `localhost`, every IP of `ips` and every DNS name of `names`. Certificates of a CA a daemon
+/// does not trust: call it again, into another directory.
+pub fn tls_certs(dir: &Path, ips: &[&str], names: &[&str]) {
+    let mut cmd = Command::new("bash");
+    cmd.arg(script("tls-certs.sh")).arg(dir);
+    for ip in ips {
+        cmd.args(["--ip", ip]);
+    }
+    for name in names {
+        cmd.args(["--dns", name]);
+    }
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|err| panic!("cannot run {cmd:?}: {err}"));
+    expect_success(&format!("{cmd:?}"), &out);
+}
+
+/// `PROGRAM` (add its arguments and environment to the command) run inside the network
+/// namespace `netns` (a sandbox's or a swarm node's, `/var/run/netns/NAME`): `nsenter
+/// --net=/var/run/netns/NETNS -- PROGRAM`. Only the network is the namespace's: the files, the
+/// environment and stdin are the command's, and nsenter execs PROGRAM (the child's pid is its
+/// own). Stdin is null unless the caller sets it.
+pub fn in_netns(netns: &str, program: impl AsRef<OsStr>) -> Command {
+    let mut cmd = Command::new("nsenter");
+    cmd.arg(format!("--net=/var/run/netns/{netns}"))
+        .arg("--")
+        .arg(program)
+        .stdin(Stdio::null());
+    cmd
 }
 
 /// Asserts that a command succeeded and returns its stdout without trailing whitespace.
@@ -173,7 +221,13 @@ pub struct Sandbox {
     scratch: PathBuf,
     host: String,
     addr: Option<String>,
+    /// The daemon also serves mutual TLS at [`TLS_ADDR`] ([`Sandbox::start_with_tls`]).
+    tls: bool,
 }
+
+/// Where [`Sandbox::start_with_tls`]'s daemon serves TLS, inside the sandbox's network
+/// namespace: nothing outside it can reach it, and every sandbox may use the same port.
+const TLS_ADDR: &str = "127.0.0.1:2376";
 
 static ARCHIVES: AtomicUsize = AtomicUsize::new(0);
 
@@ -181,7 +235,22 @@ impl Sandbox {
     /// Starts a private engine, the one `PRUNEGUARD_ENGINE` names (default `docker-20.10`).
     /// Panics (failing the test) if it cannot.
     pub fn start() -> Sandbox {
-        Self::start_args(&[])
+        Self::start_args(&[], false)
+    }
+
+    /// Starts a private dockerd (Docker engines only) that, besides its unix socket
+    /// ([`Sandbox::host`], as always), serves mutual TLS like `dockerd --tlsverify` on
+    /// [`Sandbox::tls_url`] inside its network namespace, with certificates of its own
+    /// ([`Sandbox::tls_dir`]). Reach it from inside the namespace: [`in_netns`] with
+    /// [`Sandbox::netns`], or [`Sandbox::pruneguard_in_netns`]. The listener comes back with
+    /// [`Sandbox::start_daemon`].
+    pub fn start_with_tls() -> Sandbox {
+        let engine = Engine::from_env();
+        assert!(
+            !engine.is_podman,
+            "Sandbox::start_with_tls is for Docker engines (dockerd --tlsverify), not {engine}"
+        );
+        Self::start_args(&[], true)
     }
 
     /// The engine of this test run ([`Engine::from_env`]), without starting anything: for
@@ -201,13 +270,21 @@ impl Sandbox {
         if Engine::from_env().containerd_ext {
             args.extend(["--containerd-root-size".to_owned(), mb.to_string()]);
         }
-        Self::start_args(&args)
+        Self::start_args(&args, false)
     }
 
-    fn start_args(extra: &[String]) -> Sandbox {
+    fn start_args(extra: &[String], tls: bool) -> Sandbox {
         let engine = Engine::from_env();
         let tmp = new_tempdir();
         let dir = tmp.path().join("sb");
+        // scripts/sandbox.sh copies them to DIR/tls, which the daemon (and tls_dir) uses.
+        let tls_src = tmp.path().join("tls");
+        let mut env: Vec<(&str, &OsStr)> = Vec::new();
+        if tls {
+            tls_certs(&tls_src, &[], &[]);
+            env.push(("PGSB_TLS_DIR", tls_src.as_os_str()));
+            env.push(("PGSB_TLS_ADDR", OsStr::new(TLS_ADDR)));
+        }
         let mut args: Vec<OsString> = vec![
             "start".into(),
             dir.clone().into(),
@@ -215,14 +292,20 @@ impl Sandbox {
             engine.name.into(),
         ];
         args.extend(extra.iter().map(OsString::from));
-        let stdout = sandbox_script(&args).unwrap_or_else(|err| sandbox_unavailable(&err));
+        let stdout =
+            sandbox_script_env(&args, &env).unwrap_or_else(|err| sandbox_unavailable(&err));
         let host = stdout
             .lines()
             .last()
             .filter(|line| line.starts_with("unix://"))
             .unwrap_or_else(|| sandbox_unavailable(&format!("unexpected output: {stdout:?}")))
             .to_owned();
-        Self::from_parts(engine, tmp, dir, host, None)
+        if tls {
+            let _ = fs::remove_dir_all(&tls_src);
+        }
+        let mut sandbox = Self::from_parts(engine, tmp, dir, host, None);
+        sandbox.tls = tls;
+        sandbox
     }
 
     /// Two daemons in two network namespaces joined by a veth pair: the first has 10.213.0.1,
@@ -285,6 +368,7 @@ impl Sandbox {
             scratch,
             host,
             addr,
+            tls: false,
         }
     }
 
@@ -323,6 +407,44 @@ impl Sandbox {
     /// The sandbox directory (`scripts/sandbox.sh`'s DIR; holds dockerd.log).
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// The name of the sandbox's network namespace (`/var/run/netns/NAME`), for [`in_netns`].
+    pub fn netns(&self) -> String {
+        netns_of(&self.dir)
+    }
+
+    /// The directory of the TLS listener's certificates ([`Sandbox::start_with_tls`] only):
+    /// `ca.pem`, and the client's `cert.pem` and `key.pem`, so it is a `DOCKER_CERT_PATH` (and
+    /// dockerd's `server-cert.pem` and `server-key.pem`).
+    pub fn tls_dir(&self) -> PathBuf {
+        assert!(
+            self.tls,
+            "tls_dir: this sandbox has no TLS listener (Sandbox::start_with_tls)"
+        );
+        self.dir.join("tls")
+    }
+
+    /// The TLS listener's URL, `tcp://127.0.0.1:2376`, inside the sandbox's network namespace
+    /// ([`Sandbox::start_with_tls`] only). Its server certificate names 127.0.0.1 and
+    /// `localhost`.
+    pub fn tls_url(&self) -> String {
+        assert!(
+            self.tls,
+            "tls_url: this sandbox has no TLS listener (Sandbox::start_with_tls)"
+        );
+        format!("tcp://{TLS_ADDR}")
+    }
+
+    /// [`pruneguard`] run inside this sandbox's network namespace ([`bare_pruneguard_in_netns`]),
+    /// where [`Sandbox::tls_url`] is: `DOCKER_HOST` is still the unix socket (give the TLS URL
+    /// with `-H` or set `DOCKER_HOST` over it), `PRUNEGUARD_STATE_DIR` its state dir. Add
+    /// `--no-config` yourself.
+    pub fn pruneguard_in_netns(&self) -> Command {
+        let mut cmd = bare_pruneguard_in_netns(&self.netns());
+        cmd.env("DOCKER_HOST", self.host())
+            .env("PRUNEGUARD_STATE_DIR", self.state_dir());
+        cmd
     }
 
     /// The daemon's data root (`--data-root`; Podman's graphroot): what pruneguard measures
@@ -595,6 +717,17 @@ impl Drop for Sandbox {
             eprintln!("{err}");
         }
     }
+}
+
+/// The network namespace of the sandbox in `dir` (`scripts/sandbox.sh` writes it to DIR/netns).
+pub(crate) fn netns_of(dir: &Path) -> String {
+    let name = fs::read_to_string(dir.join("netns")).unwrap_or_else(|err| {
+        panic!(
+            "no network namespace name in {}/netns: {err}",
+            dir.display()
+        )
+    });
+    name.trim().to_owned()
 }
 
 fn new_tempdir() -> tempfile::TempDir {

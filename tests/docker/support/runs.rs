@@ -1,6 +1,7 @@
 //! Running the binary under test and reading what it reports: the one way every docker test
-//! starts pruneguard ([`pruneguard`], [`json_command`], [`run`], [`json_run`], [`spawn`]) and
-//! reads its exit, output and JSON report ([`Run`], [`ids`], [`gate`]).
+//! starts pruneguard ([`pruneguard`], [`json_command`], [`run`], [`json_run`], [`spawn`];
+//! [`bare_pruneguard_in_netns`] inside a sandbox's network namespace) and reads its exit, output
+//! and JSON report ([`Run`], [`ids`], [`gate`]).
 
 use std::borrow::BorrowMut;
 use std::collections::BTreeSet;
@@ -17,7 +18,20 @@ use super::Sandbox;
 /// `PRUNEGUARD_*` and `DOCKER_*` variable (such as `PRUNEGUARD_CONFIG`, docker contexts and
 /// TLS settings) and `RUST_LOG` removed, stdin null, and `PRUNEGUARD_AGE_BASIS=created`. [`pruneguard`] aims it at a sandbox.
 pub fn bare_pruneguard() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pruneguard"));
+    isolated(Command::new(env!("CARGO_BIN_EXE_pruneguard")))
+}
+
+/// [`bare_pruneguard`] run inside the network namespace `netns` ([`in_netns`](super::in_netns)):
+/// for a daemon that listens only there, such as a sandbox's TLS listener on 127.0.0.1 or a
+/// swarm node's address. The environment and stdin set on the command are pruneguard's (nsenter
+/// passes them on), and nsenter execs it: the child's pid is pruneguard's own, for signals.
+pub fn bare_pruneguard_in_netns(netns: &str) -> Command {
+    isolated(super::in_netns(netns, env!("CARGO_BIN_EXE_pruneguard")))
+}
+
+/// What [`bare_pruneguard`] does to its command: the host's settings removed, stdin null, the
+/// old age basis.
+fn isolated(mut cmd: Command) -> Command {
     for (key, _) in std::env::vars_os() {
         let key_text = key.to_string_lossy();
         if key_text.starts_with("PRUNEGUARD_")

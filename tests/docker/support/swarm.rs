@@ -1,7 +1,9 @@
 //! [`SwarmRig`]: a 3-node swarm (`scripts/swarm.sh`): three private daemons whose namespaces
 //! share a bridge on 10.214.0.0/24, node 1 the manager and nodes 2 and 3 workers, and a
-//! throttled local registry that every node pulls from at [`SwarmRig::registry`]. Dropping the
-//! rig stops all of it.
+//! throttled local registry that every node pulls from at [`SwarmRig::registry`]. The manager's
+//! dockerd also serves mutual TLS at [`SwarmRig::manager_tls_url`] (certificates in
+//! [`SwarmRig::manager_tls_dir`]), reachable from every node's namespace
+//! ([`Node::pruneguard_in_netns`]). Dropping the rig stops all of it.
 
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
@@ -10,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use super::{docker_cli, expect_success, repo_root, sandbox_script, sandbox_unavailable};
+use super::{docker_cli, expect_success, netns_of, repo_root, sandbox_script, sandbox_unavailable};
 
 /// One node of the rig.
 pub struct Node {
@@ -59,6 +61,24 @@ impl Node {
     /// `pruneguard` aimed at this node (its `DOCKER_HOST` and state dir), no config file.
     pub fn pruneguard(&self) -> Command {
         let mut cmd = super::bare_pruneguard();
+        cmd.env("DOCKER_HOST", &self.host)
+            .env("PRUNEGUARD_STATE_DIR", &self.state);
+        cmd
+    }
+
+    /// The name of this node's network namespace (`/var/run/netns/NAME`), for
+    /// [`in_netns`](super::in_netns).
+    pub fn netns(&self) -> String {
+        netns_of(&self.dir)
+    }
+
+    /// [`Node::pruneguard`] run inside this node's network namespace, on the rig's bridge
+    /// (where 10.214.0.1, [`SwarmRig::manager_tls_url`], is reachable):
+    /// [`bare_pruneguard_in_netns`](super::bare_pruneguard_in_netns) with `DOCKER_HOST` (this
+    /// node's unix socket) and the state dir set.
+    #[allow(dead_code, reason = "for the swarm's TLS tests")]
+    pub fn pruneguard_in_netns(&self) -> Command {
+        let mut cmd = super::bare_pruneguard_in_netns(&self.netns());
         cmd.env("DOCKER_HOST", &self.host)
             .env("PRUNEGUARD_STATE_DIR", &self.state);
         cmd
@@ -162,6 +182,27 @@ impl SwarmRig {
     pub fn registry(&self) -> String {
         swarm_script([OsStr::new("registry"), self.prefix.as_os_str()])
             .map_or_else(|err| panic!("{err}"), |out| out.trim().to_owned())
+    }
+
+    /// The manager's TLS certificates (`scripts/swarm.sh tls`, PREFIX/tls): `ca.pem`, the
+    /// client's `cert.pem` and `key.pem` (a `DOCKER_CERT_PATH`), the server's
+    /// `server-cert.pem` and `server-key.pem` (SANs: 10.214.0.1, `manager.pgsw.test`,
+    /// 127.0.0.1, `localhost`) and `ca-key.pem`.
+    #[allow(dead_code, reason = "for the swarm's TLS tests")]
+    pub fn manager_tls_dir(&self) -> PathBuf {
+        swarm_script([OsStr::new("tls"), self.prefix.as_os_str()])
+            .map_or_else(|err| panic!("{err}"), |out| PathBuf::from(out.trim()))
+    }
+
+    /// The manager's TLS listener (`dockerd --tlsverify`), `tcp://10.214.0.1:2376`: reachable
+    /// from the nodes' namespaces ([`Node::pruneguard_in_netns`]; the manager's own too), not
+    /// from the host. It comes back when the manager's daemon is restarted.
+    #[allow(dead_code, reason = "for the swarm's TLS tests")]
+    pub fn manager_tls_url(&self) -> String {
+        // The manager's address on the bridge, as scripts/swarm.sh wrote it (10.214.0.1).
+        let addr = fs::read_to_string(self.manager().dir.join("addr"))
+            .unwrap_or_else(|err| panic!("no address of the manager: {err}"));
+        format!("tcp://{}:2376", addr.trim())
     }
 
     /// A scratch directory of the test (below the rig's temp dir).
