@@ -15,8 +15,9 @@
 #
 # The binary is built for the gnu target with glibc linked statically
 # (RUSTFLAGS='-C target-feature=+crt-static'; no musl target is needed) and refused unless
-# `ldd` says it is static. Inside the image, name hosts by IP address or unix socket: a static
-# glibc cannot load the NSS modules that name resolution through /etc/nsswitch.conf needs.
+# `ldd` says it is static. Host names resolve inside the image: static glibc reads the
+# /etc/hosts and /etc/resolv.conf that Docker writes into every container (its built-in
+# `files` and `dns` sources); only other NSS modules (LDAP, mDNS, …) cannot be loaded.
 # The image runs as root by default (the docker socket is root's); its command is
 # `pruneguard watch --interval 1h`, its state lives in the volume /var/lib/pruneguard.
 set -Eeuo pipefail
