@@ -131,7 +131,8 @@ pub fn handshake_fix(dir: &str, setting: &str) -> String {
     format!(
         "check that {dir}/ca.pem is the CA that signed the daemon's certificate, that the \
          certificate names the host as the URL writes it, and that {dir}/cert.pem and key.pem \
-         are a client certificate the daemon's --tlscacert trusts ({setting})"
+         are a client certificate the daemon's --tlscacert trusts; the directory is \
+         {setting}"
     )
 }
 

@@ -20,4 +20,5 @@ mod support;
 mod swarm3;
 mod swarm_docker;
 mod tiers_docker;
+mod tls_docker;
 mod watch_docker;

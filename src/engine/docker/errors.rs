@@ -49,7 +49,7 @@ pub(super) fn map_error(
         } => EngineError::Api {
             operation,
             status: status_code,
-            message: message.trim().to_string(),
+            message: with_tls_hint(&endpoint, place.tls.is_none(), message.trim()),
             engine,
         },
         BollardError::RequestTimeoutError => EngineError::Timeout {
@@ -90,6 +90,19 @@ pub(super) fn map_error(
                 }
             }
         }
+    }
+}
+
+/// Go's answer to plain HTTP on a TLS port, with what to write instead.
+fn with_tls_hint(endpoint: &str, plain: bool, message: &str) -> String {
+    if plain && message.contains("HTTP request to an HTTPS server") {
+        format!(
+            "{message} {endpoint} serves TLS: write it as https://host:port with its TLS files \
+             (engine.tls_cert_path, --tls-cert-path, DOCKER_CERT_PATH), or set \
+             DOCKER_TLS_VERIFY as for the docker CLI"
+        )
+    } else {
+        message.to_string()
     }
 }
 
