@@ -21,6 +21,7 @@
 //! | `prune_timers` | a `docker-prune` unit or a service running `docker system/image prune` is present (warn; fail with `--all`) |
 //! | `policy` | `threshold_percent` or `min_age` is 0 (warn) |
 //! | `state_dir` | the state directory cannot be created or written (warn) |
+//! | `swarm_manager` | on a swarm worker with `gates.swarm.manager_host`, the manager cannot be asked for this node's tasks (fail), or the TLS client key is readable by others (warn) |
 //!
 //! Any `fail` makes doctor exit 1 ([`Outcome::CheckFailed`]); warnings alone exit 0.
 //!
@@ -48,6 +49,7 @@ pub mod prune_timers;
 pub mod registry_auth;
 pub mod registry_auth_file_mode;
 pub mod state_dir;
+pub mod swarm_manager;
 pub mod units;
 
 use std::fmt::Write as _;
@@ -84,11 +86,12 @@ pub enum CheckName {
     PruneTimers,
     Policy,
     StateDir,
+    SwarmManager,
 }
 
 impl CheckName {
     /// Every check, in report order.
-    pub const ALL: [CheckName; 9] = [
+    pub const ALL: [CheckName; 10] = [
         Self::Config,
         Self::Daemon,
         Self::DataRoot,
@@ -98,6 +101,7 @@ impl CheckName {
         Self::PruneTimers,
         Self::Policy,
         Self::StateDir,
+        Self::SwarmManager,
     ];
 
     /// The check's name in the report.
@@ -112,6 +116,7 @@ impl CheckName {
             Self::PruneTimers => "prune_timers",
             Self::Policy => "policy",
             Self::StateDir => "state_dir",
+            Self::SwarmManager => "swarm_manager",
         }
     }
 }
@@ -305,11 +310,13 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<Outcome> {
     let (settings, config_file) = config::probe(args)?;
     let daemon = daemon::probe(&settings).await;
     let store = image_store::probe(&daemon, &settings);
+    let manager = swarm_manager::probe(&settings, &daemon).await;
     let shared = Shared {
         settings: &settings,
         config_file: &config_file,
         daemon: &daemon,
         store: &store,
+        manager: &manager,
     };
     let mut report = DoctorReport::new(
         CheckName::ALL
@@ -373,6 +380,7 @@ struct Shared<'a> {
     config_file: &'a config::ConfigFile,
     daemon: &'a daemon::DaemonProbe,
     store: &'a image_store::StoreProbe,
+    manager: &'a swarm_manager::ManagerProbe,
 }
 
 /// Probes what check `name` needs beyond [`Shared`] and judges it.
@@ -395,6 +403,7 @@ fn run_check(name: CheckName, shared: &Shared<'_>) -> Check {
             let dir = &shared.settings.state_dir;
             state_dir::check(dir, &state_dir::probe(dir))
         }
+        CheckName::SwarmManager => swarm_manager::check(shared.manager),
     }
 }
 
@@ -437,6 +446,7 @@ mod tests {
                 "prune_timers",
                 "policy",
                 "state_dir",
+                "swarm_manager",
             ]
         );
         for name in CheckName::ALL {

@@ -312,6 +312,17 @@ impl Sandbox {
     /// the second 10.213.0.2 (see [`Sandbox::addr`]). For swarm manager + worker tests:
     /// `swarm init --advertise-addr 10.213.0.1` on the first, then `swarm join` from the second.
     pub fn pair() -> (Sandbox, Sandbox) {
+        Self::pair_args(false)
+    }
+
+    /// [`Sandbox::pair`] whose daemons also serve mutual TLS on port 2376 of every address
+    /// they have (a worker reaches the first at `10.213.0.1:2376`), with certificates of one CA
+    /// that name 10.213.0.1 and 10.213.0.2 ([`Sandbox::tls_dir`] of either).
+    pub fn pair_with_tls() -> (Sandbox, Sandbox) {
+        Self::pair_args(true)
+    }
+
+    fn pair_args(tls: bool) -> (Sandbox, Sandbox) {
         let engine = Engine::from_env();
         assert!(
             engine.has_swarm,
@@ -328,7 +339,18 @@ impl Sandbox {
             "--engine".as_ref(),
             engine.name.as_ref(),
         ];
-        let stdout = sandbox_script(args).unwrap_or_else(|err| sandbox_unavailable(&err));
+        let tls_src = tmp1.path().join("tls");
+        let mut env: Vec<(&str, &OsStr)> = Vec::new();
+        if tls {
+            tls_certs(&tls_src, &["10.213.0.1", "10.213.0.2"], &[]);
+            env.push(("PGSB_TLS_DIR", tls_src.as_os_str()));
+            // 0.0.0.0: the pair's addresses exist only once dockerd has started.
+            env.push(("PGSB_TLS_ADDR", OsStr::new("0.0.0.0:2376")));
+        }
+        let stdout = sandbox_script_env(args, &env).unwrap_or_else(|err| sandbox_unavailable(&err));
+        if tls {
+            let _ = fs::remove_dir_all(&tls_src);
+        }
         let hosts: Vec<&str> = stdout
             .lines()
             .filter(|line| line.starts_with("unix://"))
@@ -345,8 +367,10 @@ impl Sandbox {
         };
         let a1 = addr(&dir1);
         let a2 = addr(&dir2);
-        let first = Self::from_parts(engine, tmp1, dir1, hosts[0].to_owned(), a1);
-        let second = Self::from_parts(engine, tmp2, dir2, hosts[1].to_owned(), a2);
+        let mut first = Self::from_parts(engine, tmp1, dir1, hosts[0].to_owned(), a1);
+        let mut second = Self::from_parts(engine, tmp2, dir2, hosts[1].to_owned(), a2);
+        first.tls = tls;
+        second.tls = tls;
         (first, second)
     }
 
