@@ -159,7 +159,10 @@ fn a_tls_connection_that_cannot_be_verified_deletes_nothing_and_says_what_to_fix
             "a name the daemon's certificate does not carry",
             url.replace("127.0.0.1", "[::ffff:127.0.0.1]"),
             certs.clone(),
-            vec!["the TLS handshake with".into(), "certificate not valid for name".into()],
+            vec![
+                "the TLS handshake with".into(),
+                "certificate not valid for name".into(),
+            ],
         ),
         (
             "a client certificate without its key",
