@@ -83,7 +83,24 @@ let
         "/root"
         "/run/user"
       ]
-      (lockFiles ++ [ dockerDataRoot ] ++ optional (diskPath != "auto") diskPath);
+      (lockFiles ++ [ dockerDataRoot ] ++ optional (diskPath != "auto") diskPath ++ tlsDirs);
+
+  # TLS files (engine.tls_cert_path, gates.swarm.manager_tls_cert_path): read by the service,
+  # so they must be reachable in its sandbox (and readable by the docker group: the user is
+  # transient).
+  tlsDirs = builtins.filter (dir: dir != null) [
+    (setting [ "engine" "tls_cert_path" ] null)
+    (setting [ "gates" "swarm" "manager_tls_cert_path" ] null)
+  ];
+
+  # A daemon or a swarm manager reached over the network (tcp://, http://, https://) needs the
+  # network namespace and the IP address families; a unix socket needs neither. Without them
+  # the manager could never be asked and every run's swarm gate would stay closed.
+  isNetworkHost = url: builtins.isString url && builtins.match "(tcp|http|https)://.*" (lib.toLower url) != null;
+  needsNetwork = any isNetworkHost [
+    (setting [ "engine" "host" ] null)
+    (setting [ "gates" "swarm" "manager_host" ] null)
+  ];
 
   metricsDir = if metricsFile == null then null else dirOf metricsFile;
 
@@ -108,7 +125,15 @@ let
     ++ map (lockFile: {
       key = "gates.workload.lock_files";
       value = lockFile;
-    }) lockFiles;
+    }) lockFiles
+    ++ optional (setting [ "engine" "tls_cert_path" ] null != null) {
+      key = "engine.tls_cert_path";
+      value = setting [ "engine" "tls_cert_path" ] null;
+    }
+    ++ optional (setting [ "gates" "swarm" "manager_tls_cert_path" ] null != null) {
+      key = "gates.swarm.manager_tls_cert_path";
+      value = setting [ "gates" "swarm" "manager_tls_cert_path" ] null;
+    };
   relativePaths = builtins.filter (setting: !(isAbsolute setting.value)) pathSettings;
   customStateDir = stateDir != defaultStateDir;
 
@@ -337,10 +362,17 @@ in
         ];
         SystemCallErrorNumber = "EPERM";
         # The Docker socket is a unix socket, reachable by path from a private network
-        # namespace. A tcp:// DOCKER_HOST (extraArgs `-H`) needs PrivateNetwork = false and
-        # AF_INET/AF_INET6 added here.
-        PrivateNetwork = true;
-        RestrictAddressFamilies = [ "AF_UNIX" ];
+        # namespace. A daemon or a swarm manager at tcp:// or https:// in the settings gets
+        # the network (needsNetwork); a `-H tcp://…` in extraArgs is not seen here and needs
+        # PrivateNetwork = false and AF_INET/AF_INET6 set by hand.
+        PrivateNetwork = !needsNetwork;
+        RestrictAddressFamilies = [
+          "AF_UNIX"
+        ]
+        ++ lib.optionals needsNetwork [
+          "AF_INET"
+          "AF_INET6"
+        ];
       };
     };
 

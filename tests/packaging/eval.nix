@@ -170,6 +170,17 @@ let
   rootInHome = evalWith { docker.daemon.settings.data-root = "/home/docker"; };
   metricsInState = evalWith { pruneguard.settings.output.metrics_file = "/var/lib/pruneguard/m.prom"; };
   customState = evalWith { pruneguard.settings.state.dir = "/srv/pruneguard"; };
+  # A worker that asks its manager over TLS, with the files under /root.
+  tlsManager = evalWith {
+    pruneguard.settings.gates.swarm = {
+      manager_host = "HTTPS://10.0.0.1:2376";
+      manager_tls_cert_path = "/root/pruneguard-tls";
+    };
+  };
+  unixManager = evalWith {
+    pruneguard.settings.gates.swarm.manager_host = "unix:///run/pruneguard/manager.sock";
+  };
+  tcpEngine = evalWith { pruneguard.settings.engine.host = "tcp://10.0.0.5:2375"; };
   customTimer = evalWith {
     pruneguard = {
       startAt = "hourly";
@@ -548,6 +559,27 @@ let
     {
       name = "a lock file under /tmp turns PrivateTmp off (it would be invisible: gate open)";
       ok = lockInTmp.systemd.services.pruneguard.serviceConfig.PrivateTmp == false;
+      detail = "";
+    }
+    {
+      name = "a manager or a daemon over the network gets the network and AF_INET/AF_INET6; a unix socket does not";
+      ok =
+        let
+          networked = c: c.systemd.services.pruneguard.serviceConfig;
+        in
+        (networked tlsManager).PrivateNetwork == false
+        && (networked tlsManager).RestrictAddressFamilies == [ "AF_UNIX" "AF_INET" "AF_INET6" ]
+        && (networked tcpEngine).PrivateNetwork == false
+        && (networked unixManager).PrivateNetwork == true
+        && (networked unixManager).RestrictAddressFamilies == [ "AF_UNIX" ];
+      detail = "";
+    }
+    {
+      name = "TLS files under /root: ProtectHome=read-only; relative TLS paths are refused";
+      ok =
+        tlsManager.systemd.services.pruneguard.serviceConfig.ProtectHome == "read-only"
+        && length (relativeIn { engine.tls_cert_path = "tls"; }) == 1
+        && mentions "engine.tls_cert_path" (relativeIn { engine.tls_cert_path = "tls"; });
       detail = "";
     }
     {

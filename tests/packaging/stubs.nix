@@ -119,6 +119,7 @@ let
     optional = cond: x: if cond then [ x ] else [ ];
     optionals = cond: xs: if cond then xs else [ ];
     optionalString = cond: s: if cond then s else "";
+    toLower = builtins.replaceStrings [ "A" "B" "C" "D" "E" "F" "G" "H" "I" "J" "K" "L" "M" "N" "O" "P" "Q" "R" "S" "T" "U" "V" "W" "X" "Y" "Z" ] [ "a" "b" "c" "d" "e" "f" "g" "h" "i" "j" "k" "l" "m" "n" "o" "p" "q" "r" "s" "t" "u" "v" "w" "x" "y" "z" ];
     optionalAttrs = cond: as: if cond then as else { };
     concatStringsSep = concatStringsSep;
     concatMapStringsSep = sep: f: xs: concatStringsSep sep (map f xs);
