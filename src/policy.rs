@@ -138,7 +138,8 @@ pub struct SwarmGate {
     pub stuck_after: Duration,
     /// What a worker node is judged by (`gates.swarm.worker_evidence`).
     pub worker_evidence: Vec<WorkerEvidence>,
-    /// `gates.swarm.manager_host` as written: a worker asks this manager for its own tasks.
+    /// `gates.swarm.manager_host` as it is spoken to (a `tcp://` manager with TLS files shows
+    /// as `https://`): a worker asks this manager for its own tasks.
     pub manager_host: Option<String>,
 }
 

@@ -237,8 +237,11 @@ pub fn judge(
                 manager_tasks = Some(cluster.tasks.len());
                 found.extend(not_running_tasks(cluster, now));
             }
+            // The error is a sentence of its own (it may carry its own fix, as a TLS failure
+            // does): it follows a colon, and the general advice comes after it.
             Err(error) => problems.push(format!(
-                "the swarm manager at {host} (gates.swarm.manager_host) could not be asked for this node's tasks ({error}). Check that the manager, or the read-only API proxy in front of it, answers from this node, or unset gates.swarm.manager_host to judge from local evidence only"
+                "the swarm manager at {host} (gates.swarm.manager_host) could not be asked for this node's tasks: {}. Check that the manager, or the read-only API proxy in front of it, answers from this node, or unset gates.swarm.manager_host to judge from local evidence only",
+                error.trim_end_matches('.')
             )),
         }
     }

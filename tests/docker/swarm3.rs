@@ -4,13 +4,17 @@
 //!   the throttled registry) prunes nothing on any node mid-pull, mid rolling update or while a
 //!   crash loop is younger than `stuck_after` (old dangling images wait on every node, so
 //!   "nothing pruned" means something); a worker mid-pull is judged from local evidence and,
-//!   separately, from the manager's task list (`--swarm-manager-host`);
+//!   separately, from the manager's task list (`--swarm-manager-host`, asked over mutual TLS
+//!   from the worker's namespace);
 //! - after an update to release 2, `docker stack rm` and pruneguard runs on every node (the
 //!   default `unused_for` basis), the redeploy of release 1 downloads 0 blobs on every node;
-//! - a worker whose manager is gone closes the gate when it was told to ask it;
+//! - a worker told to ask its manager gets an answer over mutual TLS with the right files, and
+//!   closes the gate when the handshake fails (another CA, no client certificate) or the
+//!   manager is gone;
 //! - `contrib/swarm/pruneguard.yml` deploys the image of `scripts/build-image.sh` as a global
 //!   service whose real `pruneguard watch` prunes old unused images on every node once the
-//!   swarm is quiet and converged, and keeps the app's images.
+//!   swarm is quiet and converged, and keeps the app's images; with the file's opt-in switched
+//!   on, the workers ask the manager by name (`extra_hosts`) over TLS (secrets).
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -21,17 +25,28 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::support::swarm::{Node, SwarmRig};
-use crate::support::{expect_success, gate, repo_root, run};
+use crate::support::{self, expect_success, gate, repo_root, run};
 
 /// Images "built long ago": old enough by `--age-basis created` as soon as nothing uses them.
 const LONG_AGO: Duration = Duration::from_secs(3 * 86_400);
 
-fn wait_until(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
+fn wait_until(what: &str, timeout: Duration, check: impl FnMut() -> bool) {
+    wait_until_explained(what, timeout, check, String::new);
+}
+
+/// [`wait_until`], with what `explain` says added to the message of a timeout.
+fn wait_until_explained(
+    what: &str,
+    timeout: Duration,
+    mut check: impl FnMut() -> bool,
+    explain: impl Fn() -> String,
+) {
     let start = Instant::now();
     while !check() {
         assert!(
             start.elapsed() < timeout,
-            "timed out after {timeout:?} waiting for {what}"
+            "timed out after {timeout:?} waiting for {what}{}",
+            explain()
         );
         std::thread::sleep(Duration::from_millis(200));
     }
@@ -39,8 +54,24 @@ fn wait_until(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
 
 /// `pruneguard SUBCOMMAND --output json` on `node`, disk gate open, with `args`; the report.
 fn pruneguard_on(node: &Node, subcommand: &str, args: &[&str]) -> Value {
-    let result = run(node
-        .pruneguard()
+    report_of(node, node.pruneguard(), subcommand, args)
+}
+
+/// `pruneguard run` on `node` (see [`pruneguard_on`]).
+fn run_on(node: &Node, args: &[&str]) -> Value {
+    pruneguard_on(node, "run", args)
+}
+
+/// [`run_on`] inside `node`'s network namespace ([`Node::pruneguard_in_netns`]), where the
+/// manager's TLS listener ([`SwarmRig::manager_tls_url`]) is reachable, as from a real node.
+fn run_in_netns_on(node: &Node, args: &[&str]) -> Value {
+    report_of(node, node.pruneguard_in_netns(), "run", args)
+}
+
+/// `command` (pruneguard aimed at `node`) run as `SUBCOMMAND --output json`, disk gate open,
+/// with `args`: it must exit 0 with a report, which is returned.
+fn report_of(node: &Node, mut command: Command, subcommand: &str, args: &[&str]) -> Value {
+    let result = run(command
         .args([
             subcommand,
             "--no-config",
@@ -60,9 +91,14 @@ fn pruneguard_on(node: &Node, subcommand: &str, args: &[&str]) -> Value {
     result.json().clone()
 }
 
-/// `pruneguard run` on `node` (see [`pruneguard_on`]).
-fn run_on(node: &Node, args: &[&str]) -> Value {
-    pruneguard_on(node, "run", args)
+/// The manager's TLS listener as an operator writes it: `https://10.214.0.1:2376` (the rig's
+/// `tcp://` URL with the scheme that requires TLS).
+fn manager_https_url(rig: &SwarmRig) -> String {
+    let url = rig.manager_tls_url();
+    let addr = url
+        .strip_prefix("tcp://")
+        .unwrap_or_else(|| panic!("the manager's TLS URL is not tcp://: {url}"));
+    format!("https://{addr}")
 }
 
 fn detail(gate: &Value) -> &str {
@@ -320,31 +356,11 @@ fn first_deploy_mid_pull(app: &mut App) {
     }
 
     // Exact: the manager lists the worker's task as preparing (local evidence left out).
-    let by_manager = [
-        "--age-basis",
-        "created",
-        "--quiet-period",
-        "0s",
-        "--swarm-worker-evidence",
-        "created_tasks",
-        "--swarm-manager-host",
-        rig.manager().host.as_str(),
-    ];
-    let report = run_on(w2, &by_manager);
+    let report = asked_over_tls(rig, w2);
     let swarm = gate(&report, "swarm");
     assert_eq!(swarm["open"], false, "{swarm:#}");
-    assert!(
-        detail(swarm).contains(&format!(
-            "as the manager at {} lists them",
-            rig.manager().host
-        )),
-        "{swarm:#}"
-    );
     assert!(detail(swarm).contains("task run-app-1_web."), "{swarm:#}");
-    assert_eq!(
-        swarm["evidence"]["worker"]["manager_host"],
-        rig.manager().host.as_str()
-    );
+    assert_eq!(report["decision"], "skipped", "{report:#}");
     for (node, kept) in rig.nodes.iter().zip(&app.dangling) {
         assert_present(node, kept, "mid-pull");
     }
@@ -353,7 +369,7 @@ fn first_deploy_mid_pull(app: &mut App) {
     // checks above could fail. New old dangling images replace the pruned ones.
     wait_running_everywhere(rig, service, Duration::from_secs(90));
     eprintln!("first deploy converged after {:?}", app.started.elapsed());
-    let report = run_on(w2, &by_manager);
+    let report = asked_over_tls(rig, w2);
     let swarm = gate(&report, "swarm");
     assert_eq!(swarm["open"], true, "{swarm:#}");
     assert!(
@@ -373,6 +389,50 @@ fn first_deploy_mid_pull(app: &mut App) {
             );
         }
     }
+}
+
+/// `pruneguard run` on `worker` judged from its tasks as the manager lists them (local
+/// evidence left out but for task containers being created), asked as an operator deploys it:
+/// from the worker's own network namespace, over mutual TLS to the manager's `dockerd
+/// --tlsverify` at `https://10.214.0.1:2376`, with Docker's certificate files. Asserts that the
+/// manager answered; returns the report.
+fn asked_over_tls(rig: &SwarmRig, worker: &Node) -> Value {
+    let url = manager_https_url(rig);
+    let certs = rig.manager_tls_dir();
+    let report = run_in_netns_on(
+        worker,
+        &[
+            "--age-basis",
+            "created",
+            "--quiet-period",
+            "0s",
+            "--swarm-worker-evidence",
+            "created_tasks",
+            "--swarm-manager-host",
+            &url,
+            "--swarm-manager-tls-cert-path",
+            certs.to_str().expect("a UTF-8 temp dir"),
+        ],
+    );
+    let swarm = gate(&report, "swarm");
+    assert!(
+        detail(swarm).contains(&format!("as the manager at {url} lists them")),
+        "{swarm:#}"
+    );
+    assert!(
+        !detail(swarm).contains("could not be asked"),
+        "the manager answered: {swarm:#}"
+    );
+    assert_eq!(
+        swarm["evidence"]["worker"]["manager_host"],
+        url.as_str(),
+        "{swarm:#}"
+    );
+    assert!(
+        swarm["evidence"]["worker"]["manager_tasks"].as_u64() >= Some(1),
+        "the manager listed the worker's task: {swarm:#}"
+    );
+    report
 }
 
 /// Updates to release 2; nothing is pruned on the manager nor on a worker whose task is
@@ -610,31 +670,145 @@ fn teardown_and_redeploy(app: &App) {
     }
 }
 
-#[test]
-fn worker_whose_manager_is_gone_closes_the_gate_when_told_to_ask_it() {
-    let rig = SwarmRig::start("off");
-    let worker = rig.worker(3);
-    let manager_host = rig.manager().host.clone();
-    rig.stop_daemon(1);
-    let report = run_on(
+/// `--swarm-manager-host URL --swarm-manager-tls-cert-path DIR`, quiet period 0s, run on
+/// `worker` inside its namespace: the report.
+fn ask_manager(worker: &Node, url: &str, cert_dir: &Path) -> Value {
+    run_in_netns_on(
         worker,
         &[
             "--quiet-period",
             "0s",
             "--swarm-manager-host",
-            &manager_host,
+            url,
+            "--swarm-manager-tls-cert-path",
+            cert_dir.to_str().expect("a UTF-8 temp dir"),
         ],
-    );
-    let swarm = gate(&report, "swarm");
+    )
+}
+
+/// Asserts that the swarm gate of `report` is closed because the manager at `url` could not
+/// be asked, its detail holding every one of `needles`, and that nothing was deleted.
+fn assert_manager_not_asked(report: &Value, url: &str, needles: &[String]) {
+    let swarm = gate(report, "swarm");
     assert_eq!(swarm["open"], false, "{swarm:#}");
-    for needle in [
-        format!("the swarm manager at {manager_host} (gates.swarm.manager_host)"),
+    let expected = [
+        format!(
+            "the swarm manager at {url} (gates.swarm.manager_host) could not be asked for this \
+             node's tasks"
+        ),
         "unset gates.swarm.manager_host".to_string(),
         "unknown state counts as closed".to_string(),
-    ] {
-        assert!(detail(swarm).contains(&needle), "{needle}: {swarm:#}");
+    ];
+    for needle in expected.iter().chain(needles) {
+        assert!(
+            detail(swarm).contains(needle.as_str()),
+            "{needle}: {swarm:#}"
+        );
     }
+    assert_eq!(
+        swarm["evidence"]["worker"]["manager_host"], url,
+        "{swarm:#}"
+    );
     assert_eq!(report["decision"], "skipped", "{report:#}");
+    assert_eq!(report["removed"], Value::Array(Vec::new()), "{report:#}");
+}
+
+/// What a failed TLS handshake with the manager says: the handshake, what failed (`reason`),
+/// the files of `cert_dir` to check and the setting that names them.
+fn handshake_failure(url: &str, cert_dir: &Path, reason: &str) -> Vec<String> {
+    let dir = cert_dir.display();
+    vec![
+        format!("the TLS handshake with the container engine at {url} failed: {reason}"),
+        format!("check that {dir}/ca.pem is the CA that signed the daemon's certificate"),
+        format!("{dir}/cert.pem and key.pem are a client certificate"),
+        "gates.swarm.manager_tls_cert_path".to_string(),
+        "--swarm-manager-tls-cert-path".to_string(),
+    ]
+}
+
+/// A worker asks its manager over mutual TLS (`dockerd --tlsverify` on 10.214.0.1:2376, asked
+/// from the worker's namespace): with the right files it gets an answer; with a CA that did
+/// not sign the manager's certificate, or without a client certificate, the handshake fails
+/// and the gate stays closed, naming the files; and once the manager is gone, the gate is
+/// closed too (over TLS and on its unix socket).
+#[test]
+fn worker_asks_its_manager_over_tls_and_closes_when_it_cannot() {
+    let rig = SwarmRig::start("off");
+    let worker = rig.worker(3);
+    let https = manager_https_url(&rig);
+    let certs = rig.manager_tls_dir();
+    let old = old_dangling(&rig, worker);
+
+    // Certificates of another CA, made for the manager's names: the manager's certificate is
+    // not one its ca.pem signed.
+    let other_ca = rig.scratch().join("other-ca");
+    support::tls_certs(&other_ca, &["10.214.0.1"], &["manager.pgsw.test"]);
+    let report = ask_manager(worker, &https, &other_ca);
+    assert_manager_not_asked(
+        &report,
+        &https,
+        // The CA's name is the rig's too (scripts/tls-certs.sh), so rustls finds an issuer by
+        // name whose signature does not match (BadSignature), or none (UnknownIssuer).
+        &handshake_failure(&https, &other_ca, "invalid peer certificate: "),
+    );
+    assert_present(worker, &old, "when the manager could not be asked");
+
+    // The right CA but no client certificate: dockerd --tlsverify refuses the client.
+    let ca_only = rig.scratch().join("ca-only");
+    fs::create_dir_all(&ca_only).expect("create the ca-only dir");
+    fs::copy(certs.join("ca.pem"), ca_only.join("ca.pem")).expect("copy ca.pem");
+    let report = ask_manager(worker, &https, &ca_only);
+    assert_manager_not_asked(
+        &report,
+        &https,
+        &handshake_failure(&https, &ca_only, "received fatal alert: "),
+    );
+    assert_present(worker, &old, "when the manager could not be asked");
+
+    // The right files: the manager answers, over `https://` and over `tcp://` with the cert
+    // path, which is TLS too (the report names it as spoken, `https://`, as the docker CLI
+    // upgrades a tcp:// host with DOCKER_TLS_VERIFY). The swarm runs no service, so nothing is
+    // assigned to this node.
+    for url in [rig.manager_tls_url(), https.clone()] {
+        let report = ask_manager(worker, &url, &certs);
+        let swarm = gate(&report, "swarm");
+        assert_eq!(swarm["open"], true, "{url}: {swarm:#}");
+        for needle in [
+            format!("as the manager at {https} lists them"),
+            "every task assigned to this node runs".to_string(),
+        ] {
+            assert!(
+                detail(swarm).contains(&needle),
+                "{url}: {needle}: {swarm:#}"
+            );
+        }
+        assert_eq!(
+            swarm["evidence"]["worker"]["manager_host"],
+            https.as_str(),
+            "{url}: {swarm:#}"
+        );
+        assert_eq!(
+            swarm["evidence"]["worker"]["manager_tasks"], 0,
+            "{url}: {swarm:#}"
+        );
+    }
+    // Only the manager's answers kept the old images: now they go.
+    let present = image_ids(worker);
+    assert!(
+        old.iter().all(|id| !present.contains(id)),
+        "pruned once the manager answered: {present:?}"
+    );
+
+    // The manager is gone: over TLS (from the namespace) and on its unix socket.
+    let unix = rig.manager().host.clone();
+    rig.stop_daemon(1);
+    let report = ask_manager(worker, &https, &certs);
+    assert_manager_not_asked(&report, &https, &[]);
+    let report = run_on(
+        worker,
+        &["--quiet-period", "0s", "--swarm-manager-host", &unix],
+    );
+    assert_manager_not_asked(&report, &unix, &[]);
 }
 
 /// The static image: `PRUNEGUARD_IMAGE_ARCHIVE` when set (an archive of
@@ -670,41 +844,178 @@ fn image_archive() -> PathBuf {
 /// Short settings for the rig, through the stack's environment.
 const WATCH_ENV: &str = "      PRUNEGUARD_WATCH_INTERVAL: 2s\n      PRUNEGUARD_MIN_AGE: 1s\n      PRUNEGUARD_QUIET_PERIOD: 3s\n      PRUNEGUARD_DISK_THRESHOLD: \"0\"\n      PRUNEGUARD_DISK_PATH: /var/lib/pruneguard\n";
 
+/// The manager's name in its TLS certificate, as the rig's stack file asks for it (resolved
+/// through `extra_hosts`).
+const MANAGER_BY_NAME: &str = "https://manager.pgsw.test:2376";
+
 /// A copy of `contrib/swarm/pruneguard.yml` for the rig: the loaded image `tag`, each node's
 /// own socket directory through `by_node` (a swarm mount template), the interval left to
-/// the environment, and [`WATCH_ENV`].
-fn rig_stack_file(rig: &SwarmRig, tag: &str, by_node: &Path) -> PathBuf {
+/// the environment, and [`WATCH_ENV`]; and the file's commented opt-in of the manager over TLS
+/// switched on: [`MANAGER_BY_NAME`] (its address in `extra_hosts`), the certificate files
+/// `certs` (`ca.pem`, `cert.pem`, `key.pem`) as secrets from files, in `/run/secrets`.
+fn rig_stack_file(rig: &SwarmRig, tag: &str, by_node: &Path, certs: &Path) -> PathBuf {
     let contract = fs::read_to_string(repo_root().join("contrib/swarm/pruneguard.yml"))
         .expect("read contrib/swarm/pruneguard.yml");
     // Docker 20.10's CLI appends an override file's command to the base one, so the copy is
     // edited in place: each replaced text must be there, or the contract file changed.
     let mut text = contract.clone();
-    for (from, to) in [
-        ("image: pruneguard:0.1.0", format!("image: {tag}")),
+    let manager_addr = rig
+        .manager_tls_url()
+        .trim_start_matches("tcp://")
+        .split(':')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    let secret = |file: &str| certs.join(file).display().to_string();
+    let replacements: [(String, String); 10] = [
+        ("image: pruneguard:0.1.0".into(), format!("image: {tag}")),
         (
-            "      - watch\n      - --interval\n      - 1h\n",
-            "      - watch\n".to_string(),
+            lines(&["      - watch", "      - --interval", "      - 1h"]),
+            lines(&["      - watch"]),
         ),
         (
-            "      PRUNEGUARD_STATE_DIR: /var/lib/pruneguard\n",
-            format!("      PRUNEGUARD_STATE_DIR: /var/lib/pruneguard\n{WATCH_ENV}"),
+            lines(&["      PRUNEGUARD_STATE_DIR: /var/lib/pruneguard"]),
+            lines(&["      PRUNEGUARD_STATE_DIR: /var/lib/pruneguard"]) + WATCH_ENV,
         ),
         (
-            "DOCKER_HOST: unix:///var/run/docker.sock",
-            "DOCKER_HOST: unix:///var/run/docker.sock/docker.sock".to_string(),
+            "DOCKER_HOST: unix:///var/run/docker.sock".into(),
+            "DOCKER_HOST: unix:///var/run/docker.sock/docker.sock".into(),
         ),
         (
-            "source: /var/run/docker.sock",
+            "source: /var/run/docker.sock".into(),
             format!("source: {}/{{{{.Node.ID}}}}", by_node.display()),
         ),
-    ] {
+        // The manager over TLS: the commented lines, live, with the rig's name and address
+        // and the secrets from files.
+        (
+            lines(&["      # PRUNEGUARD_SWARM_MANAGER_HOST: https://manager.lan:2376"]),
+            lines(&[&format!(
+                "      PRUNEGUARD_SWARM_MANAGER_HOST: {MANAGER_BY_NAME}"
+            )]),
+        ),
+        (
+            lines(&["      # PRUNEGUARD_SWARM_MANAGER_TLS_CERT_PATH: /run/secrets"]),
+            lines(&["      PRUNEGUARD_SWARM_MANAGER_TLS_CERT_PATH: /run/secrets"]),
+        ),
+        (
+            lines(&[
+                "    # secrets:",
+                "    #   - { source: pruneguard_manager_ca, target: ca.pem }",
+                "    #   - { source: pruneguard_manager_cert, target: cert.pem }",
+                "    #   - { source: pruneguard_manager_key, target: key.pem, mode: 0400 }",
+            ]),
+            lines(&[
+                "    secrets:",
+                "      - { source: pruneguard_manager_ca, target: ca.pem }",
+                "      - { source: pruneguard_manager_cert, target: cert.pem }",
+                "      - { source: pruneguard_manager_key, target: key.pem, mode: 0400 }",
+            ]),
+        ),
+        (
+            lines(&[
+                "    # extra_hosts:                  # when the name is in no DNS the nodes use",
+                "    #   - \"manager.lan:10.0.0.1\"",
+            ]),
+            lines(&[
+                "    extra_hosts:",
+                &format!("      - \"manager.pgsw.test:{manager_addr}\""),
+            ]),
+        ),
+        (
+            lines(&[
+                "# secrets:",
+                "#   pruneguard_manager_ca: { external: true }",
+                "#   pruneguard_manager_cert: { external: true }",
+                "#   pruneguard_manager_key: { external: true }",
+            ]),
+            lines(&[
+                "secrets:",
+                &format!("  pruneguard_manager_ca: {{ file: {} }}", secret("ca.pem")),
+                &format!(
+                    "  pruneguard_manager_cert: {{ file: {} }}",
+                    secret("cert.pem")
+                ),
+                &format!(
+                    "  pruneguard_manager_key: {{ file: {} }}",
+                    secret("key.pem")
+                ),
+            ]),
+        ),
+    ];
+    for (from, to) in replacements {
         assert!(
-            text.contains(from),
+            text.contains(&from),
             "contrib/swarm/pruneguard.yml has no {from:?}"
         );
-        text = text.replacen(from, &to, 1);
+        text = text.replacen(&from, &to, 1);
     }
     write_stack(rig, "pruneguard.yml", &text)
+}
+
+/// `lines`, each ended by a newline.
+fn lines(lines: &[&str]) -> String {
+    lines.iter().flat_map(|line| [*line, "\n"]).collect()
+}
+
+/// The last report (`last-run.json`) of the stack's watch on `node`, from its `state` volume
+/// (on the node's data root), if there is one yet.
+fn last_run(node: &Node) -> Option<Value> {
+    let volume = node.docker_ok([
+        "volume",
+        "inspect",
+        "pruneguard_state",
+        "--format",
+        "{{.Mountpoint}}",
+    ]);
+    let text = fs::read_to_string(Path::new(&volume).join("last-run.json")).ok()?;
+    Some(serde_json::from_str(&text).unwrap_or_else(|err| {
+        panic!(
+            "node {}: last-run.json is no JSON report ({err}): {text}",
+            node.n
+        )
+    }))
+}
+
+/// The stack's watch on the worker `node` asked the manager by name over TLS, from its task
+/// (its overlay network, out through the node's `docker_gwbridge`): its last report's swarm gate
+/// is open on the manager's answer. A manager that cannot be asked closes the gate, so the
+/// worker's prune already needed an answer; the report says whose.
+fn assert_asked_manager_by_name(node: &Node) {
+    let started = Instant::now();
+    let report = loop {
+        let last = last_run(node);
+        if let Some(report) = last.filter(|report| gate(report, "swarm")["open"] == true) {
+            break report;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "node {}: no last report with an open swarm gate: {:#}",
+            node.n,
+            last_run(node).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let swarm = gate(&report, "swarm");
+    assert_eq!(
+        swarm["evidence"]["worker"]["manager_host"], MANAGER_BY_NAME,
+        "node {}: {swarm:#}",
+        node.n
+    );
+    for needle in [
+        format!("as the manager at {MANAGER_BY_NAME} lists them"),
+        "every task assigned to this node runs".to_string(),
+    ] {
+        assert!(
+            detail(swarm).contains(&needle),
+            "node {}: {needle}: {swarm:#}",
+            node.n
+        );
+    }
+    assert!(
+        swarm["evidence"]["worker"]["manager_tasks"].as_u64() >= Some(2),
+        "node {}: the manager listed the app's and pruneguard's tasks: {swarm:#}",
+        node.n
+    );
 }
 
 fn task_logs(node: &Node, service: &str) -> String {
@@ -764,7 +1075,7 @@ fn stack_file_watch_prunes_old_unused_images_on_every_node_once_converged() {
         std::os::unix::fs::symlink(&socket_dir, by_node.join(node.node_id()))
             .expect("link a node's socket dir");
     }
-    let stack = rig_stack_file(&rig, &tag, &by_node);
+    let stack = rig_stack_file(&rig, &tag, &by_node, &rig.manager_tls_dir());
     let started = Instant::now();
     rig.manager().docker_ok([
         "stack".as_ref(),
@@ -788,7 +1099,7 @@ fn stack_file_watch_prunes_old_unused_images_on_every_node_once_converged() {
     // Each task watches its own node's daemon through the bind-mounted socket: the old
     // dangling images go on every node, once the swarm is converged and quiet.
     for (node, old) in rig.nodes.iter().zip(&dangling) {
-        wait_until(
+        wait_until_explained(
             &format!(
                 "the watch on node {} to prune its old dangling images",
                 node.n
@@ -797,6 +1108,10 @@ fn stack_file_watch_prunes_old_unused_images_on_every_node_once_converged() {
             || {
                 let present = image_ids(node);
                 old.iter().all(|id| !present.contains(id))
+            },
+            || {
+                let swarm = last_run(node).map(|report| gate(&report, "swarm").clone());
+                format!("; its last swarm gate: {:#}", swarm.unwrap_or_default())
             },
         );
         let logs = task_logs(node, service);
@@ -812,6 +1127,9 @@ fn stack_file_watch_prunes_old_unused_images_on_every_node_once_converged() {
             node.n
         );
         assert_present(node, &[app.clone(), pruneguard.clone()], "by the watch");
+        if node.n != 1 {
+            assert_asked_manager_by_name(node);
+        }
     }
     eprintln!("every node pruned {:?} after the deploy", started.elapsed());
 }

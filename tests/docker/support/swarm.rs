@@ -76,7 +76,6 @@ impl Node {
     /// (where 10.214.0.1, [`SwarmRig::manager_tls_url`], is reachable):
     /// [`bare_pruneguard_in_netns`](super::bare_pruneguard_in_netns) with `DOCKER_HOST` (this
     /// node's unix socket) and the state dir set.
-    #[allow(dead_code, reason = "for the swarm's TLS tests")]
     pub fn pruneguard_in_netns(&self) -> Command {
         let mut cmd = super::bare_pruneguard_in_netns(&self.netns());
         cmd.env("DOCKER_HOST", &self.host)
@@ -188,7 +187,6 @@ impl SwarmRig {
     /// client's `cert.pem` and `key.pem` (a `DOCKER_CERT_PATH`), the server's
     /// `server-cert.pem` and `server-key.pem` (SANs: 10.214.0.1, `manager.pgsw.test`,
     /// 127.0.0.1, `localhost`) and `ca-key.pem`.
-    #[allow(dead_code, reason = "for the swarm's TLS tests")]
     pub fn manager_tls_dir(&self) -> PathBuf {
         swarm_script([OsStr::new("tls"), self.prefix.as_os_str()])
             .map_or_else(|err| panic!("{err}"), |out| PathBuf::from(out.trim()))
@@ -197,7 +195,6 @@ impl SwarmRig {
     /// The manager's TLS listener (`dockerd --tlsverify`), `tcp://10.214.0.1:2376`: reachable
     /// from the nodes' namespaces ([`Node::pruneguard_in_netns`]; the manager's own too), not
     /// from the host. It comes back when the manager's daemon is restarted.
-    #[allow(dead_code, reason = "for the swarm's TLS tests")]
     pub fn manager_tls_url(&self) -> String {
         // The manager's address on the bridge, as scripts/swarm.sh wrote it (10.214.0.1).
         let addr = fs::read_to_string(self.manager().dir.join("addr"))
