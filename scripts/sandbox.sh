@@ -59,8 +59,9 @@
 # Environment: PGSB_DOCKER (docker CLI to use; default /usr/bin/docker, else `docker`),
 # PGSB_STORAGE_DRIVER (default: dockerd's choice), PGSB_START_TIMEOUT (seconds, default 60),
 # PRUNEGUARD_ENGINE (the default of --engine), PGSB_CONTAINERD_ROOT_SIZE (MiB, default 4096),
-# PGSB_TLS_DIR and PGSB_TLS_ADDR (above), PRUNEGUARD_CI_CACHE and PRUNEGUARD_DEBIAN_MIRROR
-# (scripts/engines.sh).
+# PGSB_TLS_DIR and PGSB_TLS_ADDR (above), PGSB_SHARED_DIR (an existing directory the chrooted
+# engines also see at its own path: a swarm rig's bind-mount sources), PRUNEGUARD_CI_CACHE and
+# PRUNEGUARD_DEBIAN_MIRROR (scripts/engines.sh).
 set -Eeuo pipefail
 
 # dockerd, ip, losetup and mkfs live in sbin, which a non-login PATH may lack.
@@ -383,11 +384,15 @@ prepare() {
   fi
   if [ -n "$S_ROOT" ]; then
     STEP="mounting the $rootfs root filesystem for $engine at $S_ROOT"
-    if [ "$S_RUNDIR" = "$dir" ]; then
-      chroot_setup "$rootfs" "$S_ROOT" "$dir"
-    else
-      chroot_setup "$rootfs" "$S_ROOT" "$dir" "$S_RUNDIR"
+    local binds=()
+    [ "$S_RUNDIR" = "$dir" ] || binds+=("$S_RUNDIR")
+    # A directory several sandboxes share (a swarm rig's bind-mount sources), seen by the
+    # chrooted engine at the same path.
+    if [ -n "${PGSB_SHARED_DIR:-}" ]; then
+      [ -d "$PGSB_SHARED_DIR" ] || die "PGSB_SHARED_DIR=$PGSB_SHARED_DIR is not a directory"
+      binds+=("$PGSB_SHARED_DIR")
     fi
+    chroot_setup "$rootfs" "$S_ROOT" "$dir" "${binds[@]}"
   fi
   STEP="writing the engine's configuration"
   case "$engine" in

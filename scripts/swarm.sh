@@ -37,7 +37,8 @@
 #
 # Files in PREFIX: n1 n2 n3 (sandbox DIRs; n1 is the manager), hub/netns (the hub namespace),
 # hub/registry/ (the registry's files and access.log), hosts (the DOCKER_HOSTs), tls/ (the
-# manager's TLS certificates).
+# manager's TLS certificates), shared/ (seen by every node's daemon at that path, chrooted
+# engines too: sources of a service's bind mounts).
 set -Eeuo pipefail
 
 export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
@@ -139,7 +140,7 @@ cmd_start() {
   [ -e "$PREFIX/hub/netns" ] && die "$PREFIX already holds a swarm (stop it first)"
   trap 'start_failed "$BASH_COMMAND"' ERR
   STEP="creating $PREFIX"
-  mkdir -p "$PREFIX/hub" "$PREFIX/docker-config"
+  mkdir -p "$PREFIX/hub" "$PREFIX/docker-config" "$PREFIX/shared"
 
   STEP="creating the hub network namespace"
   hub="pgsw-$(od -An -N4 -tx1 /dev/urandom | tr -d ' \n')"
@@ -164,9 +165,11 @@ cmd_start() {
       # is linked to the hub, after dockerd has started (and a dockerd cannot listen on an
       # address that does not exist yet). No wider: the namespace's other addresses (lo, its
       # own docker bridges) are reachable only from inside it.
-      PGSB_TLS_DIR=$PREFIX/tls PGSB_TLS_ADDR=0.0.0.0:$MANAGER_TLS_PORT sandbox start "$PREFIX/n$n" >/dev/null &
+      PGSB_SHARED_DIR=$PREFIX/shared PGSB_TLS_DIR=$PREFIX/tls \
+        PGSB_TLS_ADDR=0.0.0.0:$MANAGER_TLS_PORT sandbox start "$PREFIX/n$n" >/dev/null &
     else
-      PGSB_TLS_DIR='' PGSB_TLS_ADDR='' sandbox start "$PREFIX/n$n" >/dev/null &
+      PGSB_SHARED_DIR=$PREFIX/shared PGSB_TLS_DIR='' PGSB_TLS_ADDR='' \
+        sandbox start "$PREFIX/n$n" >/dev/null &
     fi
     pids+=($!)
   done

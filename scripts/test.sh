@@ -9,8 +9,9 @@
 # docker-28-containerd, docker-28-containerd-ext, podman-5, podman-4.3. With no arguments at
 # all, the whole suite runs on docker-20.10 and then the conformance suite
 # (tests/docker/conformance) on each of the other five, one nextest run each with
-# PRUNEGUARD_ENGINE set; any failure fails the whole. `--engine NAME` runs one target: on
-# docker-20.10 the whole suite, on the others the conformance suite. Extra arguments without
+# PRUNEGUARD_ENGINE set, plus the 3-node swarm suite (tests/docker/swarm3.rs) on docker-28 and
+# docker-28-containerd; any failure fails the whole. `--engine NAME` runs one target: on
+# docker-20.10 the whole suite, on the others that selection. Extra arguments without
 # --engine narrow the docker-20.10 run only (and no other engine runs). The engines' root
 # filesystems are built first (debootstrap, cached in /var/cache/pruneguard-ci; ~1 min each
 # the first time on a machine, seconds after).
@@ -124,11 +125,16 @@ for target in "${targets[@]}"; do
   export PRUNEGUARD_ENGINE=$target
   started=$SECONDS
   rc=0
-  if [ "$target" = docker-20.10 ]; then
-    selection=()
-  else
-    selection=(--test docker -E 'test(conformance::)')
-  fi
+  case "$target" in
+    docker-20.10) selection=() filters=() ;;
+    # The 3-node swarm suite too, on current Docker's classic and containerd stores (issue 11:
+    # deploy safety on real multi-node swarms, not only on the engine it was born on).
+    docker-28 | docker-28-containerd)
+      selection=(--test docker -E 'test(conformance::) | test(swarm3::)')
+      filters=(conformance:: swarm3::)
+      ;;
+    *) selection=(--test docker -E 'test(conformance::)') filters=(conformance::) ;;
+  esac
   if cargo nextest --version >/dev/null 2>&1; then
     if [ "$target" = docker-20.10 ]; then
       echo "==> [$target] cargo nextest run --profile $profile (the whole suite)"
@@ -142,7 +148,7 @@ for target in "${targets[@]}"; do
     if [ "$target" = docker-20.10 ]; then
       cargo test --workspace --all-targets --no-fail-fast "$@" || rc=$?
     else
-      cargo test --no-fail-fast --test docker "$@" -- conformance:: || rc=$?
+      cargo test --no-fail-fast --test docker "$@" -- "${filters[@]}" || rc=$?
     fi
   fi
   [ "$rc" -eq 0 ] || failed=1

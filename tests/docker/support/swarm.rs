@@ -202,6 +202,12 @@ impl SwarmRig {
         format!("tcp://{}:2376", addr.trim())
     }
 
+    /// A directory every node's daemon sees at its own path (`PREFIX/shared`), chrooted
+    /// engines too: where the sources of a service's bind mounts go.
+    pub fn shared_dir(&self) -> PathBuf {
+        self.prefix.join("shared")
+    }
+
     /// A scratch directory of the test (below the rig's temp dir).
     pub fn scratch(&self) -> PathBuf {
         self.tmp
