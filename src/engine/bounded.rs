@@ -414,29 +414,36 @@ pub struct AnswerTooLarge {
     pub limit: u64,
 }
 
-/// The bound an answer passed, when `error` came from [`AnswerTooLarge`] (at any depth: hyper
-/// and bollard wrap it, and `io::Error` hides what it wraps from `source()`).
+/// The bound an answer passed, when `error` came from [`AnswerTooLarge`].
 pub fn too_large(error: &BollardError) -> Option<u64> {
+    find_cause::<AnswerTooLarge>(error).map(|marker| marker.limit)
+}
+
+/// The first `T` among the causes of `error`, at any depth: hyper and bollard wrap what the
+/// transport returned, and `io::Error` hides what it wraps from `source()`.
+pub fn find_cause<T: std::error::Error + 'static>(error: &BollardError) -> Option<&T> {
     // These two are `#[error(transparent)]`: their `source()` skips the error they hold.
     match error {
-        BollardError::IOError { err } => find_too_large(err),
-        BollardError::HyperResponseError { err } => find_too_large(err),
-        other => find_too_large(other),
+        BollardError::IOError { err } => find_in_chain(err),
+        BollardError::HyperResponseError { err } => find_in_chain(err),
+        other => find_in_chain(other),
     }
 }
 
-fn find_too_large(error: &(dyn std::error::Error + 'static)) -> Option<u64> {
+fn find_in_chain<'a, T: std::error::Error + 'static>(
+    error: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a T> {
     let mut current = Some(error);
     while let Some(error) = current {
-        if let Some(marker) = error.downcast_ref::<AnswerTooLarge>() {
-            return Some(marker.limit);
+        if let Some(found) = error.downcast_ref::<T>() {
+            return Some(found);
         }
         if let Some(inner) = error
             .downcast_ref::<io::Error>()
             .and_then(|io| io.get_ref())
-            && let Some(limit) = find_too_large(inner)
+            && let Some(found) = find_in_chain::<T>(inner)
         {
-            return Some(limit);
+            return Some(found);
         }
         current = error.source();
     }
@@ -577,6 +584,25 @@ mod tests {
             err: io::Error::other("connection reset"),
         };
         assert_eq!(too_large(&unrelated), None);
+    }
+
+    /// A TLS failure is found the same way, through the `io::Error`s it travels in.
+    #[test]
+    fn a_tls_failure_is_found_through_the_wrapping() {
+        use tokio_rustls::rustls;
+        let tls = io::Error::new(
+            io::ErrorKind::InvalidData,
+            rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer),
+        );
+        let wrapped = BollardError::IOError {
+            err: io::Error::other(tls),
+        };
+        let found = find_cause::<rustls::Error>(&wrapped).map(ToString::to_string);
+        assert!(found.is_some_and(|text| text.contains("UnknownIssuer")));
+        let unrelated = BollardError::IOError {
+            err: io::Error::other("connection reset"),
+        };
+        assert!(find_cause::<rustls::Error>(&unrelated).is_none());
     }
 
     /// Reads past the bound fail; reads up to it pass.

@@ -6,11 +6,11 @@
 //!
 //! This module reads the files and builds the rustls client configuration; the bounded
 //! transport (`bounded.rs`) wraps each connection in it, under the same size bounds. The
-//! handshake's failures are found again in bollard's errors by [`tls_failure`], so that
-//! `docker::map_error` can say what to fix instead of "connection reset".
+//! handshake's failures (rustls errors, or the daemon's TLS alerts) are found again in
+//! bollard's errors (`bounded::find_cause`), so that `docker::map_error` can say what to fix
+//! instead of "connection reset".
 
 use std::fmt;
-use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -210,26 +210,6 @@ fn pem_error(error: &rustls::pki_types::pem::Error) -> String {
     }
 }
 
-/// The handshake's (or the daemon's TLS alert's) words, when `error` came from TLS at any
-/// depth: rustls errors travel inside `io::Error`s, which hide them from `source()`.
-pub fn tls_failure(error: &(dyn std::error::Error + 'static)) -> Option<String> {
-    let mut current = Some(error);
-    while let Some(error) = current {
-        if let Some(tls) = error.downcast_ref::<rustls::Error>() {
-            return Some(tls.to_string());
-        }
-        if let Some(inner) = error
-            .downcast_ref::<io::Error>()
-            .and_then(|io| io.get_ref())
-            && let Some(found) = tls_failure(inner)
-        {
-            return Some(found);
-        }
-        current = error.source();
-    }
-    None
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -262,17 +242,5 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let error = TlsClient::new(&files(dir.path()), "bad name!").unwrap_err();
         assert!(error.0.contains("neither a DNS name"), "{error}");
-    }
-
-    #[test]
-    fn tls_errors_are_found_through_io_wrapping() {
-        let tls = io::Error::new(
-            io::ErrorKind::InvalidData,
-            rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer),
-        );
-        let wrapped = io::Error::other(tls);
-        let found = tls_failure(&wrapped).unwrap();
-        assert!(found.contains("UnknownIssuer"), "{found}");
-        assert_eq!(tls_failure(&io::Error::other("connection reset")), None);
     }
 }

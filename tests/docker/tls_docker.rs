@@ -250,20 +250,13 @@ fn doctor_checks_the_daemon_over_tls_and_names_the_tls_fix() {
             .cloned()
             .unwrap_or_else(|| panic!("no daemon check: {report:#}"))
     };
-    let ok = in_netns(
-        &sb,
-        &[
-            "doctor",
-            "--no-config",
-            "--state-dir",
-            state,
-            "-H",
-            &url,
-            "--tls-cert-path",
-            certs.to_str().unwrap(),
-        ],
-        &[],
-    );
+    // doctor over TLS with the certificate directory `certs`.
+    let doctor = |certs: &Path| {
+        let certs = certs.to_str().unwrap();
+        let args = ["doctor", "--no-config", "--state-dir", state, "-H", &url];
+        in_netns(&sb, &[&args[..], &["--tls-cert-path", certs]].concat(), &[])
+    };
+    let ok = doctor(&certs);
     let check = daemon(ok.json());
     assert_eq!(check["status"], "ok", "{}", ok.show());
     assert!(
@@ -272,20 +265,7 @@ fn doctor_checks_the_daemon_over_tls_and_names_the_tls_fix() {
     );
 
     let no_client = cert_dir(&sb, "no-client", &certs, &["ca.pem"]);
-    let failed = in_netns(
-        &sb,
-        &[
-            "doctor",
-            "--no-config",
-            "--state-dir",
-            state,
-            "-H",
-            &url,
-            "--tls-cert-path",
-            no_client.to_str().unwrap(),
-        ],
-        &[],
-    );
+    let failed = doctor(&no_client);
     assert_eq!(failed.code, 1, "{}", failed.show());
     let check = daemon(failed.json());
     assert_eq!(check["status"], "fail", "{check:#}");

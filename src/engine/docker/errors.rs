@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use bollard::errors::Error as BollardError;
 
-use crate::engine::{EngineError, Speaker, TlsFiles, bounded, tls};
+use crate::engine::{EngineError, Speaker, TlsFiles, bounded};
 
 /// Where an error happened: the endpoint as written, its TLS files when it has them, and the
 /// request's timeout.
@@ -106,14 +106,9 @@ fn with_tls_hint(endpoint: &str, plain: bool, message: &str) -> String {
     }
 }
 
-/// The TLS failure inside `error`, at any depth.
+/// The TLS failure inside `error` (the handshake's, or the daemon's alert), in words.
 fn tls_reason(error: &BollardError) -> Option<String> {
-    // These two are `#[error(transparent)]`: their `source()` skips the error they hold.
-    match error {
-        BollardError::IOError { err } => tls::tls_failure(err),
-        BollardError::HyperResponseError { err } => tls::tls_failure(err),
-        other => tls::tls_failure(other),
-    }
+    bounded::find_cause::<tokio_rustls::rustls::Error>(error).map(ToString::to_string)
 }
 
 fn io_error_kind(error: &(dyn std::error::Error + 'static)) -> Option<std::io::ErrorKind> {
