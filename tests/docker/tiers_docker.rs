@@ -157,11 +157,7 @@ fn build_ci_host(sb: &Sandbox) -> Host {
         format!("FROM {base}\nCOPY build.bin /app/build.bin\n"),
     )
     .expect("Dockerfile");
-    let mut apps = Vec::new();
-    for n in 0..40u64 {
-        if df_percent(&sb.data_root()) >= FILL_PERCENT {
-            break;
-        }
+    let build = |n: u64| {
         let sha = format!("{:012x}", 0x3f9c_0000_0000_u64 + n * 0x1_0001);
         let tag = format!("{REGISTRY}/ci/app:{sha}");
         fs::write(context.join("build.bin"), random_bytes(n + 1, APP_LAYER)).expect("layer");
@@ -174,14 +170,26 @@ fn build_ci_host(sb: &Sandbox) -> Host {
             .expect("docker build runs");
         support::expect_success(&format!("docker build {tag}"), &out);
         sb.docker_ok(["push", "-q", tag.as_str()]);
-        apps.push(tag);
+        tag
+    };
+    let mut apps = Vec::new();
+    for n in 0..40u64 {
+        if df_percent(&sb.data_root()) >= FILL_PERCENT {
+            break;
+        }
+        apps.push(build(n));
     }
-    let _ = fs::remove_dir_all(&context);
     let percent = df_percent(&sb.data_root());
     assert!(
         percent >= FILL_PERCENT,
         "40 builds did not fill the data root to {FILL_PERCENT} % (at {percent} %)"
     );
+    // The running build is the newest by `Created`, which has whole seconds: one more build
+    // a second after the others, so that `keep_newest` (ties broken either way) keeps it and
+    // no other.
+    std::thread::sleep(Duration::from_millis(1100));
+    apps.push(build(apps.len() as u64));
+    let _ = fs::remove_dir_all(&context);
     let current = apps.last().expect("at least one build").clone();
     sb.docker_ok([
         "run",
