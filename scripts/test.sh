@@ -9,7 +9,7 @@
 # docker-28-containerd, docker-28-containerd-ext, podman-5, podman-4.3. With no arguments at
 # all, the whole suite runs on docker-20.10 and then the conformance suite
 # (tests/docker/conformance) on each of the other five, one nextest run each with
-# PRUNEGUARD_ENGINE set, plus the 3-node swarm suite (tests/docker/swarm3.rs) on docker-28 and
+# PRUNEGUARD_ENGINE set, plus the 3-node swarm suite (tests/docker/swarm3/) on docker-28 and
 # docker-28-containerd; any failure fails the whole. `--engine NAME` runs one target: on
 # docker-20.10 the whole suite, on the others that selection. Extra arguments without
 # --engine narrow the docker-20.10 run only (and no other engine runs). The engines' root

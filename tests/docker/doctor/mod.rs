@@ -6,6 +6,10 @@
 //! `PRUNEGUARD_UNIT_DIRS` replaces the systemd unit directories, `--state-dir` is a temp dir,
 //! and every other `PRUNEGUARD_*`/`DOCKER_*` variable is removed. The sandbox tests need root
 //! and Docker (`scripts/test.sh`); they fail, never skip, when the sandbox cannot start.
+//!
+//! - `swarm_manager`: the `swarm_manager` check against a real manager and worker.
+
+mod swarm_manager;
 
 use crate::support;
 
@@ -26,12 +30,12 @@ fn check_names() -> Vec<&'static str> {
 }
 
 /// A private world for one doctor run: Docker client config, unit dirs, state dir.
-struct World {
+pub(super) struct World {
     tmp: tempfile::TempDir,
 }
 
 impl World {
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         let tmp = tempfile::Builder::new()
             .prefix("pgdoctor.")
             .tempdir()
@@ -43,7 +47,7 @@ impl World {
         world
     }
 
-    fn path(&self, relative: &str) -> PathBuf {
+    pub(super) fn path(&self, relative: &str) -> PathBuf {
         self.tmp.path().join(relative)
     }
 
@@ -59,24 +63,13 @@ impl World {
         path
     }
 
-    fn state_dir(&self) -> PathBuf {
+    pub(super) fn state_dir(&self) -> PathBuf {
         self.path("state-parent/state")
     }
 
     /// The binary, isolated from the host's environment, with `doctor -H HOST --state-dir …`.
-    fn doctor(&self, host: &str) -> Command {
+    pub(super) fn doctor(&self, host: &str) -> Command {
         self.doctor_with_state_dir(host, &self.state_dir())
-    }
-
-    /// [`World::doctor`] run inside the network namespace `netns`.
-    fn doctor_in_netns(&self, netns: &str, host: &str) -> Command {
-        let mut cmd = support::bare_pruneguard_in_netns(netns);
-        cmd.env("DOCKER_CONFIG", self.path("docker-config"))
-            .env("HOME", self.path("home"))
-            .env("PRUNEGUARD_UNIT_DIRS", self.path("units"))
-            .args(["doctor", "--no-config", "-H", host, "--state-dir"])
-            .arg(self.state_dir());
-        cmd
     }
 
     fn doctor_with_state_dir(&self, host: &str, state_dir: &Path) -> Command {
@@ -103,7 +96,7 @@ where
 }
 
 /// Runs doctor with `--output json` and parses stdout, checking the document's shape.
-fn run_json(cmd: Command) -> (Run, Value) {
+pub(super) fn run_json(cmd: Command) -> (Run, Value) {
     let run = run(with_args(cmd, ["--output", "json"]));
     let json = run.json().clone();
     assert!(
@@ -172,7 +165,7 @@ fn run_json(cmd: Command) -> (Run, Value) {
     (run, json)
 }
 
-fn check<'a>(json: &'a Value, name: &str) -> &'a Value {
+pub(super) fn check<'a>(json: &'a Value, name: &str) -> &'a Value {
     json["checks"]
         .as_array()
         .expect("checks")
@@ -181,11 +174,11 @@ fn check<'a>(json: &'a Value, name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no check {name} in {json}"))
 }
 
-fn status<'a>(json: &'a Value, name: &str) -> &'a str {
+pub(super) fn status<'a>(json: &'a Value, name: &str) -> &'a str {
     check(json, name)["status"].as_str().expect("status")
 }
 
-fn detail<'a>(json: &'a Value, name: &str) -> &'a str {
+pub(super) fn detail<'a>(json: &'a Value, name: &str) -> &'a str {
     check(json, name)["detail"].as_str().expect("detail")
 }
 
@@ -201,7 +194,6 @@ fn base64(bytes: &[u8]) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
-
 // ---------------------------------------------------------------------------------------------
 // Without a daemon
 
@@ -748,101 +740,4 @@ fn data_root_on_tmpfs_fails() {
         Some("1 check(s) failed, 0 warning(s)")
     );
     // Stopping the sandbox unmounts everything below its directory, the tmpfs included.
-}
-
-/// On a real manager and worker (`Sandbox::pair_with_tls`), the `swarm_manager` check asks the
-/// manager for the worker's tasks the way a run does: over TLS it passes, a CA that did not
-/// sign the manager's certificate and a worker given as the manager fail with the fix, a
-/// client key others can read warns, and a manager is not asked at all.
-#[test]
-fn swarm_manager_check_asks_the_manager_as_a_run_would() {
-    let (manager, worker) = Sandbox::pair_with_tls();
-    manager.docker_ok(["swarm", "init", "--advertise-addr", "10.213.0.1"]);
-    let token = manager.docker_ok(["swarm", "join-token", "-q", "worker"]);
-    worker.docker_ok(["swarm", "join", "--token", &token, "10.213.0.1:2377"]);
-    let world = World::new();
-    let certs = manager.tls_dir();
-    let url = "https://10.213.0.1:2376";
-    let doctor = |manager_host: &str, certs: Option<&Path>| {
-        let mut cmd = world.doctor_in_netns(&worker.netns(), worker.host());
-        cmd.args(["--swarm-manager-host", manager_host]);
-        if let Some(certs) = certs {
-            cmd.arg("--swarm-manager-tls-cert-path").arg(certs);
-        }
-        run_json(cmd)
-    };
-
-    let (ok, json) = doctor(url, Some(&certs));
-    assert_eq!(ok.code, 0, "{}", ok.show());
-    assert_eq!(status(&json, "swarm_manager"), "ok", "{json}");
-    assert!(
-        detail(&json, "swarm_manager").contains(&format!(
-            "the swarm manager at {url} lists 0 task(s) for this node"
-        )),
-        "{json}"
-    );
-
-    let other = world.path("other-ca");
-    support::tls_certs(&other, &[], &[]);
-    let wrong_ca = world.path("wrong-ca");
-    fs::create_dir_all(&wrong_ca).unwrap();
-    fs::copy(other.join("ca.pem"), wrong_ca.join("ca.pem")).unwrap();
-    for file in ["cert.pem", "key.pem"] {
-        fs::copy(certs.join(file), wrong_ca.join(file)).unwrap();
-    }
-    let (failed, json) = doctor(url, Some(&wrong_ca));
-    assert_eq!(failed.code, 1, "{}", failed.show());
-    assert_eq!(status(&json, "swarm_manager"), "fail", "{json}");
-    assert!(
-        detail(&json, "swarm_manager")
-            .contains("the TLS handshake failed: invalid peer certificate"),
-        "{json}"
-    );
-    let fix = check(&json, "swarm_manager")["fix"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    assert!(
-        fix.contains(&format!("{}/ca.pem", wrong_ca.display())),
-        "{fix}"
-    );
-    assert!(fix.contains("unset gates.swarm.manager_host"), "{fix}");
-
-    // The worker's own socket as "the manager": it answers 503.
-    let (failed, json) = doctor(worker.host(), None);
-    assert_eq!(failed.code, 1, "{}", failed.show());
-    assert!(
-        detail(&json, "swarm_manager").contains("HTTP 503"),
-        "{json}"
-    );
-
-    // A client key other users can read: the answer is fine, the key is not.
-    let loose = world.path("loose");
-    fs::create_dir_all(&loose).unwrap();
-    for file in ["ca.pem", "cert.pem", "key.pem"] {
-        fs::copy(certs.join(file), loose.join(file)).unwrap();
-    }
-    fs::set_permissions(loose.join("key.pem"), fs::Permissions::from_mode(0o644)).unwrap();
-    let (warned, json) = doctor(url, Some(&loose));
-    assert_eq!(warned.code, 0, "{}", warned.show());
-    assert_eq!(status(&json, "swarm_manager"), "warn", "{json}");
-    assert!(
-        check(&json, "swarm_manager")["fix"]
-            .as_str()
-            .unwrap()
-            .starts_with("chmod 600 "),
-        "{json}"
-    );
-
-    // On the manager itself nobody is asked.
-    let mut cmd = world.doctor(manager.host());
-    cmd.args(["--no-config", "--swarm-manager-host", url])
-        .arg("--swarm-manager-tls-cert-path")
-        .arg(&certs);
-    let (_, json) = run_json(cmd);
-    assert_eq!(status(&json, "swarm_manager"), "ok", "{json}");
-    assert!(
-        detail(&json, "swarm_manager").contains("not asked"),
-        "{json}"
-    );
 }
