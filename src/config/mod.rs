@@ -25,6 +25,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::cli::{OutputFormat, RunArgs, StatusArgs, WatchArgs};
+use crate::engine::TlsFiles;
 use crate::policy::{
     DEFAULT_DISK_THRESHOLD, DiskGate, GatePolicy, Policy, QuietGate, SwarmGate, WorkloadGate,
 };
@@ -32,8 +33,6 @@ use crate::worker_evidence::WorkerEvidence;
 
 pub use env::Environment;
 pub use host::{DEFAULT_SOCKET, DEFAULT_TCP_PORT, DEFAULT_TLS_PORT, HostUrl};
-
-use crate::engine::TlsFiles;
 pub use layer::{
     DiskLayer, DiskPath, EngineLayer, GatesLayer, OutputLayer, PolicyLayer, QuietLayer,
     SettingsLayer, Source, Sourced, StateLayer, SwarmLayer, WorkloadLayer,
