@@ -50,12 +50,28 @@ pub async fn gather<E: Engine>(
     Ok(WorkerObservations { events, manager })
 }
 
-/// What the manager at `host` lists for this node.
+/// What the manager at `host` lists for this node, or why it could not be asked (as evidence).
 async fn node_tasks(host: &HostUrl, settings: &Settings, node_id: &str) -> Observed<SwarmCluster> {
+    ask_manager(host, settings, node_id)
+        .await
+        .map_err(|error| error.to_string())
+}
+
+/// Asks the manager at `host` (over TLS with `gates.swarm.manager_tls_cert_path` where that is
+/// set) for the services and the tasks assigned to `node_id`: what every run on a worker does,
+/// and what `doctor`'s `swarm_manager` check does once.
+pub async fn ask_manager(
+    host: &HostUrl,
+    settings: &Settings,
+    node_id: &str,
+) -> Result<SwarmCluster, EngineError> {
     if node_id.is_empty() {
-        return Err(
-            "this node's /info names no Swarm.NodeID, so its tasks cannot be asked for".to_string(),
-        );
+        return Err(EngineError::Protocol {
+            operation: "GET /info",
+            message: "this node's /info names no Swarm.NodeID, so its tasks cannot be asked for"
+                .to_string(),
+            engine: crate::engine::Speaker::Unknown,
+        });
     }
     let manager = DockerEngine::connect(
         host,
@@ -63,10 +79,6 @@ async fn node_tasks(host: &HostUrl, settings: &Settings, node_id: &str) -> Obser
         settings.api_timeout,
         settings.max_list_size,
     )
-    .await
-    .map_err(|error| error.to_string())?;
-    manager
-        .swarm_node_tasks(node_id)
-        .await
-        .map_err(|error| error.to_string())
+    .await?;
+    manager.swarm_node_tasks(node_id).await
 }

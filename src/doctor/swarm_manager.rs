@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use super::daemon::DaemonProbe;
 use super::{Check, CheckName};
 use crate::config::Settings;
-use crate::engine::{DockerEngine, Engine as _, EngineError, tls};
+use crate::engine::{EngineError, tls};
 
 const NAME: CheckName = CheckName::SwarmManager;
 
@@ -51,24 +51,12 @@ pub async fn probe(settings: &Settings, daemon: &DaemonProbe) -> ManagerProbe {
     let node_id = daemon
         .info
         .as_ref()
-        .map(|info| info.swarm.node_id.clone())
+        .map(|info| info.swarm.node_id.as_str())
         .unwrap_or_default();
-    let tls = settings.swarm_manager_tls.as_ref();
-    let answer = match DockerEngine::connect(
-        host,
-        tls,
-        settings.api_timeout,
-        settings.max_list_size,
-    )
-    .await
-    {
-        Ok(manager) => manager
-            .swarm_node_tasks(&node_id)
-            .await
-            .map(|cluster| cluster.tasks.len()),
-        Err(error) => Err(error),
-    };
-    let key_mode = tls.map(|files| {
+    let answer = crate::worker_gather::ask_manager(host, settings, node_id)
+        .await
+        .map(|cluster| cluster.tasks.len());
+    let key_mode = settings.swarm_manager_tls.as_ref().map(|files| {
         let key = files.key();
         let mode = std::fs::metadata(&key)
             .map(|meta| meta.permissions().mode())
