@@ -217,13 +217,13 @@ fn plain_http_to_a_tls_port_and_a_tls_host_without_files_delete_nothing() {
     // Plain HTTP to the TLS port: refused by the daemon, nothing deleted.
     let plain = in_netns(&sb, &["run", "-H", &sb.tls_url()], &[]);
     assert_eq!(plain.code, 1, "{}", plain.show());
-    assert!(
-        plain
-            .stderr
-            .contains("tcp://127.0.0.1:2376 serves TLS: write it as https://"),
-        "{}",
-        plain.show()
-    );
+    for needle in [
+        "tcp://127.0.0.1:2376 serves TLS: write it as https://",
+        "engine.tls_cert_path for the engine",
+        "gates.swarm.manager_tls_cert_path for a swarm manager",
+    ] {
+        assert!(plain.stderr.contains(needle), "{needle}: {}", plain.show());
+    }
     assert!(old.iter().all(|id| sb.image_ids().contains(id)));
 
     // An https:// host without a certificate directory is a configuration error (exit 2).

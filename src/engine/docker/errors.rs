@@ -96,10 +96,11 @@ pub(super) fn map_error(
 /// Go's answer to plain HTTP on a TLS port, with what to write instead.
 fn with_tls_hint(endpoint: &str, plain: bool, message: &str) -> String {
     if plain && message.contains("HTTP request to an HTTPS server") {
+        // The same hint for the engine and for a swarm manager: `connect` serves both.
         format!(
             "{message} {endpoint} serves TLS: write it as https://host:port with its TLS files \
-             (engine.tls_cert_path, --tls-cert-path, DOCKER_CERT_PATH), or set \
-             DOCKER_TLS_VERIFY as for the docker CLI"
+             (engine.tls_cert_path for the engine, where DOCKER_TLS_VERIFY and DOCKER_CERT_PATH \
+             work as for the docker CLI; gates.swarm.manager_tls_cert_path for a swarm manager)"
         )
     } else {
         message.to_string()
