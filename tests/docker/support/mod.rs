@@ -225,6 +225,37 @@ pub struct Sandbox {
     tls: bool,
 }
 
+/// The certificates of a TLS listener, written for `scripts/sandbox.sh` (which copies them to
+/// DIR/tls, what the daemon and [`Sandbox::tls_dir`] use); dropped once the sandbox started.
+struct TlsListener {
+    certs: PathBuf,
+    addr: &'static str,
+}
+
+impl TlsListener {
+    /// Certificates below `parent` whose server certificate also names `ips`, for a listener
+    /// at `addr`.
+    fn new(parent: &Path, ips: &[&str], addr: &'static str) -> Self {
+        let certs = parent.join("tls");
+        tls_certs(&certs, ips, &[]);
+        Self { certs, addr }
+    }
+
+    /// What `scripts/sandbox.sh start` and `pair` read.
+    fn env(&self) -> Vec<(&'static str, &OsStr)> {
+        vec![
+            ("PGSB_TLS_DIR", self.certs.as_os_str()),
+            ("PGSB_TLS_ADDR", OsStr::new(self.addr)),
+        ]
+    }
+}
+
+impl Drop for TlsListener {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.certs);
+    }
+}
+
 /// Where [`Sandbox::start_with_tls`]'s daemon serves TLS, inside the sandbox's network
 /// namespace: nothing outside it can reach it, and every sandbox may use the same port.
 const TLS_ADDR: &str = "127.0.0.1:2376";
@@ -277,14 +308,7 @@ impl Sandbox {
         let engine = Engine::from_env();
         let tmp = new_tempdir();
         let dir = tmp.path().join("sb");
-        // scripts/sandbox.sh copies them to DIR/tls, which the daemon (and tls_dir) uses.
-        let tls_src = tmp.path().join("tls");
-        let mut env: Vec<(&str, &OsStr)> = Vec::new();
-        if tls {
-            tls_certs(&tls_src, &[], &[]);
-            env.push(("PGSB_TLS_DIR", tls_src.as_os_str()));
-            env.push(("PGSB_TLS_ADDR", OsStr::new(TLS_ADDR)));
-        }
+        let listener = tls.then(|| TlsListener::new(tmp.path(), &[], TLS_ADDR));
         let mut args: Vec<OsString> = vec![
             "start".into(),
             dir.clone().into(),
@@ -292,6 +316,7 @@ impl Sandbox {
             engine.name.into(),
         ];
         args.extend(extra.iter().map(OsString::from));
+        let env = listener.as_ref().map(TlsListener::env).unwrap_or_default();
         let stdout =
             sandbox_script_env(&args, &env).unwrap_or_else(|err| sandbox_unavailable(&err));
         let host = stdout
@@ -300,9 +325,7 @@ impl Sandbox {
             .filter(|line| line.starts_with("unix://"))
             .unwrap_or_else(|| sandbox_unavailable(&format!("unexpected output: {stdout:?}")))
             .to_owned();
-        if tls {
-            let _ = fs::remove_dir_all(&tls_src);
-        }
+        drop(listener);
         let mut sandbox = Self::from_parts(engine, tmp, dir, host, None);
         sandbox.tls = tls;
         sandbox
@@ -339,18 +362,12 @@ impl Sandbox {
             "--engine".as_ref(),
             engine.name.as_ref(),
         ];
-        let tls_src = tmp1.path().join("tls");
-        let mut env: Vec<(&str, &OsStr)> = Vec::new();
-        if tls {
-            tls_certs(&tls_src, &["10.213.0.1", "10.213.0.2"], &[]);
-            env.push(("PGSB_TLS_DIR", tls_src.as_os_str()));
-            // 0.0.0.0: the pair's addresses exist only once dockerd has started.
-            env.push(("PGSB_TLS_ADDR", OsStr::new("0.0.0.0:2376")));
-        }
+        // 0.0.0.0: the pair's addresses exist only once dockerd has started.
+        let listener = tls
+            .then(|| TlsListener::new(tmp1.path(), &["10.213.0.1", "10.213.0.2"], "0.0.0.0:2376"));
+        let env = listener.as_ref().map(TlsListener::env).unwrap_or_default();
         let stdout = sandbox_script_env(args, &env).unwrap_or_else(|err| sandbox_unavailable(&err));
-        if tls {
-            let _ = fs::remove_dir_all(&tls_src);
-        }
+        drop(listener);
         let hosts: Vec<&str> = stdout
             .lines()
             .filter(|line| line.starts_with("unix://"))
